@@ -22,7 +22,20 @@ _SEED = frozenset({
 })
 _WIRE = frozenset({"NotificationEvent", "NotificationType", "UrgencyLevel"})
 
-__all__ = sorted([*_SEED, *_WIRE, "__version__", "job"])
+__all__ = [
+    "NotificationEvent",
+    "NotificationManager",
+    "NotificationType",
+    "ProgressUpdate",
+    "UrgencyLevel",
+    "__version__",
+    "calculate_taskbar_progress",
+    "check_do_not_disturb",
+    "check_progress_milestone",
+    "create_error_notification",
+    "create_warning_notification",
+    "job",
+]
 
 if TYPE_CHECKING:
     from peft_notify.emitter import job

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final, TypeAlias, TypeVar
 
@@ -235,7 +235,7 @@ class Envelope:
 
 def format_ts(ts: float) -> str:
     """Seconds since the epoch → ISO 8601 UTC with milliseconds (``...Z``)."""
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts, tz=UTC)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -246,7 +246,7 @@ def parse_ts(text: str) -> float:
     """
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -591,7 +591,7 @@ def _decode_hello(o: _Obj) -> Hello:
     )
 
 
-_BODY_DECODERS: Final = {
+_BODY_DECODERS: Final[dict[str, Callable[[_Obj], Body]]] = {
     MessageType.HELLO.value: _decode_hello,
     MessageType.PROGRESS.value: _decode_progress,
     MessageType.NOTIFICATION.value: _decode_notification,

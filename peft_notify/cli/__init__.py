@@ -57,9 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     if args.command is None:
-        if "app" not in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
-            parser.error("the desktop app is not installed here: pip install 'peft-notify[desktop]'")
-        args = parser.parse_args([*(argv or sys.argv[1:]), "app"])
+        try:
+            args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "app"])
+        except SystemExit:
+            parser.error(
+                "no command given and the desktop app is not available here: pip install 'peft-notify[desktop]'"
+            )
     handler = cast(Handler, args.handler)
     try:
         return handler(args)
