@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SEED = frozenset({
-    "NotificationManager",
-    "ProgressUpdate",
-    "calculate_taskbar_progress",
-    "check_do_not_disturb",
-    "check_progress_milestone",
-    "create_error_notification",
-    "create_warning_notification",
-})
+_SEED = frozenset(
+    {
+        "NotificationManager",
+        "ProgressUpdate",
+        "calculate_taskbar_progress",
+        "check_do_not_disturb",
+        "check_progress_milestone",
+        "create_error_notification",
+        "create_warning_notification",
+    }
+)
 _WIRE = frozenset({"NotificationEvent", "NotificationType", "UrgencyLevel"})
 
 __all__ = [

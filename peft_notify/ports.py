@@ -177,8 +177,17 @@ class HistoryStore(Protocol):
     Raises ``peft_notify.history.HistoryError`` for environment failures.
     """
 
-    def record(self, job_id: str, job_name: str, event: NotificationEvent, *, ts: float,
-               status: DeliveryStatus, key: str = "", seq: int | None = None) -> int: ...
+    def record(
+        self,
+        job_id: str,
+        job_name: str,
+        event: NotificationEvent,
+        *,
+        ts: float,
+        status: DeliveryStatus,
+        key: str = "",
+        seq: int | None = None,
+    ) -> int: ...
 
     def merge_repeat(self, job_id: str, key: str, *, ts: float, repeat: int) -> int | None: ...
 

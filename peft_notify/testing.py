@@ -52,8 +52,7 @@ class FakeClock:
 class RecordingNotifier:
     """A Notifier that records every request; ``fail=True`` makes it report failure."""
 
-    def __init__(self, name: str = "recording", *, fail: bool = False,
-                 on_action: ActionHandler | None = None) -> None:
+    def __init__(self, name: str = "recording", *, fail: bool = False, on_action: ActionHandler | None = None) -> None:
         self.name = name
         self.fail = fail
         self.on_action = on_action
@@ -126,13 +125,32 @@ class MemoryHistoryStore:
         self.entries: dict[int, HistoryEntry] = {}
         self._ids = itertools.count(1)
 
-    def record(self, job_id: str, job_name: str, event: NotificationEvent, *, ts: float,
-               status: DeliveryStatus, key: str = "", seq: int | None = None) -> int:
+    def record(
+        self,
+        job_id: str,
+        job_name: str,
+        event: NotificationEvent,
+        *,
+        ts: float,
+        status: DeliveryStatus,
+        key: str = "",
+        seq: int | None = None,
+    ) -> int:
         entry_id = next(self._ids)
         self.entries[entry_id] = HistoryEntry(
-            id=entry_id, ts=ts, job_id=job_id, job_name=job_name, kind=str(getattr(event.type, "value", event.type)),
-            urgency=str(getattr(event.urgency, "value", event.urgency)), title=event.title, message=event.message,
-            status=status, key=key, milestone=event.milestone, error_type=event.error_type, seq=seq,
+            id=entry_id,
+            ts=ts,
+            job_id=job_id,
+            job_name=job_name,
+            kind=str(getattr(event.type, "value", event.type)),
+            urgency=str(getattr(event.urgency, "value", event.urgency)),
+            title=event.title,
+            message=event.message,
+            status=status,
+            key=key,
+            milestone=event.milestone,
+            error_type=event.error_type,
+            seq=seq,
         )
         return entry_id
 
@@ -150,7 +168,8 @@ class MemoryHistoryStore:
     def query(self, query: HistoryQuery) -> list[HistoryEntry]:
         text = query.text.lower()
         found = [
-            e for e in self.entries.values()
+            e
+            for e in self.entries.values()
             if (query.job_id is None or e.job_id == query.job_id)
             and (not query.kinds or e.kind in query.kinds)
             and (not query.urgencies or e.urgency in query.urgencies)

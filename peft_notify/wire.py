@@ -415,8 +415,9 @@ class _Obj:
         assert value is not None
         return value
 
-    def int_(self, key: str, *, required: bool = False, minimum: int | None = 0,
-             maximum: int | None = None) -> int | None:
+    def int_(
+        self, key: str, *, required: bool = False, minimum: int | None = 0, maximum: int | None = None
+    ) -> int | None:
         value = self._d.get(key)
         if value is None:
             if required:
@@ -658,4 +659,3 @@ def progress_from_mapping(values: Mapping[str, Any]) -> Progress:
 def notification_from_mapping(values: Mapping[str, Any]) -> NotificationEvent:
     """Validate a ``notification`` body given as a mapping (seed JSON, REST payloads)."""
     return _decode_notification(_Obj(dict(values), "data"))
-

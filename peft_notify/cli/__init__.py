@@ -29,8 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="peft-notify",
         description="Desktop notifications and taskbar progress for training jobs.",
-        epilog="Run 'peft-notify COMMAND --help' for a command's options. "
-        "With no command, starts the desktop app.",
+        epilog="Run 'peft-notify COMMAND --help' for a command's options. With no command, starts the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"peft-notify {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
