@@ -1,0 +1,250 @@
+"""Dispatcher: history first, notifier chain, timeouts, taskbar, sounds, actions routed back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from peft_notify.dispatch import Dispatcher
+from peft_notify.engine.actions import (
+    Action,
+    Attention,
+    ClearTaskbar,
+    MergeRepeat,
+    Notify,
+    PlaySound,
+    Record,
+    SetBadge,
+    SetTaskbar,
+)
+from peft_notify.history import HistoryError, SqliteHistoryStore
+from peft_notify.ports import Delivery, DeliveryStatus, HistoryEntry, HistoryQuery, NotifyRequest, TaskbarState
+from peft_notify.testing import FakeClock, MemoryHistoryStore, RecordingNotifier, RecordingTaskbar
+from peft_notify.wire import Action as WireAction
+from peft_notify.wire import NotificationEvent, NotificationType
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def milestone(title: str = "llama: 50% reached") -> NotificationEvent:
+    return NotificationEvent(type=NotificationType.PROGRESS, title=title, message="step 500/1000", milestone=50)
+
+
+def error() -> NotificationEvent:
+    return NotificationEvent(
+        type=NotificationType.ERROR,
+        title="CUDA out of memory",
+        message="boom",
+        urgency="critical",
+        actions=["View Details", "Retry"],
+        sound=True,
+        respect_dnd=False,
+        error_type="oom_error",
+    )
+
+
+class PeekingNotifier:
+    """Fails, raises or hangs, and on the way checks the history already holds the entry."""
+
+    def __init__(self, history: MemoryHistoryStore | SqliteHistoryStore, mode: str) -> None:
+        self.name = f"peek-{mode}"
+        self.history = history
+        self.mode = mode
+        self.seen: list[HistoryEntry] = []
+
+    def capabilities(self) -> frozenset[str]:
+        return frozenset()
+
+    async def notify(self, request: NotifyRequest) -> Delivery:
+        self.seen = self.history.query(HistoryQuery())
+        if self.mode == "raise":
+            raise RuntimeError("D-Bus exploded")
+        if self.mode == "hang":
+            await asyncio.Event().wait()
+        return Delivery.failed(self.name, "no server")
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", ["fail", "raise", "hang"])
+def test_history_has_the_entry_before_and_after_a_broken_notifier(tmp_path: Path, mode: str) -> None:
+    history = SqliteHistoryStore(tmp_path / "h.sqlite3")
+    peek = PeekingNotifier(history, mode)
+    dispatcher = Dispatcher(history, [peek], RecordingTaskbar(), timeout=0.05)
+    [result] = run(dispatcher.perform([Notify("job", milestone(), key="m50", seq=4)]))
+    assert [(e.title, e.status) for e in peek.seen] == [("llama: 50% reached", DeliveryStatus.PENDING)]
+    [entry] = history.query(HistoryQuery())
+    assert entry.status is DeliveryStatus.FAILED is result.status
+    assert entry.seq == 4
+    assert peek.name in entry.detail
+    history.close()
+
+
+def test_first_ok_notifier_wins_and_later_ones_are_fallbacks() -> None:
+    history = MemoryHistoryStore()
+    primary, fallback = RecordingNotifier("primary"), RecordingNotifier("tray")
+    dispatcher = Dispatcher(history, [primary, fallback], RecordingTaskbar(), job_name=lambda j: "Llama")
+    run(dispatcher.perform([Notify("job", milestone(), key="m50")]))
+    assert len(primary.requests) == 1
+    assert fallback.requests == []
+    entry = history.entries[1]
+    assert (entry.status, entry.backend, entry.job_name) == (DeliveryStatus.SHOWN, "primary", "Llama")
+    assert primary.requests[0].record_id == 1
+
+    primary.fail = True
+    [result] = run(dispatcher.perform([Notify("job", error(), key="oom")]))
+    assert result.status is DeliveryStatus.FALLBACK
+    assert history.entries[2].backend == "tray"
+    assert "primary: configured to fail" in history.entries[2].detail
+
+
+def test_all_notifiers_failing_marks_failed_but_keeps_entry() -> None:
+    history = MemoryHistoryStore()
+    dispatcher = Dispatcher(
+        history, [RecordingNotifier("a", fail=True), RecordingNotifier("b", fail=True)], RecordingTaskbar()
+    )
+    [result] = run(dispatcher.perform([Notify("job", error(), key="oom")]))
+    assert result.status is DeliveryStatus.FAILED
+    assert history.entries[1].status is DeliveryStatus.FAILED
+
+
+def test_a_hanging_notifier_falls_through_to_the_next() -> None:
+    history = MemoryHistoryStore()
+    hang = PeekingNotifier(history, "hang")
+    backup = RecordingNotifier("backup")
+    dispatcher = Dispatcher(history, [hang, backup], RecordingTaskbar(), timeout=0.05)
+    [result] = run(dispatcher.perform([Notify("job", milestone(), key="m")]))
+    assert result.status is DeliveryStatus.FALLBACK
+    assert "timed out" in history.entries[1].detail
+    assert len(backup.requests) == 1
+
+
+def test_history_failure_still_shows_the_notification() -> None:
+    class BrokenHistory(MemoryHistoryStore):
+        def record(self, *args: Any, **kwargs: Any) -> int:
+            raise HistoryError("disk full")
+
+    notifier = RecordingNotifier()
+    [result] = run(
+        Dispatcher(BrokenHistory(), [notifier], RecordingTaskbar()).perform([Notify("job", milestone(), key="m")])
+    )
+    assert len(notifier.requests) == 1
+    assert result.entry_id == 0
+    assert result.status is DeliveryStatus.SHOWN
+
+
+def test_record_and_merge_repeat_go_to_history_only() -> None:
+    history = MemoryHistoryStore()
+    notifier = RecordingNotifier()
+    dispatcher = Dispatcher(history, [notifier], RecordingTaskbar(), clock=FakeClock(100.0).now)
+    ev = NotificationEvent(type=NotificationType.WARNING, title="loss spike", message="x")
+    run(
+        dispatcher.perform(
+            [
+                Record("job", ev, key="spike", reason=DeliveryStatus.WITHHELD_DND),
+                MergeRepeat("job", key="spike", repeat=3, event=ev),
+                MergeRepeat("job", key="never-seen", repeat=2, event=ev),  # nothing to merge into: kept anyway
+            ]
+        )
+    )
+    assert notifier.requests == []
+    assert history.entries[1].status is DeliveryStatus.WITHHELD_DND
+    assert history.entries[1].repeat == 3
+    assert history.entries[2].status is DeliveryStatus.DUPLICATE
+    assert history.entries[1].ts == 100.0
+
+
+def test_taskbar_actions_reach_the_taskbar_port() -> None:
+    taskbar = RecordingTaskbar()
+    run(
+        Dispatcher(MemoryHistoryStore(), [], taskbar).perform(
+            [
+                SetTaskbar(0.5, TaskbarState.NORMAL, jobs=2),
+                Attention(critical=True),
+                SetBadge(3),
+                ClearTaskbar(),
+            ]
+        )
+    )
+    assert taskbar.calls == [("set", 0.5, TaskbarState.NORMAL), ("attention", True), ("badge", 3), ("clear",)]
+
+
+def test_sound_is_attached_to_the_notify_of_the_same_job_unless_muted() -> None:
+    notifier = RecordingNotifier()
+    played: list[str] = []
+    muted = [False]
+    dispatcher = Dispatcher(MemoryHistoryStore(), [notifier], RecordingTaskbar(), played.append, lambda: muted[0])
+    batch: list[Action] = [Notify("a", error(), key="e"), PlaySound("dialog-error", "a"), PlaySound("complete", "b")]
+    run(dispatcher.perform(batch))
+    assert notifier.requests[0].sound == "dialog-error"
+    assert played == ["complete"]  # job b had no notification in this batch: played directly
+    muted[0] = True
+    run(dispatcher.perform(batch))
+    assert notifier.requests[1].sound is None
+    assert played == ["complete"]
+
+
+def test_attachment_is_passed_and_its_failure_ignored(tmp_path: Path) -> None:
+    notifier = RecordingNotifier()
+    png = tmp_path / "loss.png"
+    dispatcher = Dispatcher(MemoryHistoryStore(), [notifier], RecordingTaskbar(), attachment_for=lambda j, e: png)
+    run(dispatcher.perform([Notify("a", milestone(), key="m")]))
+    assert notifier.requests[0].attachment == png
+
+    def broken(job_id: str, event: NotificationEvent) -> Path | None:
+        raise ValueError("no curve")
+
+    dispatcher.attachment_for = broken
+    run(dispatcher.perform([Notify("a", milestone(), key="m")]))
+    assert notifier.requests[1].attachment is None
+
+
+def test_retry_button_reaches_the_job_with_the_entry_seq() -> None:
+    sent: list[tuple[str, WireAction]] = []
+    viewed: list[tuple[str, int]] = []
+    history = MemoryHistoryStore()
+
+    async def send_action(job_id: str, action: WireAction) -> bool:
+        sent.append((job_id, action))
+        return True
+
+    async def scenario() -> None:
+        dispatcher = Dispatcher(
+            history, [], RecordingTaskbar(), send_action=send_action, on_view=lambda j, r: viewed.append((j, r))
+        )
+        notifier = RecordingNotifier(on_action=dispatcher.handle_action)
+        dispatcher.notifiers = [notifier]
+        await dispatcher.perform([Notify("job", error(), key="oom", seq=12)])
+        notifier.invoke("retry")
+        task = dispatcher.route_action("job", 1, "Retry")
+        assert task is not None
+        assert await task is True
+        notifier.invoke("view-details")
+        notifier.invoke("default")
+        assert dispatcher.route_action("job", 1, "dismissed") is None
+
+    run(scenario())
+    assert sent == [("job", WireAction("retry", ref_seq=12))] * 2
+    assert viewed == [("job", 1), ("job", 1)]
+    assert history.entries[1].read
+
+
+def test_action_without_connection_or_loop_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher = Dispatcher(MemoryHistoryStore(), [], RecordingTaskbar())
+    assert dispatcher.route_action("job", 0, "retry") is None
+
+    async def never(job_id: str, action: WireAction) -> bool:
+        return False
+
+    dispatcher.send_action = never
+    assert dispatcher.route_action("job", 0, "cancel") is None  # no running loop
+    assert "no running event loop" in caplog.text
