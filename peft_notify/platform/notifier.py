@@ -1,0 +1,245 @@
+"""Native notifications through desktop-notifier 6.2, and the always-working :class:`LogNotifier`.
+
+Create the adapter once, on the running loop, with :meth:`DesktopNotifierAdapter.create`
+(raises :class:`NotifierUnavailable` when nothing would show the notification: no
+notification server on the bus, the dummy backend on an unsigned macOS build, a
+constructor error). ``notify`` never raises; a notification counts as delivered only
+when the backend reports it dispatched — ``send()``'s return value proves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from peft_notify.platform.session_bus import BusError, ServerInfo, SessionBus, notification_server
+from peft_notify.ports import ActionHandler, Delivery, NotifyRequest
+from peft_notify.wire import UrgencyLevel
+
+__all__ = [
+    "APP_ID",
+    "DesktopNotifierAdapter",
+    "LogNotifier",
+    "NotifierUnavailable",
+    "action_key",
+]
+
+log = logging.getLogger(__name__)
+
+# Stable, without spaces: on Windows an unpackaged app's app_name becomes its AppUserModelID,
+# on Linux it should match the .desktop file's basename.
+APP_ID = "peft-notify"
+CLICK_ACTION = "default"  # ports.ActionHandler: "default" for a click on the body
+DISMISS_ACTION = "dismissed"
+
+
+class NotifierUnavailable(Exception):
+    """A notifier cannot work here; the message says why (shown by ``doctor``)."""
+
+
+def action_key(label: str) -> str:
+    """The callback key of a button label: ``"View Details"`` → ``"view-details"``."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "action"
+
+
+class LogNotifier:
+    """Writes the notification to the log: the last candidate, which always works."""
+
+    name = "log"
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or logging.getLogger("peft_notify.notifications")
+        self.count = 0
+
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"body"})
+
+    async def notify(self, request: NotifyRequest) -> Delivery:
+        event = request.event
+        self.count += 1
+        self._log.warning("[%s] %s: %s — %s", event.urgency, request.job_id or "app", event.title, event.message)
+        return Delivery(ok=True, backend=self.name, detail="written to the log", platform_id=str(self.count))
+
+    async def close(self) -> None:
+        return None
+
+
+def _urgency_and_timeout(urgency: str, dn: Any) -> tuple[Any, int]:
+    # desktop-notifier has Low/Normal/Critical. Critical maps to freedesktop urgency 2,
+    # macOS interruptionLevel timeSensitive, and WinRT ToastNotificationPriority.HIGH.
+    # timeout=0 asks the server to keep it until dismissed (spec: expire_timeout 0 = never).
+    level = UrgencyLevel(urgency) if urgency in UrgencyLevel._value2member_map_ else UrgencyLevel.NORMAL
+    if level is UrgencyLevel.CRITICAL:
+        return dn.Urgency.Critical, 0
+    if level is UrgencyLevel.LOW:
+        return dn.Urgency.Low, -1
+    return dn.Urgency.Normal, -1
+
+
+class DesktopNotifierAdapter:
+    """Notifier port over one ``desktop_notifier.DesktopNotifier`` kept for the app's lifetime."""
+
+    name = "desktop-notifier"
+
+    def __init__(
+        self,
+        notifier: Any,
+        on_action: ActionHandler,
+        *,
+        capabilities: frozenset[str] = frozenset(),
+        server: ServerInfo | None = None,
+        bus: SessionBus | None = None,
+        timeout: float = 5.0,
+        platform: str = sys.platform,
+    ) -> None:
+        """Wrap an existing ``DesktopNotifier``; prefer :meth:`create`, which checks the environment."""
+        self._dn = notifier
+        self._on_action = on_action
+        self._capabilities = capabilities
+        self.server = server
+        self._bus = bus
+        self._timeout = timeout
+        self._platform = platform
+
+    @classmethod
+    async def create(
+        cls,
+        on_action: ActionHandler,
+        *,
+        app_icon: Path | None = None,
+        bus: SessionBus | None = None,
+        timeout: float = 5.0,
+        platform: str = sys.platform,
+    ) -> DesktopNotifierAdapter:
+        """Build the adapter on the running loop. Raises :class:`NotifierUnavailable`."""
+        try:
+            import desktop_notifier as dn
+        except ImportError as exc:
+            raise NotifierUnavailable("desktop-notifier is not installed (pip install 'peft-notify[desktop]')") from exc
+        server = None
+        if platform.startswith("linux") or "bsd" in platform:
+            bus = bus or SessionBus()
+            try:
+                server = await notification_server(bus)
+            except BusError as exc:
+                raise NotifierUnavailable(f"no session D-Bus: {exc}") from exc
+            if server is None:
+                raise NotifierUnavailable("no notification server owns org.freedesktop.Notifications")
+        backend = dn.main.get_backend_class()
+        if backend.__name__ == "DummyNotificationCenter":
+            raise NotifierUnavailable(
+                "desktop-notifier fell back to its dummy backend (macOS needs a signed app bundle; "
+                "Windows needs 10 or later)"
+            )
+        try:
+            icon = dn.Icon(path=app_icon) if app_icon is not None and app_icon.exists() else None
+            notifier = dn.DesktopNotifier(app_name=APP_ID, app_icon=icon)
+            caps = await asyncio.wait_for(notifier.get_capabilities(), timeout)
+        except TimeoutError as exc:
+            raise NotifierUnavailable(f"the notification backend did not answer within {timeout:g} s") from exc
+        except Exception as exc:  # OSError from the WinRT constructor, DBusError, ...
+            raise NotifierUnavailable(f"desktop-notifier failed to start: {exc}") from exc
+        names = frozenset(c.name.lower() for c in caps)
+        return cls(notifier, on_action, capabilities=names, server=server, bus=bus, timeout=timeout, platform=platform)
+
+    def capabilities(self) -> frozenset[str]:
+        return self._capabilities
+
+    async def notify(self, request: NotifyRequest) -> Delivery:
+        """Show ``request``; a failed or unconfirmed delivery comes back as ``ok=False``."""
+        try:
+            return await asyncio.wait_for(self._notify(request), self._timeout)
+        except TimeoutError:
+            log.warning("notification %s: backend did not answer within %g s", request.record_id, self._timeout)
+            return Delivery.failed(self.name, f"no answer within {self._timeout:g} s")
+        except Exception as exc:  # a notification must never crash monitoring
+            log.warning("notification %s failed via %s", request.record_id, self.name, exc_info=True)
+            return Delivery.failed(self.name, str(exc) or type(exc).__name__)
+
+    async def _notify(self, request: NotifyRequest) -> Delivery:
+        import desktop_notifier as dn
+
+        event = request.event
+        job_id, record_id = request.job_id, request.record_id
+        dispatched = asyncio.Event()
+
+        def fire(key: str) -> Callable[[], None]:
+            def callback() -> None:
+                try:
+                    self._on_action(job_id, record_id, key)
+                except Exception:
+                    log.exception("action handler failed for %s on record %s", key, record_id)
+
+            return callback
+
+        buttons = tuple(
+            dn.Button(title=label, on_pressed=fire(action_key(label)), identifier=action_key(label))
+            for label in (event.actions or ())
+        )
+        urgency, timeout = _urgency_and_timeout(str(event.urgency), dn)
+        identifier = await self._dn.send(
+            title=event.title,
+            message=event.message,
+            urgency=urgency,
+            buttons=buttons,
+            on_dispatched=dispatched.set,
+            on_clicked=fire(CLICK_ACTION),
+            on_dismissed=fire(DISMISS_ACTION),
+            attachment=self._attachment(request.attachment, dn),
+            sound=self._sound(request.sound, dn),
+            thread=job_id or None,
+            timeout=timeout,
+        )
+        if not dispatched.is_set():
+            # desktop-notifier logs and swallows backend errors; on_dispatched only fires on success.
+            detail = "the notification backend did not accept it (see the log)"
+            if self._bus is not None:
+                detail = await self._why_not_dispatched(detail)
+            return Delivery.failed(self.name, detail)
+        where = self.server.name if self.server else self._platform
+        return Delivery(ok=True, backend=self.name, detail=where, platform_id=str(identifier))
+
+    async def _why_not_dispatched(self, default: str) -> str:
+        assert self._bus is not None
+        try:
+            server = await notification_server(self._bus)
+        except BusError as exc:
+            return f"session D-Bus unusable: {exc}"
+        return "no notification server is running" if server is None else default
+
+    def _attachment(self, path: Path | None, dn: Any) -> Any:
+        if path is None or not path.is_file():
+            return None
+        # Linux: goes out as the image-path hint; servers without image support ignore it.
+        return dn.Attachment(path=path)
+
+    def _sound(self, name: str | None, dn: Any) -> Any:
+        if not name:
+            return None
+        if self._platform.startswith("linux") or "bsd" in self._platform:
+            return dn.Sound(name=name)  # a freedesktop sound-theme name ("complete", "dialog-error")
+        return dn.DEFAULT_SOUND  # theme names mean nothing to macOS/Windows: use the system sound
+
+    async def withdraw(self, platform_id: str) -> None:
+        """Remove a shown notification; quietly ignores one the user already closed."""
+        try:
+            await asyncio.wait_for(self._dn.clear(platform_id), self._timeout)
+        except (KeyError, TimeoutError):  # clear() raises KeyError after a click/close on Linux
+            log.debug("notification %s was already gone", platform_id)
+        except Exception:
+            log.warning("could not withdraw notification %s", platform_id, exc_info=True)
+
+    async def close(self) -> None:
+        """Release the backend's D-Bus connection (the adapter is unusable afterwards)."""
+        backend = getattr(self._dn, "_backend", None)
+        bus = getattr(backend, "bus", None)
+        if bus is not None:
+            try:
+                bus.disconnect()
+            except Exception:
+                log.debug("disconnect failed", exc_info=True)

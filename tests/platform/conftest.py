@@ -1,0 +1,78 @@
+"""Fixtures for platform tests (helpers live in platform_support.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from platform_support import PrivateDunst, name_owned, require_desktop
+
+
+@pytest.fixture
+def private_bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private session bus with nothing on it; DBUS_SESSION_BUS_ADDRESS points at it."""
+    require_desktop()
+    if not shutil.which("dbus-daemon"):
+        pytest.skip("dbus-daemon is not installed")
+    out = subprocess.run(
+        [
+            "dbus-daemon",
+            "--session",
+            "--fork",
+            "--nosyslog",
+            f"--address=unix:dir={tmp_path}",
+            "--print-address=1",
+            "--print-pid=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    address, pid = out.stdout.split("\n")[:2]
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address.strip())
+    try:
+        yield address.strip()
+    finally:
+        os.kill(int(pid), signal.SIGTERM)
+
+
+@pytest.fixture
+def private_dunst(private_bus: str, tmp_path: Path) -> Iterator[PrivateDunst]:
+    """A real dunst that only this test talks to (``-print`` log, scripted dmenu for buttons)."""
+    if not shutil.which("dunst"):
+        pytest.skip("dunst is not installed")
+    choice = tmp_path / "dmenu-choice"
+    choice.write_text("")
+    dmenu = tmp_path / "fake-dmenu"
+    dmenu.write_text(f'#!/bin/sh\ngrep -F -m1 -- "$(cat {choice})"\n')
+    dmenu.chmod(0o755)
+    rc = tmp_path / "dunstrc"
+    rc.write_text(f"[global]\n    idle_threshold = 0\n    history_length = 50\n    dmenu = {dmenu}\n")
+    log = tmp_path / "dunst.log"
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(
+            ["dunst", "-config", str(rc), "-print"],
+            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": private_bus},
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 15
+    while not name_owned(private_bus, "org.freedesktop.Notifications"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"private dunst did not start: {log.read_text(errors='replace')[-1000:]}")
+        time.sleep(0.05)
+    handle = PrivateDunst(address=private_bus, log=log, choice=choice, dunst=proc, daemon_pid=0)
+    try:
+        yield handle
+    finally:
+        handle.kill()
