@@ -1,0 +1,263 @@
+"""JobClient: subscribes to one job over WebSocket, reconnecting with backoff and ``since=``.
+
+``await JobClient(url, on_message=...).run()`` connects, calls ``on_message`` for every
+new envelope (the ``hello`` first), and on a lost connection reconnects after a delay from
+:func:`backoff`, asking for ``?since=last_seq`` so nothing is lost or repeated. It returns
+when :meth:`JobClient.stop` is called, when the job has finished (terminal status received
+and the server closed), or when the server refuses the token / does not know the job.
+No Qt: the desktop app and ``peft-notify watch`` both use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.typing import Origin
+
+from peft_notify import wire
+
+__all__ = ["ClientState", "ConnectionEvent", "JobClient", "backoff", "normalize_url"]
+
+log = logging.getLogger(__name__)
+
+# Larger than the protocol limit on purpose: an oversized frame is decoded, rejected and
+# skipped (logged and counted) instead of killing the connection and reconnecting forever.
+_RECV_LIMIT = 4 * wire.MAX_FRAME_BYTES
+
+
+class ClientState(Enum):
+    """Where a JobClient is in its life."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    AUTH_REFUSED = "auth_refused"
+    PROTOCOL_ERROR = "protocol_error"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ClientState.AUTH_REFUSED, ClientState.PROTOCOL_ERROR, ClientState.FINISHED, ClientState.STOPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A state change; ``retry_in`` is the delay before the next attempt when reconnecting."""
+
+    state: ClientState
+    detail: str = ""
+    retry_in: float | None = None
+
+
+def backoff(base: float = 0.5, cap: float = 30.0, rng: Callable[[], float] = random.random) -> Iterator[float]:
+    """Delays for successive retries: exponential growth capped at ``cap``, with full jitter."""
+    attempt = 0
+    while True:
+        yield rng() * min(cap, base * 2.0**attempt)
+        attempt = min(attempt + 1, 62)
+
+
+def normalize_url(url: str) -> str:
+    """Accept ws://, wss://, http:// and https:// job URLs; returns the ws(s) form.
+
+    Raises ``ValueError`` for any other scheme.
+    """
+    parts = urlsplit(url)
+    scheme = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"not a job URL: {url!r} (expected ws://HOST:PORT/ws/notifications/JOB)")
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, ""))
+
+
+def _with_since(url: str, since: int | None) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "since"]
+    if since is not None:
+        query.append(("since", str(since)))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+class JobClient:
+    """Subscriber for one job URL (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        on_message: Callable[[wire.Envelope], None] | None = None,
+        on_event: Callable[[ConnectionEvent], None] | None = None,
+        since: int | None = None,
+        origin: str | None = None,
+        max_delay: float = 30.0,
+        *,
+        base_delay: float = 0.5,
+        rng: Callable[[], float] = random.random,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.token = token
+        self.on_message = on_message
+        self.on_event = on_event
+        self.origin = origin
+        self.max_delay = max_delay
+        self.base_delay = base_delay
+        self.open_timeout = open_timeout
+        self.ping_interval = ping_interval
+        self.last_seq: int | None = since
+        self.hello: wire.Hello | None = None
+        self.state = ClientState.CONNECTING
+        self.bad_frames = 0
+        self.duplicates = 0
+        self.connects = 0
+        self._rng = rng
+        self._finished_seen = False
+        self._stop = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(self) -> ClientState:
+        """Connect and keep the subscription alive until a terminal state; returns it."""
+        self._loop = asyncio.get_running_loop()
+        delays = backoff(self.base_delay, self.max_delay, self._rng)
+        first = True
+        while not self._stop.is_set():
+            self._set(ClientState.CONNECTING if first else ClientState.RECONNECTING)
+            first = False
+            detail = ""
+            try:
+                async with connect(
+                    _with_since(self.url, self.last_seq),
+                    additional_headers={"Authorization": f"Bearer {self.token}"} if self.token else None,
+                    origin=Origin(self.origin) if self.origin else None,
+                    open_timeout=self.open_timeout,
+                    ping_interval=self.ping_interval,
+                    max_size=_RECV_LIMIT,
+                ) as ws:
+                    self._ws = ws
+                    self.connects += 1
+                    async for frame in ws:
+                        if self._receive(frame):
+                            delays = backoff(self.base_delay, self.max_delay, self._rng)
+                    detail = _close_detail(ws)
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                reason = _response_reason(exc)
+                if status in (401, 403):
+                    return self._set(ClientState.AUTH_REFUSED, f"HTTP {status}: {reason}")
+                if status == 404:
+                    return self._set(ClientState.PROTOCOL_ERROR, f"HTTP 404: {reason}")
+                detail = f"HTTP {status}: {reason}"
+            except InvalidURI as exc:
+                return self._set(ClientState.PROTOCOL_ERROR, str(exc))
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+                detail = f"{type(exc).__name__}: {exc}"
+            finally:
+                self._ws = None
+            if self._stop.is_set():
+                break
+            if self._finished_seen:
+                return self._set(ClientState.FINISHED, "job finished")
+            delay = next(delays)
+            self._set(ClientState.RECONNECTING, detail or "connection lost", retry_in=delay)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+        return self._set(ClientState.STOPPED)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return (closes the connection). Safe from any thread."""
+        loop = self._loop
+        if loop is None:
+            self._stop.set()
+            return
+        loop.call_soon_threadsafe(self._stop_now)
+
+    def _stop_now(self) -> None:
+        self._stop.set()
+        if self._ws is not None:
+            asyncio.ensure_future(self._ws.close(1000, "client stopped"))
+
+    async def send_action(self, action: wire.Action) -> bool:
+        """Send an action (``retry``, ``cancel``...) to the job; False when not connected."""
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await ws.send(wire.encode_action(action))
+        except ConnectionClosed:
+            return False
+        return True
+
+    def _receive(self, frame: str | bytes) -> bool:
+        """Handle one frame; True when it was a hello (the connection is healthy)."""
+        try:
+            env = wire.decode(frame)
+        except wire.ProtocolError as exc:
+            self.bad_frames += 1
+            log.warning("skipping a bad frame from %s: %s", self.url, exc)
+            return False
+        if isinstance(env.data, wire.Hello):
+            if self.hello is not None and self.hello.run_id != env.data.run_id:
+                log.info("%s: new run %s", self.url, env.data.run_id)
+            self.hello = env.data
+            if self.last_seq is None:
+                self.last_seq = env.data.last_seq
+            self._finished_seen = env.data.state.finished
+            self._deliver(env)
+            self._set(ClientState.CONNECTED, env.data.name)
+            return True
+        if env.seq is not None:
+            if self.last_seq is not None and env.seq <= self.last_seq:
+                self.duplicates += 1
+                return False
+            self.last_seq = env.seq
+        if isinstance(env.data, wire.Status):
+            self._finished_seen = env.data.state.finished
+        self._deliver(env)
+        return False
+
+    def _deliver(self, env: wire.Envelope) -> None:
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(env)
+        except Exception:
+            log.exception("on_message callback failed for %s", env.type)
+
+    def _set(self, state: ClientState, detail: str = "", retry_in: float | None = None) -> ClientState:
+        self.state = state
+        if self.on_event is not None:
+            try:
+                self.on_event(ConnectionEvent(state, detail, retry_in))
+            except Exception:
+                log.exception("on_event callback failed")
+        return state
+
+
+def _response_reason(exc: InvalidStatus) -> str:
+    body: Any = exc.response.body or b""
+    try:
+        import json
+
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return exc.response.reason_phrase
+
+
+def _close_detail(ws: ClientConnection) -> str:
+    frame = ws.close_rcvd or ws.close_sent
+    if frame is None:
+        return "connection closed"
+    return f"closed by server ({frame.code} {frame.reason})".strip()

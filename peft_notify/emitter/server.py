@@ -1,0 +1,442 @@
+"""JobServer: serves protocol v1 for one or more jobs from a daemon thread with its own loop.
+
+Call :meth:`JobServer.start` once, :meth:`JobServer.add_job` per job, and
+:meth:`JobServer.stop` at the end. ``start`` raises :class:`PortInUseError` when the
+port is taken (unless ``fallback_to_free_port``). Training-side calls go through
+:class:`~peft_notify.emitter.handle.JobHandle` and never block on clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import errno
+import ipaddress
+import logging
+import os
+import secrets
+import socket
+import ssl as ssl_module
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from peft_notify import discovery, wire
+from peft_notify.emitter import http as gate_http
+from peft_notify.emitter.buffer import EventLog
+from peft_notify.emitter.handle import JobHandle, to_body
+
+__all__ = ["JobServer", "PortInUseError"]
+
+log = logging.getLogger(__name__)
+
+MAX_CLIENT_FRAME = wire.MAX_FRAME_BYTES
+
+
+class PortInUseError(OSError):
+    """The requested port is taken by another process."""
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    cursor: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class _Job:
+    handle: JobHandle
+    log: EventLog
+    subscribers: set[_Subscriber] = field(default_factory=set)
+    progress_scheduled: bool = False
+    timer: asyncio.TimerHandle | None = None
+    last_progress_at: float = float("-inf")
+    job_file: Path | None = None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class JobServer:
+    """WebSocket + small HTTP API server for training jobs (see module docstring)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        allowed_origins: Sequence[str] = (),
+        ssl: ssl_module.SSLContext | None = None,
+        *,
+        max_clients_per_job: int = 16,
+        progress_hz: float = 20.0,
+        ping_interval: float | None = 20.0,
+        handshake_timeout: float = 10.0,
+        discovery_files: bool = True,
+        fallback_to_free_port: bool = False,
+    ) -> None:
+        if token is None and not is_loopback(host):
+            token = secrets.token_urlsafe(24)  # never serve a job to the network without a token
+            log.warning("binding %s: generated an access token (see the job file or JobServer.token)", host)
+        self.host = host
+        self.token = token
+        self.allowed_origins = frozenset(allowed_origins)
+        self.ssl = ssl
+        self.max_clients_per_job = max_clients_per_job
+        self.progress_interval = 1.0 / progress_hz if progress_hz > 0 else 0.0
+        self.ping_interval = ping_interval
+        self.handshake_timeout = handshake_timeout
+        self.discovery_files = discovery_files
+        self.fallback_to_free_port = fallback_to_free_port
+        self._requested_port = port
+        self.port = 0
+        self.bad_frames = 0
+        self._jobs: dict[str, _Job] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._actions = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="peft-notify-action")
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> JobServer:
+        """Bind and start serving on a daemon thread; returns self.
+
+        Raises :class:`PortInUseError` (port taken) or ``OSError`` (cannot bind).
+        """
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        opened: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, args=(loop, opened), name="peft-notify-server", daemon=True)
+        self._thread.start()
+        try:
+            opened.result(timeout=30)
+        except BaseException:
+            self._thread.join(timeout=5)
+            self._thread = None
+            raise
+        self._loop = loop
+        atexit.register(self.stop)
+        return self
+
+    def _run(self, loop: asyncio.AbstractEventLoop, opened: concurrent.futures.Future[None]) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            self._server = loop.run_until_complete(self._open())
+        except BaseException as exc:
+            opened.set_exception(exc)
+            loop.close()
+            return
+        opened.set_result(None)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _open(self) -> Server:
+        try:
+            server = await self._serve(self._requested_port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            if not self.fallback_to_free_port:
+                raise PortInUseError(
+                    errno.EADDRINUSE,
+                    f"port {self._requested_port} on {self.host} is already in use: stop the other process, "
+                    "choose another --port, or use port 0 to pick a free one",
+                ) from exc
+            log.warning("port %d is in use; serving on a free port instead", self._requested_port)
+            server = await self._serve(0)
+        self.port = int(server.sockets[0].getsockname()[1])
+        return server
+
+    async def _serve(self, port: int) -> Server:
+        return await serve(
+            self._client,
+            self.host,
+            port,
+            process_request=self._gate,
+            ssl=self.ssl,
+            max_size=MAX_CLIENT_FRAME,
+            ping_interval=self.ping_interval,
+            open_timeout=self.handshake_timeout,
+            max_queue=4,
+            write_limit=64 * 1024,
+            server_header=None,
+        )
+
+    def stop(self, linger: float = 0.0) -> None:
+        """Send what is queued, wait up to ``linger`` s for clients to catch up, then close.
+
+        Idempotent; removes this server's discovery files.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        atexit.unregister(self.stop)
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self._shutdown(linger), loop)
+            try:
+                future.result(timeout=linger + 10)
+            except Exception:
+                log.warning("job server did not shut down cleanly", exc_info=True)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+        for job in list(self._jobs.values()):
+            if job.job_file is not None:
+                discovery.remove_job_file(job.job_file)
+                job.job_file = None
+        self._actions.shutdown(wait=False)
+
+    async def _shutdown(self, linger: float) -> None:
+        for job in self._jobs.values():
+            self._flush_all(job)
+        deadline = time.monotonic() + linger
+        while time.monotonic() < deadline and any(
+            sub.cursor < job.log.last_seq for job in self._jobs.values() for sub in job.subscribers
+        ):
+            await asyncio.sleep(0.05)
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+
+    def __enter__(self) -> JobServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ jobs
+
+    def url_for(self, job_id: str, host: str | None = None) -> str:
+        """``ws[s]://host:port/ws/notifications/job_id`` (a wildcard bind shows 127.0.0.1)."""
+        shown = host or (self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1")
+        if ":" in shown and not shown.startswith("["):
+            shown = f"[{shown}]"
+        scheme = "wss" if self.ssl is not None else "ws"
+        return f"{scheme}://{shown}:{self.port}{gate_http.WS_PREFIX}{job_id}"
+
+    def add_job(
+        self,
+        job_id: str | None = None,
+        *,
+        name: str | None = None,
+        total_steps: int | None = None,
+        capabilities: Sequence[str] = (),
+        run_id: str | None = None,
+    ) -> JobHandle:
+        """Register a job and return its handle. Raises ``ValueError`` for a bad or duplicate id."""
+        job_id = job_id or uuid.uuid4().hex[:12]
+        if not wire.is_valid_job_id(job_id):
+            raise ValueError(f"invalid job id {job_id!r}: use 1-128 of A-Z a-z 0-9 . _ : -")
+        if job_id in self._jobs:
+            raise ValueError(f"job {job_id!r} already exists on this server")
+        if total_steps is not None and total_steps <= 0:
+            total_steps = None
+        handle = JobHandle(
+            self,
+            job_id,
+            name=(name or job_id)[: wire.MAX_NAME],
+            run_id=run_id or uuid.uuid4().hex,
+            total_steps=total_steps,
+            capabilities=capabilities,
+            started_at=time.time(),
+        )
+        job = _Job(handle=handle, log=EventLog(job_id))
+        self._jobs[job_id] = job
+        if self.discovery_files and self.port:
+            try:
+                job.job_file = discovery.write_job_file(
+                    url=self.url_for(job_id), job_id=job_id, name=handle.name, token=self.token
+                )
+            except OSError:
+                log.warning("could not write the discovery file for job %s", job_id, exc_info=True)
+        return handle
+
+    def remove_job(self, job_id: str) -> None:
+        """Forget a job and remove its discovery file (connected clients keep their socket)."""
+        job = self._jobs.pop(job_id, None)
+        if job is not None and job.job_file is not None:
+            discovery.remove_job_file(job.job_file)
+
+    def jobs(self) -> list[JobHandle]:
+        return [job.handle for job in self._jobs.values()]
+
+    # ------------------------------------------------------------------ called from training threads
+
+    def _wake_progress(self, handle: JobHandle) -> None:
+        job = self._jobs.get(handle.job_id)
+        loop = self._loop
+        if job is None or loop is None or job.progress_scheduled or self._stopped:
+            return
+        # The loop clears this flag *before* taking the latest value, so a wake-up is never lost.
+        job.progress_scheduled = True
+        with contextlib.suppress(RuntimeError):  # loop closed during interpreter shutdown
+            loop.call_soon_threadsafe(self._flush_progress, job)
+
+    def _wake_now(self, handle: JobHandle) -> None:
+        job = self._jobs.get(handle.job_id)
+        loop = self._loop
+        if job is None or loop is None or self._stopped:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._emit, job, False)
+
+    # ------------------------------------------------------------------ event-loop thread
+
+    def _flush_progress(self, job: _Job) -> None:
+        loop = asyncio.get_running_loop()
+        job.timer = None
+        wait = job.last_progress_at + self.progress_interval - loop.time()
+        if wait > 0:  # rate limit: send the latest value on the trailing edge
+            job.timer = loop.call_later(wait, self._flush_progress, job)
+            return
+        job.progress_scheduled = False
+        self._emit(job, True)
+
+    def _flush_all(self, job: _Job) -> None:
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
+        job.progress_scheduled = False
+        self._emit(job, True)
+
+    def _emit(self, job: _Job, include_latest: bool) -> None:
+        sent_progress = False
+        for item in job.handle._take(include_latest=include_latest):
+            body = to_body(item, job.handle.job_id)
+            if body is None:
+                continue
+            try:
+                job.log.append(body)
+            except ValueError:
+                log.warning("job %s: could not encode %r", job.handle.job_id, body, exc_info=True)
+                continue
+            sent_progress = sent_progress or isinstance(body, wire.Progress)
+        if sent_progress:
+            job.last_progress_at = asyncio.get_running_loop().time()
+        for sub in job.subscribers:
+            sub.wake.set()
+
+    def _gate(self, connection: ServerConnection, request: Any) -> Any:
+        return gate_http.gate(
+            connection,
+            request,
+            token=self.token,
+            allowed_origins=self.allowed_origins,
+            job_exists=lambda job_id: job_id in self._jobs,
+            job_full=lambda job_id: len(self._jobs[job_id].subscribers) >= self.max_clients_per_job,
+            api=self._api,
+        )
+
+    def _api(self, route: gate_http.Route) -> Any:
+        if route.job_id is None:
+            return [self._describe(job) for job in self._jobs.values()]
+        job = self._jobs[route.job_id]
+        return [
+            wire.to_dict(wire.Envelope(type="notification", data=event, v=None))["data"]
+            for event in job.log.notifications
+        ]
+
+    def _describe(self, job: _Job) -> dict[str, Any]:
+        h = job.handle
+        snap = job.log.snapshot
+        return {
+            "job_id": h.job_id,
+            "name": h.name,
+            "run_id": h.run_id,
+            "url": self.url_for(h.job_id),
+            "state": job.log.state.value,
+            "current_step": None if snap is None else snap.current_step,
+            "total_steps": h.total_steps,
+            "last_seq": job.log.last_seq,
+            "pid": os.getpid(),
+        }
+
+    def _hello(self, job: _Job, gap: bool) -> str:
+        h = job.handle
+        hello = wire.Hello(
+            name=h.name,
+            run_id=h.run_id,
+            host=socket.gethostname()[: wire.MAX_NAME],
+            pid=os.getpid(),
+            started_at=h.started_at,
+            total_steps=h.total_steps,
+            last_seq=job.log.last_seq,
+            capabilities=h.capabilities,
+            progress=job.log.snapshot,
+            state=job.log.state,
+            replay_gap=gap,
+        )
+        env = wire.Envelope(type="hello", data=hello, seq=job.log.last_seq, job_id=h.job_id, ts=time.time())
+        return wire.encode(env)
+
+    async def _client(self, ws: ServerConnection) -> None:
+        route = gate_http.parse_route(ws.request.path if ws.request else "")
+        job = self._jobs.get(route.job_id or "")
+        if job is None:  # removed between the gate and here
+            await ws.close(4404, "unknown job")
+            return
+        since = route.since
+        if since is not None and since > job.log.last_seq:
+            since = 0  # the client saw an earlier run of this server: send everything we have
+        gap = since is not None and job.log.after(since).gap
+        sub = _Subscriber(cursor=job.log.last_seq if since is None else since)
+        job.subscribers.add(sub)
+        reader = asyncio.create_task(self._read_actions(ws, job))
+        try:
+            await ws.send(self._hello(job, gap))
+            while not reader.done():
+                frames = job.log.frames_after(sub.cursor)
+                if not frames:
+                    sub.wake.clear()
+                    waiter = asyncio.create_task(sub.wake.wait())
+                    await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    continue
+                for seq, frame in frames:
+                    await ws.send(frame)
+                    sub.cursor = seq
+        except ConnectionClosed:
+            pass
+        finally:
+            job.subscribers.discard(sub)
+            reader.cancel()
+
+    async def _read_actions(self, ws: ServerConnection, job: _Job) -> None:
+        try:
+            async for message in ws:
+                try:
+                    action = wire.decode_action(message)
+                except wire.ProtocolError as exc:
+                    self.bad_frames += 1
+                    log.warning("job %s: ignoring a bad frame from a client: %s", job.handle.job_id, exc)
+                    continue
+                log.info("job %s: client action %r", job.handle.job_id, action.action)
+                if not self._stopped:
+                    self._actions.submit(job.handle._dispatch, action)
+        except ConnectionClosed as exc:
+            codes = {frame.code for frame in (exc.rcvd, exc.sent) if frame is not None}
+            if 1009 in codes:  # message too big
+                self.bad_frames += 1
+                log.warning("job %s: closed a client: frame over %d bytes", job.handle.job_id, MAX_CLIENT_FRAME)

@@ -1,0 +1,313 @@
+"""JobServer over real sockets: security, replay, limits, actions, HTTP API, never blocking."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from ws_helpers import recv_json, recv_until
+
+from peft_notify import discovery, wire
+from peft_notify.emitter import JobServer, PortInUseError
+
+
+def _is_completed(m: dict[str, Any]) -> bool:
+    return m["type"] == "status" and m["data"]["state"] == "completed"
+
+
+def _http(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read())
+        exc.close()
+        return exc.code, body
+
+
+def test_binds_loopback_by_default(server: JobServer) -> None:
+    assert server.host == "127.0.0.1"
+    handle = server.add_job("j")
+    assert handle.url == f"ws://127.0.0.1:{server.port}/ws/notifications/j"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5):
+        pass
+
+
+def test_non_loopback_bind_generates_a_token() -> None:
+    srv = JobServer(host="0.0.0.0", discovery_files=False)
+    assert srv.token is not None
+    assert len(srv.token) >= 24
+
+
+def test_hello_first_then_live_events(server: JobServer) -> None:
+    handle = server.add_job("j", name="llama", total_steps=10, capabilities=["retry"])
+    handle.progress(3, loss=0.5)
+
+    async def main() -> list[dict[str, Any]]:
+        async with connect(server.url_for("j")) as ws:
+            hello = await recv_json(ws)
+            handle.notify("halfway", "50 %", milestone=50)
+            handle.status("completed")
+            return [hello, *await recv_until(ws, _is_completed)]
+
+    hello, *rest = asyncio.run(main())
+    assert hello["type"] == "hello"
+    env = wire.decode(json.dumps(hello))
+    assert isinstance(env.data, wire.Hello)
+    assert env.data.name == "llama"
+    assert env.data.capabilities == ("retry",)
+    assert env.data.progress is not None
+    assert env.data.progress.current_step == 3
+    assert [m["type"] for m in rest][-2:] == ["notification", "status"]
+    seqs = [m["seq"] for m in rest]
+    assert seqs == sorted(set(seqs))
+    assert all(s > env.data.last_seq for s in seqs)
+
+
+def test_wrong_or_missing_token_is_refused() -> None:
+    with JobServer(token="right-token", discovery_files=False) as srv:
+        srv.add_job("j")
+
+        async def attempt(url: str, headers: dict[str, str] | None = None) -> int:
+            try:
+                async with connect(url, additional_headers=headers):
+                    return 101
+            except InvalidStatus as exc:
+                assert b"missing or wrong token" in exc.response.body
+                return exc.response.status_code
+
+        url = srv.url_for("j")
+        assert asyncio.run(attempt(url)) == 401
+        assert asyncio.run(attempt(url + "?token=wrong")) == 401
+        assert asyncio.run(attempt(url, {"Authorization": "Bearer wrong"})) == 401
+        assert asyncio.run(attempt(url + "?token=right-token")) == 101
+        assert asyncio.run(attempt(url, {"Authorization": "Bearer right-token"})) == 101
+
+
+def test_browser_origin_is_rejected_allow_listed_one_accepted() -> None:
+    with JobServer(allowed_origins=["app://peft-notify"], discovery_files=False) as srv:
+        srv.add_job("j")
+
+        async def attempt(origin: str) -> int:
+            try:
+                async with connect(srv.url_for("j"), additional_headers={"Origin": origin}):
+                    return 101
+            except InvalidStatus as exc:
+                assert b"not allowed" in exc.response.body
+                return exc.response.status_code
+
+        assert asyncio.run(attempt("https://evil.example")) == 403
+        assert asyncio.run(attempt("http://localhost:3000")) == 403
+        assert asyncio.run(attempt("app://peft-notify")) == 101
+
+
+def test_unknown_job_and_path_are_404(server: JobServer) -> None:
+    async def attempt(url: str) -> tuple[int, bytes]:
+        try:
+            async with connect(url):
+                return 101, b""
+        except InvalidStatus as exc:
+            return exc.response.status_code, exc.response.body
+
+    status, body = asyncio.run(attempt(server.url_for("nope")))
+    assert status == 404
+    assert json.loads(body)["error"] == "unknown job 'nope'"
+    status, _ = asyncio.run(attempt(f"ws://127.0.0.1:{server.port}/elsewhere"))
+    assert status == 404
+
+
+def test_http_api(server: JobServer) -> None:
+    handle = server.add_job("j", name="api", total_steps=4)
+    handle.progress(2)
+    handle.error("CUDA out of memory", "oom_error")
+    base = f"http://127.0.0.1:{server.port}"
+
+    assert _http(f"{base}/healthz") == (200, {"ok": True})
+
+    def error_seen() -> bool:
+        return bool(_http(f"{base}/api/notifications/j")[1])
+
+    _wait(error_seen)
+    status, notes = _http(f"{base}/api/notifications/j")
+    assert status == 200
+    assert notes[0]["error_type"] == "oom_error"
+    assert notes[0]["urgency"] == "critical"
+    status, jobs = _http(f"{base}/api/jobs")
+    assert status == 200
+    assert jobs[0]["job_id"] == "j"
+    assert jobs[0]["current_step"] == 2
+    assert _http(f"{base}/api/notifications/other")[0] == 404
+
+
+def test_http_api_needs_the_token() -> None:
+    with JobServer(token="t0k", discovery_files=False) as srv:
+        srv.add_job("j")
+        base = f"http://127.0.0.1:{srv.port}"
+        assert _http(f"{base}/api/jobs")[0] == 401
+        assert _http(f"{base}/api/jobs", {"Authorization": "Bearer t0k"})[0] == 200
+
+
+def test_resume_with_since_sees_every_event_once(server: JobServer) -> None:
+    handle = server.add_job("j", total_steps=1000)
+
+    async def main() -> list[int]:
+        seen: list[int] = []
+        async with connect(server.url_for("j") + "?since=0") as ws:
+            await recv_json(ws)
+            for i in range(5):
+                handle.warning(f"w{i}")
+            got = await recv_until(ws, lambda m: m["data"].get("message") == "w4")
+            seen += [m["seq"] for m in got]
+        # Disconnected: these happen while nobody listens.
+        for i in range(5, 10):
+            handle.warning(f"w{i}")
+        handle.status("completed")
+        await asyncio.sleep(0.2)
+        async with connect(server.url_for("j") + f"?since={seen[-1]}") as ws:
+            hello = await recv_json(ws)
+            assert hello["data"]["replay_gap"] is False
+            got = await recv_until(ws, _is_completed)
+            seen += [m["seq"] for m in got]
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen == list(range(1, 12))
+
+
+def test_huge_frame_from_a_client_does_not_crash_the_server(server: JobServer) -> None:
+    handle = server.add_job("j")
+
+    async def main() -> str:
+        async with connect(server.url_for("j"), max_size=None) as bad:
+            await recv_json(bad)
+            await bad.send("x" * (wire.MAX_FRAME_BYTES * 4))
+            with pytest.raises(ConnectionClosed) as info:
+                await asyncio.wait_for(bad.recv(), 5)
+            assert info.value.rcvd is not None
+            assert info.value.rcvd.code == 1009
+        async with connect(server.url_for("j")) as good:
+            await recv_json(good)
+            await good.send('{"type": "action", "data": {"action": 12}}')  # bad but small: skipped
+            handle.warning("still alive")
+            message = await recv_json(good)
+            return str(message["data"]["message"])
+
+    assert asyncio.run(main()) == "still alive"
+    assert server.bad_frames == 2
+
+
+def test_actions_reach_callbacks_and_exceptions_are_logged(server: JobServer, caplog: pytest.LogCaptureFixture) -> None:
+    handle = server.add_job("j", capabilities=["retry"])
+    got: list[wire.Action] = []
+    done = threading.Event()
+
+    @handle.on_action
+    def boom(action: wire.Action) -> None:
+        raise RuntimeError("callback bug")
+
+    @handle.on_action
+    def record(action: wire.Action) -> None:
+        got.append(action)
+        done.set()
+
+    async def main() -> None:
+        async with connect(server.url_for("j")) as ws:
+            await recv_json(ws)
+            await ws.send(wire.encode_action(wire.Action("retry", ref_seq=3)))
+            await asyncio.to_thread(done.wait, 5)
+
+    asyncio.run(main())
+    assert got == [wire.Action("retry", ref_seq=3)]
+    assert "callback bug" in caplog.text
+
+
+def test_stalled_client_does_not_block_training(server: JobServer) -> None:
+    """A client that never reads: 100k reports still return, memory stays bounded."""
+    handle = server.add_job("j", total_steps=100_000)
+    stalled = socket.create_connection(("127.0.0.1", server.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(
+        b"GET /ws/notifications/j HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    try:
+        for step in range(1, 100_001):
+            handle.progress(step, loss=1.0 / step)
+            if step % 50 == 0:
+                handle.warning(f"warning {step} " + "x" * 400)
+        # The training side is done while the stalled client has read nothing.
+        job = server._jobs["j"]
+        _wait(lambda: job.log.snapshot is not None and job.log.snapshot.current_step == 100_000)
+        assert len(job.log._important) <= job.log.important_capacity
+        assert len(job.log._progress) <= job.log.progress_capacity
+
+        async def healthy() -> dict[str, Any]:
+            async with connect(server.url_for("j")) as ws:
+                return await recv_json(ws)
+
+        hello = asyncio.run(healthy())
+        assert hello["data"]["progress"]["current_step"] == 100_000
+    finally:
+        stalled.close()
+
+
+def test_progress_is_coalesced_latest_always_sent(server: JobServer) -> None:
+    handle = server.add_job("j", total_steps=10_000)
+
+    async def main() -> list[dict[str, Any]]:
+        async with connect(server.url_for("j")) as ws:
+            await recv_json(ws)
+            for step in range(1, 10_001):
+                handle.progress(step)
+            return await recv_until(ws, lambda m: m["data"].get("current_step") == 10_000)
+
+    got = asyncio.run(main())
+    assert len(got) < 10_000
+    steps = [m["data"]["current_step"] for m in got]
+    assert steps == sorted(steps)
+
+
+def test_port_in_use_is_a_clear_error_or_falls_back(server: JobServer) -> None:
+    with pytest.raises(PortInUseError, match="already in use"):
+        JobServer(port=server.port, discovery_files=False).start()
+    with JobServer(port=server.port, fallback_to_free_port=True, discovery_files=False) as other:
+        assert other.port not in (0, server.port)
+
+
+def test_discovery_file_written_and_removed(runtime_dir: Path) -> None:
+    srv = JobServer(token="tok").start()
+    handle = srv.add_job("disc", name="Disc")
+    [job] = discovery.list_job_files()
+    assert (job.url, job.token, job.name) == (handle.url, "tok", "Disc")
+    srv.stop()
+    assert discovery.list_job_files() == []
+
+
+def test_invalid_reports_are_logged_not_raised(server: JobServer, caplog: pytest.LogCaptureFixture) -> None:
+    handle = server.add_job("j", total_steps=10)
+    handle.progress(5, loss=float("nan"))  # dropped field, progress still sent
+    handle.progress(-3)  # invalid: logged and dropped
+    handle.notify("x" * 10, "m", milestone=500)  # invalid milestone: logged and dropped
+    handle.status("completed")
+    job = server._jobs["j"]
+    _wait(lambda: job.log.state is wire.JobState.COMPLETED)
+    assert "dropping an invalid report" in caplog.text
+
+
+def _wait(pred: Any, timeout: float = 5.0) -> None:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if pred():
+            return
+        done.wait(0.01)
+    raise AssertionError("condition not reached")
