@@ -1,0 +1,186 @@
+"""The Sans-I/O notification engine: messages and time in, actions out.
+
+One :class:`Engine` watches many jobs. The I/O layers feed it every decoded
+envelope (:meth:`Engine.feed`), call :meth:`Engine.tick` at
+:meth:`Engine.next_tick_at`, and perform the returned actions in order. The
+engine never reads a clock, never does I/O and never raises on a decoded
+envelope; time always comes in as ``now``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from peft_notify.engine.actions import Action
+from peft_notify.engine.config import EngineConfig, Templates
+from peft_notify.engine.dnd import SUMMARY_KEY, QuietPeriods
+from peft_notify.engine.gate import Gate
+from peft_notify.engine.job import Job, JobView
+from peft_notify.engine.limits import TokenBucket
+from peft_notify.engine.notices import stall_event
+from peft_notify.engine.rules import Rules
+from peft_notify.engine.taskbar import Coalescer, aggregate
+from peft_notify.ports import DndState
+from peft_notify.wire import Envelope, Hello, JobState, NotificationEvent, Progress, Status
+
+__all__ = ["LEGACY_JOB_ID", "Engine"]
+
+log = logging.getLogger(__name__)
+
+LEGACY_JOB_ID: Final = "legacy"  # job id for a legacy frame that came without one
+
+
+class Engine:
+    """Decides what to tell the user about every watched job. Pure; see the module docstring."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.templates = Templates()
+        self.unknown_count = 0
+        self._jobs: dict[str, Job] = {}
+        self._quiet = QuietPeriods(self.config.respect_dnd)
+        self._gate = Gate(self.config, self._quiet)
+        self._taskbar = Coalescer(self.config.taskbar_interval_s)
+        self._rules = Rules(self.config, self.templates, self._gate)
+        self._now = 0.0
+        self._rules.check_templates()
+
+    # ------------------------------------------------------------------ inputs
+
+    def feed(
+        self, envelope: Envelope, *, now: float, dnd: DndState | None = DndState.OFF, job_id: str | None = None
+    ) -> list[Action]:
+        """Take one decoded envelope; return what to do.
+
+        ``job_id`` is the connection's job id, used when the envelope carries none
+        (legacy PEFT Studio frames). Bodies of unknown type are counted in
+        :attr:`unknown_count` and ignored. ``dnd`` ``None`` keeps the last state.
+        """
+        actions = self._observe(now, dnd)
+        body = envelope.data
+        if not isinstance(body, (Hello, Progress, NotificationEvent, Status)):
+            self.unknown_count += 1
+            return actions
+        job = self._job(envelope.job_id or job_id or LEGACY_JOB_ID)
+        if envelope.seq is not None:
+            job.last_seq = envelope.seq
+        ts = envelope.ts if envelope.ts is not None else now
+        seq = envelope.seq
+        if isinstance(body, Hello):
+            actions += self._rules.on_hello(job, body, now, ts, seq)
+        elif isinstance(body, Progress):
+            actions += self._rules.on_progress(job, body, now, ts, seq)
+        elif isinstance(body, NotificationEvent):
+            actions += self._rules.on_notification(job, body, now, seq)
+        else:
+            actions += self._rules.on_status(job, body, now, seq)
+        return actions + self._refresh_taskbar(now)
+
+    def tick(self, *, now: float, dnd: DndState | None = None) -> list[Action]:
+        """Run the timers: DND/pause-ended summary, stall detection, taskbar trailing edge.
+
+        ``dnd`` ``None`` keeps the last state the engine was given.
+        """
+        actions = self._observe(now, dnd)
+        for job in self._jobs.values():
+            actions += self._check_stall(job, now)
+        actions += self._taskbar.tick(now)
+        self._gate.dedup.prune(now)
+        return actions
+
+    def next_tick_at(self) -> float | None:
+        """The earliest time :meth:`tick` has something to do, or ``None`` when nothing is due."""
+        due = [self._taskbar.due_at(), self._quiet.paused_until]
+        for job in self._jobs.values():
+            if job.state is JobState.RUNNING and not job.stalled and job.last_progress_at is not None:
+                due.append(job.last_progress_at + job.stall_after(self.config.stall_min_s, self.config.stall_factor))
+        times = [t for t in due if t is not None]
+        return min(times) if times else None
+
+    def process_exited(self, job_id: str, *, now: float, detail: str = "") -> list[Action]:
+        """The job's local process vanished: a critical ``system_crash`` error unless it had finished."""
+        self._now = max(self._now, now)
+        job = self._job(job_id)
+        if job.state.finished:
+            return []
+        job.state = JobState.FAILED
+        message = f"{job.display_name}: the training process exited unexpectedly"
+        if detail:
+            message += f" ({detail})"
+        actions = self._rules.error(job, now, None, message=message, error_type="system_crash")
+        return actions + self._refresh_taskbar(now)
+
+    def set_user_pause(self, until: float | None, *, now: float) -> list[Action]:
+        """Pause notifications until ``until`` (``None``: resume now).
+
+        Errors still show. Resuming emits the "while paused you missed ..." summary.
+        """
+        self._now = max(self._now, now)
+        return self._summary(self._quiet.set_pause(until, now), now)
+
+    def acknowledge(self, *, now: float) -> list[Action]:
+        """The user opened the window: badge 0, failed jobs leave the taskbar."""
+        self._now = max(self._now, now)
+        for job in self._jobs.values():
+            job.failure_seen = job.state is JobState.FAILED
+        return self._gate.acknowledge() + self._refresh_taskbar(now)
+
+    def forget(self, job_id: str) -> list[Action]:
+        """Drop ``job_id`` (unsubscribed) and re-aggregate the taskbar."""
+        if self._jobs.pop(job_id, None) is None:
+            return []
+        self._gate.dedup.forget(job_id)
+        return self._refresh_taskbar(self._now)
+
+    # ------------------------------------------------------------------ queries
+
+    def job(self, job_id: str) -> JobView | None:
+        """A snapshot of ``job_id``, or ``None`` when unknown."""
+        job = self._jobs.get(job_id)
+        return job.view() if job is not None else None
+
+    def jobs(self) -> list[JobView]:
+        """Snapshots of every known job, in the order they were first seen."""
+        return [job.view() for job in self._jobs.values()]
+
+    @property
+    def template_errors(self) -> list[str]:
+        """Templates that failed to render (the defaults were used instead)."""
+        return list(self.templates.errors)
+
+    @property
+    def badge(self) -> int:
+        """Errors, completions and warnings shown or withheld since the last acknowledge."""
+        return self._gate.badge
+
+    # ------------------------------------------------------------------ internals
+
+    def _job(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            bucket = TokenBucket(self.config.rate_capacity, self.config.rate_refill_s, self._now)
+            job = self._jobs[job_id] = Job(job_id=job_id, bucket=bucket)
+        return job
+
+    def _observe(self, now: float, dnd: DndState | None) -> list[Action]:
+        self._now = max(self._now, now)
+        return self._summary(self._quiet.update(dnd, now), now)
+
+    def _summary(self, event: NotificationEvent | None, now: float) -> list[Action]:
+        if event is None:
+            return []
+        return self._gate.deliver("", "", event, SUMMARY_KEY, now, dedup=False, filtered=False)
+
+    def _check_stall(self, job: Job, now: float) -> list[Action]:
+        if job.state is not JobState.RUNNING or job.stalled or job.last_progress_at is None:
+            return []
+        idle = now - job.last_progress_at
+        if idle < job.stall_after(self.config.stall_min_s, self.config.stall_factor):
+            return []
+        job.stalled = True
+        return self._gate.deliver(job.job_id, job.display_name, stall_event(job.display_name, idle), "stall", now)
+
+    def _refresh_taskbar(self, now: float) -> list[Action]:
+        parts = [c for job in self._jobs.values() if (c := job.contribution()) is not None]
+        return self._taskbar.offer(aggregate(parts), now)

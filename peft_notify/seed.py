@@ -1,0 +1,215 @@
+"""The seed-compatible API (PEFT Studio's ``notification_service``), over the engine's logic.
+
+Same names, signatures and semantics as the seed, so code written against it
+keeps working: ``NotificationManager``, ``ProgressUpdate``,
+``check_progress_milestone``, ``create_error_notification``,
+``create_warning_notification``, ``check_do_not_disturb``,
+``calculate_taskbar_progress``. The rules themselves (milestone arithmetic,
+error urgency, taskbar fraction) are the engine's, imported from
+:mod:`peft_notify.engine`; only the seed's stateful conveniences live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Final
+
+from peft_notify.engine.milestones import first_crossed
+from peft_notify.engine.notices import error_event, warning_event
+from peft_notify.engine.taskbar import taskbar_fraction
+from peft_notify.ports import DndState
+from peft_notify.wire import NotificationEvent, NotificationType, UrgencyLevel
+
+__all__ = [
+    "NotificationEvent",
+    "NotificationManager",
+    "NotificationType",
+    "ProgressUpdate",
+    "UrgencyLevel",
+    "calculate_taskbar_progress",
+    "check_do_not_disturb",
+    "check_progress_milestone",
+    "create_error_notification",
+    "create_warning_notification",
+]
+
+log = logging.getLogger(__name__)
+
+SEED_MILESTONES: Final = (25, 50, 75, 100)
+DND_TIMEOUT_S: Final = 3.0
+
+
+@dataclass
+class ProgressUpdate:
+    """One training progress report, as the seed passes it around."""
+
+    current_step: int
+    total_steps: int
+    previous_step: int = 0
+    loss: float | None = None
+    epoch: float | None = None
+
+
+def _milestone_event(milestone: int, update: ProgressUpdate) -> NotificationEvent:
+    steps = f"{update.current_step}/{update.total_steps} steps"
+    if milestone >= 100:
+        return NotificationEvent(
+            type=NotificationType.COMPLETION,
+            title="Training Complete! 🎉",
+            message=f"Training finished after {update.total_steps} steps.",
+            milestone=milestone,
+            urgency=UrgencyLevel.NORMAL,
+            sound=True,
+        )
+    titles = {25: "Training 25% Complete", 50: "Training Halfway There!", 75: "Training 75% Complete"}
+    return NotificationEvent(
+        type=NotificationType.PROGRESS,
+        title=titles.get(milestone, f"Training {milestone}% Complete"),
+        message=f"{milestone}% done: {steps} completed.",
+        milestone=milestone,
+        urgency=UrgencyLevel.NORMAL,
+        sound=False,
+    )
+
+
+def check_progress_milestone(
+    current_step: int | ProgressUpdate, total_steps: int | None = None, previous_step: int = 0
+) -> NotificationEvent | None:
+    """The event for the first milestone (25/50/75/100) with ``previous < m <= current``, else ``None``.
+
+    Accepts a :class:`ProgressUpdate` (the seed's form) or the three numbers.
+    Milestone 100 is a COMPLETION ("Training Complete! 🎉", with sound).
+    """
+    if isinstance(current_step, ProgressUpdate):
+        update = current_step
+    else:
+        update = ProgressUpdate(current_step, total_steps or 0, previous_step)
+    milestone = first_crossed(update.previous_step, update.current_step, update.total_steps, SEED_MILESTONES)
+    return None if milestone is None else _milestone_event(milestone, update)
+
+
+def create_error_notification(
+    error_message: str, error_type: str = "training_error", urgency: str | None = None
+) -> NotificationEvent:
+    """An error event: "Training Error", sound, ["View Details", "Retry"], bypasses DND.
+
+    Urgency: ``oom_error``/``cuda_error``/``system_crash`` → critical;
+    ``loss_divergence``/``gradient_explosion``/``data_error`` → high; else
+    ``urgency`` or normal.
+    """
+    return error_event(error_message, error_type, urgency=urgency)
+
+
+def create_warning_notification(message: str) -> NotificationEvent:
+    """A warning event: "Training Warning", normal urgency, silent, respects DND."""
+    return warning_event(message)
+
+
+def calculate_taskbar_progress(current_step: int, total_steps: int) -> float:
+    """``current/total`` clamped to [0, 1]; 0.0 when ``total_steps <= 0``."""
+    return taskbar_fraction(current_step, total_steps)
+
+
+def _run_sync(factory: Callable[[], Coroutine[Any, Any, DndState]]) -> DndState:
+    """Run a coroutine to completion from sync code, in a fresh thread if a loop is running."""
+
+    async def bounded() -> DndState:
+        return await asyncio.wait_for(factory(), DND_TIMEOUT_S)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(bounded())
+    result: list[DndState] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(bounded()))
+        except Exception:
+            log.debug("DND probe failed in helper thread", exc_info=True)
+
+    thread = threading.Thread(target=target, name="peft-notify-dnd", daemon=True)
+    thread.start()
+    thread.join(DND_TIMEOUT_S + 1.0)
+    return result[0] if result else DndState.UNKNOWN
+
+
+def check_do_not_disturb() -> bool:
+    """Whether the OS Do-Not-Disturb is on, via the platform's default DND probe.
+
+    Never raises: a missing platform layer or a failed probe (``UNKNOWN``) means False,
+    as the seed documents. Blocks for at most a few seconds.
+    """
+    try:
+        select = importlib.import_module("peft_notify.platform.select")
+        probe: Any = select.default_dnd_probe()
+        state = _run_sync(probe.state)
+    except Exception:
+        log.debug("could not read the Do-Not-Disturb state", exc_info=True)
+        return False
+    return state is DndState.ON
+
+
+class NotificationManager:
+    """The seed's stateful milestone helper: each milestone once, DND-aware.
+
+    ``dnd_check`` replaces :func:`check_do_not_disturb` (e.g. in tests).
+    """
+
+    def __init__(self, dnd_check: Callable[[], bool] | None = None) -> None:
+        self._dnd_check = dnd_check
+        self.sent_milestones: set[int] = set()
+        self.last_notification_step = -1
+        self.dnd_enabled = False
+        self.update_dnd_status()
+
+    def should_send_notification(self, progress_update: ProgressUpdate) -> bool:
+        """Whether ``progress_update`` crosses a milestone not sent yet."""
+        event = check_progress_milestone(progress_update)
+        return event is not None and event.milestone not in self.sent_milestones
+
+    def mark_milestone_sent(self, milestone: int) -> None:
+        """Remember that ``milestone`` was notified."""
+        self.sent_milestones.add(milestone)
+
+    def update_dnd_status(self) -> None:
+        """Re-read the OS Do-Not-Disturb state into :attr:`dnd_enabled`."""
+        check = self._dnd_check or check_do_not_disturb
+        self.dnd_enabled = bool(check())
+
+    def should_respect_dnd(self, notification: NotificationEvent) -> bool:
+        """True when ``notification`` must be suppressed now (it respects DND and DND is on)."""
+        if not notification.respect_dnd:
+            return False
+        self.update_dnd_status()
+        return self.dnd_enabled
+
+    def reset(self) -> None:
+        """Forget sent milestones: call for a new training run."""
+        self.sent_milestones.clear()
+        self.last_notification_step = -1
+        self.update_dnd_status()
+
+    def get_next_notification(self, progress_update: ProgressUpdate) -> NotificationEvent | None:
+        """The milestone event to send for ``progress_update``, or ``None``.
+
+        Sets ``taskbar_progress``. Under DND the event is suppressed (``None``) but
+        still marked sent, so it never comes back later.
+        """
+        if not self.should_send_notification(progress_update):
+            return None
+        event = check_progress_milestone(progress_update)
+        assert event is not None  # should_send_notification checked it
+        assert event.milestone is not None
+        event.taskbar_progress = calculate_taskbar_progress(progress_update.current_step, progress_update.total_steps)
+        self.mark_milestone_sent(event.milestone)
+        self.last_notification_step = progress_update.current_step
+        if self.should_respect_dnd(event):
+            log.info("suppressing notification during Do Not Disturb: %s", event.title)
+            return None
+        return event
