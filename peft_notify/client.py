@@ -11,6 +11,7 @@ No Qt: the desktop app and ``peft-notify watch`` both use it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -79,11 +80,13 @@ def normalize_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, ""))
 
 
-def _with_since(url: str, since: int | None) -> str:
+def _with_since(url: str, since: int | None, run_id: str | None = None) -> str:
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "since"]
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("since", "run_id")]
     if since is not None:
         query.append(("since", str(since)))
+        if run_id is not None:
+            query.append(("run_id", run_id))  # a restarted job replays from its start
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
@@ -94,12 +97,12 @@ class JobClient:
         self,
         url: str,
         token: str | None = None,
+        *,
         on_message: Callable[[wire.Envelope], None] | None = None,
         on_event: Callable[[ConnectionEvent], None] | None = None,
         since: int | None = None,
         origin: str | None = None,
         max_delay: float = 30.0,
-        *,
         base_delay: float = 0.5,
         rng: Callable[[], float] = random.random,
         open_timeout: float = 10.0,
@@ -114,6 +117,9 @@ class JobClient:
         self.base_delay = base_delay
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
+        if since is None:  # ``?since=N`` in the URL counts too
+            raw = dict(parse_qsl(urlsplit(self.url).query)).get("since", "")
+            since = int(raw) if raw.isdigit() else None
         self.last_seq: int | None = since
         self.hello: wire.Hello | None = None
         self.state = ClientState.CONNECTING
@@ -125,6 +131,7 @@ class JobClient:
         self._stop = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     async def run(self) -> ClientState:
         """Connect and keep the subscription alive until a terminal state; returns it."""
@@ -132,12 +139,13 @@ class JobClient:
         delays = backoff(self.base_delay, self.max_delay, self._rng)
         first = True
         while not self._stop.is_set():
-            self._set(ClientState.CONNECTING if first else ClientState.RECONNECTING)
+            if first:
+                self._set(ClientState.CONNECTING)
             first = False
             detail = ""
             try:
                 async with connect(
-                    _with_since(self.url, self.last_seq),
+                    _with_since(self.url, self.last_seq, self.hello.run_id if self.hello else None),
                     additional_headers={"Authorization": f"Bearer {self.token}"} if self.token else None,
                     origin=Origin(self.origin) if self.origin else None,
                     open_timeout=self.open_timeout,
@@ -170,10 +178,8 @@ class JobClient:
                 return self._set(ClientState.FINISHED, "job finished")
             delay = next(delays)
             self._set(ClientState.RECONNECTING, detail or "connection lost", retry_in=delay)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
         return self._set(ClientState.STOPPED)
 
     def stop(self) -> None:
@@ -187,7 +193,7 @@ class JobClient:
     def _stop_now(self) -> None:
         self._stop.set()
         if self._ws is not None:
-            asyncio.ensure_future(self._ws.close(1000, "client stopped"))
+            self._closing = asyncio.ensure_future(self._ws.close(1000, "client stopped"))
 
     async def send_action(self, action: wire.Action) -> bool:
         """Send an action (``retry``, ``cancel``...) to the job; False when not connected."""
@@ -210,7 +216,8 @@ class JobClient:
             return False
         if isinstance(env.data, wire.Hello):
             if self.hello is not None and self.hello.run_id != env.data.run_id:
-                log.info("%s: new run %s", self.url, env.data.run_id)
+                log.info("%s: new run %s; replaying it from the start", self.url, env.data.run_id)
+                self.last_seq = 0
             self.hello = env.data
             if self.last_seq is None:
                 self.last_seq = env.data.last_seq
@@ -257,7 +264,6 @@ def _response_reason(exc: InvalidStatus) -> str:
 
 
 def _close_detail(ws: ClientConnection) -> str:
-    frame = ws.close_rcvd or ws.close_sent
-    if frame is None:
+    if ws.close_code is None:
         return "connection closed"
-    return f"closed by server ({frame.code} {frame.reason})".strip()
+    return f"connection closed ({ws.close_code} {ws.close_reason or ''})".strip()

@@ -52,7 +52,9 @@ def test_write_list_remove_roundtrip() -> None:
 
 
 def test_dead_process_file_is_pruned() -> None:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(proc.stdout)
     path = discovery.write_job_file(url="ws://x:1/ws/notifications/b", job_id="b", name="B", pid=dead_pid)
     assert [j.job_id for j in discovery.list_job_files(prune_dead=False)] == ["b"]

@@ -34,10 +34,11 @@ class Route:
     job_id: str | None
     since: int | None
     token: str | None
+    run_id: str | None = None
 
 
 def parse_route(target: str) -> Route:
-    """Split ``/ws/notifications/J?since=N&token=T`` into its parts (bad ``since`` → None)."""
+    """Split ``/ws/notifications/J?since=N&run_id=R&token=T`` into its parts (bad ``since`` → None)."""
     parts = urlsplit(target)
     query = parse_qs(parts.query)
     job_id = None
@@ -48,7 +49,13 @@ def parse_route(target: str) -> Route:
     raw_since = query.get("since", [None])[-1]
     if raw_since is not None and raw_since.isdigit():
         since = int(raw_since)
-    return Route(path=parts.path, job_id=job_id, since=since, token=query.get("token", [None])[-1])
+    return Route(
+        path=parts.path,
+        job_id=job_id,
+        since=since,
+        token=query.get("token", [None])[-1],
+        run_id=query.get("run_id", [None])[-1],
+    )
 
 
 def token_ok(expected: str | None, route: Route, headers: Headers) -> bool:

@@ -398,8 +398,8 @@ class JobServer:
             await ws.close(4404, "unknown job")
             return
         since = route.since
-        if since is not None and since > job.log.last_seq:
-            since = 0  # the client saw an earlier run of this server: send everything we have
+        if since is not None and (since > job.log.last_seq or route.run_id not in (None, job.handle.run_id)):
+            since = 0  # the client saw another run of this job (a restart): send everything we have
         gap = since is not None and job.log.after(since).gap
         sub = _Subscriber(cursor=job.log.last_seq if since is None else since)
         job.subscribers.add(sub)

@@ -1,0 +1,226 @@
+"""JobClient against real servers: resume without loss or duplicates, backoff, auth, bad frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from peft_notify import wire
+from peft_notify.client import ClientState, ConnectionEvent, JobClient, backoff, normalize_url
+from peft_notify.emitter import JobServer
+
+
+@pytest.fixture(autouse=True)
+def _runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEFT_NOTIFY_RUNTIME_DIR", str(tmp_path / "rt"))
+
+
+@pytest.fixture
+def server() -> Iterator[JobServer]:
+    srv = JobServer().start()
+    yield srv
+    srv.stop()
+
+
+def test_backoff_is_exponential_capped_with_full_jitter() -> None:
+    assert list(islice(backoff(0.5, 4.0, rng=lambda: 1.0), 6)) == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert list(islice(backoff(0.5, 4.0, rng=lambda: 0.5), 3)) == [0.25, 0.5, 1.0]
+    assert all(0.0 <= d <= 30.0 for d in islice(backoff(), 100))
+
+
+def test_normalize_url_accepts_http_forms() -> None:
+    assert normalize_url("http://h:1/ws/notifications/j") == "ws://h:1/ws/notifications/j"
+    assert normalize_url("https://h:1/ws/notifications/j?since=3") == "wss://h:1/ws/notifications/j?since=3"
+    assert normalize_url("ws://h:1/ws/notifications/j") == "ws://h:1/ws/notifications/j"
+    with pytest.raises(ValueError, match="not a job URL"):
+        normalize_url("ftp://h/x")
+
+
+class Recorder:
+    """Collects envelopes and connection events; lets a test wait for a condition."""
+
+    def __init__(self) -> None:
+        self.messages: list[wire.Envelope] = []
+        self.events: list[ConnectionEvent] = []
+        self.changed = asyncio.Event()
+
+    def on_message(self, env: wire.Envelope) -> None:
+        self.messages.append(env)
+        self.changed.set()
+
+    def on_event(self, event: ConnectionEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    async def until(self, pred: object, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not pred():  # type: ignore[operator]
+                self.changed.clear()
+                await self.changed.wait()
+
+    def seqs(self) -> list[int]:
+        return [m.seq for m in self.messages if m.type != "hello" and m.seq is not None]
+
+    def texts(self) -> list[str]:
+        return [m.data.message for m in self.messages if isinstance(m.data, wire.NotificationEvent)]
+
+
+def test_finishes_after_terminal_status_and_close(server: JobServer) -> None:
+    handle = server.add_job("j", total_steps=3)
+
+    async def main() -> tuple[ClientState, Recorder]:
+        rec = Recorder()
+        client = JobClient(server.url_for("j"), on_message=rec.on_message, on_event=rec.on_event)
+        task = asyncio.create_task(client.run())
+        await rec.until(lambda: client.state is ClientState.CONNECTED)
+        for step in (1, 2, 3):
+            handle.progress(step)
+        handle.status("completed")
+        await rec.until(lambda: any(isinstance(m.data, wire.Status) for m in rec.messages))
+        await asyncio.to_thread(server.stop)
+        return await asyncio.wait_for(task, 10), rec
+
+    state, rec = asyncio.run(main())
+    assert state is ClientState.FINISHED
+    assert rec.messages[0].type == "hello"
+    assert rec.events[-1].state is ClientState.FINISHED
+
+
+def test_server_dies_client_reconnects_and_resumes_without_loss_or_dups(server: JobServer) -> None:
+    handle = server.add_job("j")
+    port = server.port
+
+    async def main() -> tuple[Recorder, JobClient]:
+        rec = Recorder()
+        client = JobClient(
+            server.url_for("j") + "?since=0", on_message=rec.on_message, on_event=rec.on_event, base_delay=0.05
+        )
+        task = asyncio.create_task(client.run())
+        for i in range(3):
+            handle.warning(f"a{i}")
+        await rec.until(lambda: len(rec.texts()) == 3)
+        await asyncio.to_thread(server.stop)
+        await rec.until(lambda: any(e.retry_in is not None for e in rec.events))
+        # A restarted job on the same port: a new run, sequence numbers start again at 1.
+        again = JobServer(port=port).start()
+        try:
+            h2 = again.add_job("j")
+            h2.warning("b0")
+            h2.warning("b1")
+            await rec.until(lambda: len(rec.texts()) == 5)
+            # A client-side drop (not a server restart): resume with since= on the same run.
+            ws = client._ws
+            assert ws is not None
+            await ws.close(1001, "test drop")
+            h2.warning("b2")
+            await rec.until(lambda: len(rec.texts()) == 6)
+            h2.status("completed")
+            await rec.until(lambda: any(isinstance(m.data, wire.Status) for m in rec.messages))
+        finally:
+            await asyncio.to_thread(again.stop)
+        await asyncio.wait_for(task, 10)
+        return rec, client
+
+    rec, client = asyncio.run(main())
+    assert rec.texts() == ["a0", "a1", "a2", "b0", "b1", "b2"]
+    reconnecting = [e for e in rec.events if e.state is ClientState.RECONNECTING and e.retry_in is not None]
+    assert reconnecting
+    assert all(0.0 <= e.retry_in <= 30.0 for e in reconnecting if e.retry_in is not None)
+    assert client.connects >= 3
+    assert client.state is ClientState.FINISHED
+
+
+def test_wrong_token_stops_with_auth_refused() -> None:
+    with JobServer(token="good", discovery_files=False) as srv:
+        srv.add_job("j")
+        rec = Recorder()
+
+        async def main() -> ClientState:
+            client = JobClient(srv.url_for("j"), token="bad", on_event=rec.on_event)
+            return await asyncio.wait_for(client.run(), 10)
+
+        assert asyncio.run(main()) is ClientState.AUTH_REFUSED
+        assert "wrong token" in rec.events[-1].detail
+
+        async def good() -> ClientState:
+            client = JobClient(srv.url_for("j"), token="good", on_event=rec.on_event)
+            task = asyncio.create_task(client.run())
+            await rec.until(lambda: client.state is ClientState.CONNECTED)
+            client.stop()
+            return await asyncio.wait_for(task, 10)
+
+        assert asyncio.run(good()) is ClientState.STOPPED
+
+
+def test_unknown_job_is_a_protocol_error(server: JobServer) -> None:
+    async def main() -> ClientState:
+        return await asyncio.wait_for(JobClient(server.url_for("missing")).run(), 10)
+
+    assert asyncio.run(main()) is ClientState.PROTOCOL_ERROR
+
+
+def test_bad_frames_are_skipped_and_old_seqs_dropped() -> None:
+    """A hand-written server sends garbage, a duplicate and an oversized frame between good ones."""
+
+    def env(seq: int, text: str) -> str:
+        body = wire.NotificationEvent(type=wire.NotificationType.WARNING, title="t", message=text)
+        return wire.encode(wire.Envelope(type="notification", data=body, seq=seq, job_id="j", ts=0.0))
+
+    hello = wire.encode(wire.Envelope(type="hello", data=wire.Hello(name="n", run_id="r"), seq=0, job_id="j", ts=0.0))
+    sent = threading.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(hello)
+        await ws.send(env(1, "one"))
+        await ws.send("{not json")
+        await ws.send(json.dumps({"v": 1, "type": "progress"}))
+        await ws.send(env(1, "dup"))
+        await ws.send("x" * (wire.MAX_FRAME_BYTES + 10))
+        await ws.send(env(2, "two"))
+        sent.set()
+        await ws.wait_closed()
+
+    async def main() -> tuple[Recorder, JobClient]:
+        rec = Recorder()
+        async with serve(handler, "127.0.0.1", 0) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            client = JobClient(f"ws://127.0.0.1:{port}/ws/notifications/j", on_message=rec.on_message)
+            task = asyncio.create_task(client.run())
+            await rec.until(lambda: "two" in rec.texts())
+            client.stop()
+            await asyncio.wait_for(task, 10)
+        return rec, client
+
+    rec, client = asyncio.run(main())
+    assert rec.texts() == ["one", "two"]
+    assert client.bad_frames == 3
+    assert client.duplicates == 1
+    assert client.connects == 1
+
+
+def test_send_action_reaches_the_job(server: JobServer) -> None:
+    handle = server.add_job("j", capabilities=["retry"])
+    got = threading.Event()
+    handle.on_action(lambda action: got.set() if action.action == "cancel" else None)
+
+    async def main() -> bool:
+        rec = Recorder()
+        client = JobClient(server.url_for("j"), on_event=rec.on_event)
+        assert await client.send_action(wire.Action("cancel")) is False  # not connected yet
+        task = asyncio.create_task(client.run())
+        await rec.until(lambda: client.state is ClientState.CONNECTED)
+        ok = await client.send_action(wire.Action("cancel", ref_seq=1))
+        await asyncio.to_thread(got.wait, 5)
+        client.stop()
+        await task
+        return ok
+
+    assert asyncio.run(main()) is True
+    assert got.is_set()
