@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from peft_notify.platform.session_bus import BusError, ServerInfo, SessionBus, notification_server
+from peft_notify.platform.session_bus import BusError, ServerInfo, SessionBus, disconnect, notification_server
 from peft_notify.ports import ActionHandler, Delivery, NotifyRequest
-from peft_notify.wire import UrgencyLevel
+from peft_notify.wire import NotificationEvent, UrgencyLevel
 
 __all__ = [
     "APP_ID",
@@ -27,6 +27,7 @@ __all__ = [
     "LogNotifier",
     "NotifierUnavailable",
     "action_key",
+    "urgency_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,18 +63,27 @@ class LogNotifier:
     async def notify(self, request: NotifyRequest) -> Delivery:
         event = request.event
         self.count += 1
-        self._log.warning("[%s] %s: %s — %s", event.urgency, request.job_id or "app", event.title, event.message)
+        self._log.warning(
+            "[%s] %s: %s — %s", urgency_of(event).value, request.job_id or "app", event.title, event.message
+        )
         return Delivery(ok=True, backend=self.name, detail="written to the log", platform_id=str(self.count))
 
     async def close(self) -> None:
         return None
 
 
-def _urgency_and_timeout(urgency: str, dn: Any) -> tuple[Any, int]:
+def urgency_of(event: NotificationEvent) -> UrgencyLevel:
+    """The event's urgency as an enum (``normal`` when it is not a known level)."""
+    try:
+        return UrgencyLevel(event.urgency)
+    except ValueError:
+        return UrgencyLevel.NORMAL
+
+
+def _urgency_and_timeout(level: UrgencyLevel, dn: Any) -> tuple[Any, int]:
     # desktop-notifier has Low/Normal/Critical. Critical maps to freedesktop urgency 2,
     # macOS interruptionLevel timeSensitive, and WinRT ToastNotificationPriority.HIGH.
     # timeout=0 asks the server to keep it until dismissed (spec: expire_timeout 0 = never).
-    level = UrgencyLevel(urgency) if urgency in UrgencyLevel._value2member_map_ else UrgencyLevel.NORMAL
     if level is UrgencyLevel.CRITICAL:
         return dn.Urgency.Critical, 0
     if level is UrgencyLevel.LOW:
@@ -105,6 +115,7 @@ class DesktopNotifierAdapter:
         self._bus = bus
         self._timeout = timeout
         self._platform = platform
+        self._owns_bus = False
 
     @classmethod
     async def create(
@@ -122,12 +133,16 @@ class DesktopNotifierAdapter:
         except ImportError as exc:
             raise NotifierUnavailable("desktop-notifier is not installed (pip install 'peft-notify[desktop]')") from exc
         server = None
+        own_bus = bus is None
         if platform.startswith("linux") or "bsd" in platform:
             bus = bus or SessionBus()
             try:
                 server = await notification_server(bus)
             except BusError as exc:
                 raise NotifierUnavailable(f"no session D-Bus: {exc}") from exc
+            finally:
+                if own_bus and server is None:
+                    await bus.close()
             if server is None:
                 raise NotifierUnavailable("no notification server owns org.freedesktop.Notifications")
         backend = dn.main.get_backend_class()
@@ -145,7 +160,11 @@ class DesktopNotifierAdapter:
         except Exception as exc:  # OSError from the WinRT constructor, DBusError, ...
             raise NotifierUnavailable(f"desktop-notifier failed to start: {exc}") from exc
         names = frozenset(c.name.lower() for c in caps)
-        return cls(notifier, on_action, capabilities=names, server=server, bus=bus, timeout=timeout, platform=platform)
+        adapter = cls(
+            notifier, on_action, capabilities=names, server=server, bus=bus, timeout=timeout, platform=platform
+        )
+        adapter._owns_bus = own_bus
+        return adapter
 
     def capabilities(self) -> frozenset[str]:
         return self._capabilities
@@ -181,7 +200,7 @@ class DesktopNotifierAdapter:
             dn.Button(title=label, on_pressed=fire(action_key(label)), identifier=action_key(label))
             for label in (event.actions or ())
         )
-        urgency, timeout = _urgency_and_timeout(str(event.urgency), dn)
+        urgency, timeout = _urgency_and_timeout(urgency_of(event), dn)
         identifier = await self._dn.send(
             title=event.title,
             message=event.message,
@@ -237,9 +256,6 @@ class DesktopNotifierAdapter:
     async def close(self) -> None:
         """Release the backend's D-Bus connection (the adapter is unusable afterwards)."""
         backend = getattr(self._dn, "_backend", None)
-        bus = getattr(backend, "bus", None)
-        if bus is not None:
-            try:
-                bus.disconnect()
-            except Exception:
-                log.debug("disconnect failed", exc_info=True)
+        await disconnect(getattr(backend, "bus", None))
+        if self._owns_bus and self._bus is not None:
+            await self._bus.close()

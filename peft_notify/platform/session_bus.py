@@ -22,6 +22,7 @@ __all__ = [
     "BusError",
     "ServerInfo",
     "SessionBus",
+    "disconnect",
     "notification_server",
 ]
 
@@ -154,14 +155,21 @@ class SessionBus:
         except Exception as exc:
             raise BusError(f"signal {interface}.{member} failed: {exc}") from exc
 
-    def close(self) -> None:
-        """Disconnect (idempotent). A later call reconnects."""
+    async def close(self) -> None:
+        """Disconnect and wait for the socket to close (idempotent). A later call reconnects."""
         bus, self._bus = self._bus, None
-        if bus is not None:
-            try:
-                bus.disconnect()
-            except Exception:  # already gone
-                log.debug("disconnect failed", exc_info=True)
+        await disconnect(bus)
+
+
+async def disconnect(bus: Any, timeout: float = 1.0) -> None:
+    """Disconnect a dbus-fast ``MessageBus`` (or ``None``) and wait until its socket is closed."""
+    if bus is None:
+        return
+    try:
+        bus.disconnect()
+        await asyncio.wait_for(bus.wait_for_disconnect(), timeout)
+    except Exception:  # already gone, or it ended with an error: either way it is closed
+        log.debug("disconnect", exc_info=True)
 
 
 async def notification_server(bus: SessionBus) -> ServerInfo | None:
@@ -170,7 +178,10 @@ async def notification_server(bus: SessionBus) -> ServerInfo | None:
     Raises :class:`BusError` when the bus itself is unusable.
     """
     if not await bus.name_has_owner(NOTIFICATIONS_NAME):
-        return None
+        activatable = await bus.call(_DBUS_NAME, _DBUS_PATH, _DBUS_NAME, "ListActivatableNames")
+        if NOTIFICATIONS_NAME not in activatable[0]:
+            return None
+        # D-Bus activation starts the server on the first call (dunst, mako, xfce4-notifyd ship service files).
     info = await bus.call(NOTIFICATIONS_NAME, NOTIFICATIONS_PATH, NOTIFICATIONS_NAME, "GetServerInformation")
     try:
         caps = await bus.call(NOTIFICATIONS_NAME, NOTIFICATIONS_PATH, NOTIFICATIONS_NAME, "GetCapabilities")

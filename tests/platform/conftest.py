@@ -20,16 +20,18 @@ def private_bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     require_desktop()
     if not shutil.which("dbus-daemon"):
         pytest.skip("dbus-daemon is not installed")
+    # No <servicedir>: nothing is D-Bus-activated, so "no server" and "server killed" stay true
+    # (dunst ships a service file and would otherwise be restarted by the first Notify call).
+    config = tmp_path / "bus.conf"
+    config.write_text(
+        '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
+        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+        f"<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen><auth>EXTERNAL</auth>"
+        '<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>'
+        '<allow own="*"/></policy></busconfig>\n'
+    )
     out = subprocess.run(
-        [
-            "dbus-daemon",
-            "--session",
-            "--fork",
-            "--nosyslog",
-            f"--address=unix:dir={tmp_path}",
-            "--print-address=1",
-            "--print-pid=1",
-        ],
+        ["dbus-daemon", f"--config-file={config}", "--fork", "--nosyslog", "--print-address=1", "--print-pid=1"],
         capture_output=True,
         text=True,
         timeout=10,
@@ -52,7 +54,9 @@ def private_dunst(private_bus: str, tmp_path: Path) -> Iterator[PrivateDunst]:
     choice = tmp_path / "dmenu-choice"
     choice.write_text("")
     dmenu = tmp_path / "fake-dmenu"
-    dmenu.write_text(f'#!/bin/sh\ngrep -F -m1 -- "$(cat {choice})"\n')
+    dmenu.write_text(
+        f'#!/bin/sh\nmenu=$(cat)\nprintf \'%s\\n\' "$menu" >{tmp_path}/dmenu-last-menu\nprintf \'%s\\n\' "$menu" | grep -F -m1 -- "$(cat {choice})"\n'
+    )
     dmenu.chmod(0o755)
     rc = tmp_path / "dunstrc"
     rc.write_text(f"[global]\n    idle_threshold = 0\n    history_length = 50\n    dmenu = {dmenu}\n")

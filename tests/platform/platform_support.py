@@ -47,13 +47,18 @@ class PrivateDunst:
         ).stdout
 
     def wait_log(self, needle: str, timeout: float = 10.0) -> str:
+        return self.read_until(self.log, needle, timeout)
+
+    @staticmethod
+    def read_until(log: Path, needle: str, timeout: float = 10.0) -> str:
+        """The text of ``log`` once ``needle`` appears in it (dunst prints asynchronously)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            text = self.log.read_text(errors="replace")
+            text = log.read_text(errors="replace")
             if needle in text:
                 return text
             time.sleep(0.05)
-        raise AssertionError(f"{needle!r} never reached dunst's log:\n{self.log.read_text(errors='replace')[-2000:]}")
+        raise AssertionError(f"{needle!r} never reached dunst's log:\n{log.read_text(errors='replace')[-2000:]}")
 
     def kill(self) -> None:
         if self.dunst.poll() is None:

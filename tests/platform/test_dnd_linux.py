@@ -172,7 +172,7 @@ def test_dunst_paused_is_dnd_on_the_real_daemon(private_dunst: PrivateDunst) -> 
         try:
             return await DunstDndProbe(bus).state()
         finally:
-            bus.close()
+            await bus.close()
 
     assert asyncio.run(read()) is DndState.OFF
     private_dunst.ctl("set-paused", "true")
@@ -196,6 +196,6 @@ def test_kde_probe_without_plasma_falls_back_to_config(private_dunst: PrivateDun
         try:
             return await KdeDndProbe(bus, config_home=tmp_path, now=Frozen).state()
         finally:
-            bus.close()
+            await bus.close()
 
     assert asyncio.run(read()) is DndState.ON
