@@ -1,0 +1,139 @@
+"""Runs the app (``peft-notify app ...``) or a bare PySide6 window with measurement hooks (child).
+
+``python -m bench.appchild --events FILE [--bare] [--lag-timer] [--engine JSON] -- APP_ARGS...``
+
+The hooks are installed from outside the app, without touching its code:
+
+- ``PySide6.QtWidgets.QApplication`` is replaced by a subclass *before* the app (or qasync)
+  imports it. The subclass installs an application-wide event filter that writes ``shown`` (the
+  perf_counter_ns of the first ``Expose`` of a top-level window at least 200×100 px, so the tray
+  icon does not count) and then removes itself, so it costs nothing afterwards.
+- ``--lag-timer``: a 10 ms ``Qt.PreciseTimer`` whose lateness is written as ``lag`` samples.
+- ``--engine``: ``EngineConfig`` fields to override (``Engine.__init__`` is wrapped), e.g. many
+  milestones and a large rate-limit capacity for the latency benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from typing import IO, Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+_out: IO[str] | None = None
+_buffer: list[str] = []
+_state: dict[str, Any] = {"shown": False, "last": 0}
+
+
+def _write(obj: dict[str, Any], flush: bool = False) -> None:
+    _buffer.append(json.dumps(obj))
+    if (flush or len(_buffer) >= 20) and _out is not None:
+        _out.write("\n".join(_buffer) + "\n")
+        _out.flush()
+        _buffer.clear()
+
+
+class _ShownFilter(QtCore.QObject):
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt override)
+        if (
+            not _state["shown"]
+            and event.type() == QtCore.QEvent.Type.Expose
+            and isinstance(obj, QtGui.QWindow)
+            and obj.isExposed()
+            and obj.width() * obj.height() >= 200 * 100
+        ):
+            _state["shown"] = True
+            _write({"ev": "shown", "t": time.perf_counter_ns(), "title": obj.title()}, flush=True)
+            app = QtCore.QCoreApplication.instance()
+            if app is not None:
+                QtCore.QTimer.singleShot(0, lambda: app.removeEventFilter(self))
+        return False
+
+
+class _LagTimer(QtCore.QObject):
+    def __init__(self, parent: QtCore.QObject) -> None:
+        super().__init__(parent)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self.on_timeout)
+        self.last = 0
+
+    def start(self) -> None:
+        self.last = time.perf_counter_ns()
+        self.timer.start()
+
+    def on_timeout(self) -> None:
+        now = time.perf_counter_ns()
+        _write({"ev": "lag", "t": now, "lag": max(0, now - self.last - 10_000_000)})
+        self.last = now
+
+
+def install_hooks(lag_timer: bool) -> None:
+    """Replace QApplication with the measuring subclass (call before the app imports Qt)."""
+    base = QtWidgets.QApplication
+
+    class MeasuredApplication(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._bench_filter = _ShownFilter(self)
+            self.installEventFilter(self._bench_filter)
+            _write({"ev": "qapp", "t": time.perf_counter_ns()}, flush=True)
+            if lag_timer:
+                self._bench_lag = _LagTimer(self)
+                self._bench_lag.start()
+
+    QtWidgets.QApplication = MeasuredApplication  # type: ignore[misc]
+
+
+def override_engine(overrides: dict[str, Any]) -> None:
+    """Wrap ``Engine.__init__`` so every engine the app builds gets ``overrides`` applied."""
+    from peft_notify.engine import Engine, EngineConfig
+
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    original = Engine.__init__
+
+    def patched(self: Engine, config: EngineConfig | None = None) -> None:
+        original(self, dataclasses.replace(config or EngineConfig(), **values))
+
+    Engine.__init__ = patched  # type: ignore[method-assign]
+
+
+def bare_window() -> int:
+    """The reference: the smallest honest PySide6 app, a QMainWindow with a label."""
+    app = QtWidgets.QApplication(sys.argv)
+    window = QtWidgets.QMainWindow()
+    window.setWindowTitle("bare PySide6 window")
+    window.setCentralWidget(QtWidgets.QLabel("bare PySide6 window"))
+    window.resize(900, 600)
+    window.show()
+    return app.exec()
+
+
+def main() -> int:
+    global _out
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", required=True)
+    parser.add_argument("--bare", action="store_true")
+    parser.add_argument("--lag-timer", action="store_true")
+    parser.add_argument("--engine", default="")
+    parser.add_argument("app_args", nargs="*")
+    args = parser.parse_args()
+    _out = open(args.events, "a")  # noqa: SIM115 (lives as long as the process)
+    _write({"ev": "start", "t": time.perf_counter_ns()}, flush=True)
+    install_hooks(args.lag_timer)
+    if args.engine:
+        override_engine(json.loads(args.engine))
+    if args.bare:
+        return bare_window()
+    from peft_notify.cli import main as cli_main
+
+    return cli_main(args.app_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""Shared benchmark plumbing: result rows, statistics, the printed table, JSON and Markdown.
+
+Every benchmark module exposes ``NAME``, ``TITLE`` and ``run(ctx: Context) -> Result``. A
+benchmark measures ours *and* a reference in the same run and reports their ratio in a
+:class:`Row`. ``run`` may raise; :func:`run_one` turns that into a ``Result`` with ``error``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "Context",
+    "Result",
+    "Row",
+    "Stats",
+    "machine_info",
+    "percentile",
+    "render_markdown",
+    "render_table",
+    "run_one",
+    "stats",
+    "write_json",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+NOTES_BEGIN = "<!-- notes:begin (hand-written, kept when this file is regenerated) -->"
+NOTES_END = "<!-- notes:end -->"
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Summary of repeated samples (same unit as the samples)."""
+
+    n: int
+    median: float
+    p99: float
+    minimum: float
+    maximum: float
+
+    def span(self, fmt: str = "{:.3g}") -> str:
+        """``min–max (n=N)`` for the table's detail column."""
+        return f"{fmt.format(self.minimum)}–{fmt.format(self.maximum)} (n={self.n})"
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation. Raises ``ValueError`` when empty."""
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def stats(samples: Sequence[float]) -> Stats:
+    """Median, p99, min and max of ``samples``. Raises ``ValueError`` when empty."""
+    if not samples:
+        raise ValueError("no samples")
+    return Stats(
+        n=len(samples),
+        median=statistics.median(samples),
+        p99=percentile(samples, 99),
+        minimum=min(samples),
+        maximum=max(samples),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the results table: ours vs the reference, and whether the target is met.
+
+    ``met`` is ``None`` for informational rows (no target).
+    """
+
+    benchmark: str
+    metric: str
+    ours: float | None
+    reference: float | None
+    unit: str
+    target: str = ""
+    met: bool | None = None
+    ratio: float | None = None
+    reference_name: str = ""
+    detail: str = ""
+
+    @staticmethod
+    def ratio_of(ours: float | None, reference: float | None) -> float | None:
+        if ours is None or reference is None or reference == 0:
+            return None
+        return ours / reference
+
+
+@dataclass(slots=True)
+class Result:
+    """What one benchmark produced: its rows, free-form notes and raw numbers, or an error."""
+
+    name: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class Context:
+    """Options shared by all benchmarks. ``quick``: tiny sizes (smoke tests, development)."""
+
+    quick: bool = False
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="peft-bench-")))
+    verbose: bool = False
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def log(self, message: str) -> None:
+        if self.verbose:
+            print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Benchmark(Protocol):
+    NAME: str
+    TITLE: str
+
+    def run(self, ctx: Context) -> Result: ...
+
+
+def run_one(module: Any, ctx: Context) -> Result:
+    """Run one benchmark module; an exception becomes ``Result.error`` (the others still run)."""
+    start = time.perf_counter()
+    try:
+        result: Result = module.run(ctx)
+    except Exception as exc:
+        result = Result(name=module.NAME, title=module.TITLE, error=f"{type(exc).__name__}: {exc}")
+        result.raw["traceback"] = traceback.format_exc()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+@contextmanager
+def timer_ns() -> Iterator[list[int]]:
+    """``with timer_ns() as t: ...`` then ``t[0]`` is the elapsed nanoseconds."""
+    out: list[int] = []
+    start = time.perf_counter_ns()
+    yield out
+    out.append(time.perf_counter_ns() - start)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _met(row: Row) -> str:
+    return "—" if row.met is None else ("yes" if row.met else "**no**")
+
+
+def table_rows(results: Sequence[Result]) -> list[list[str]]:
+    """Table cells: benchmark, metric, ours, reference, ratio, target, met, detail."""
+    out: list[list[str]] = []
+    for res in results:
+        if res.error:
+            out.append([res.name, "ERROR", "", "", "", "", "no", res.error])
+            continue
+        for row in res.rows:
+            ref = f"{_fmt(row.reference)}" + (f" ({row.reference_name})" if row.reference_name else "")
+            out.append(
+                [
+                    row.benchmark,
+                    f"{row.metric} [{row.unit}]" if row.unit else row.metric,
+                    _fmt(row.ours),
+                    ref,
+                    "—" if row.ratio is None else f"{row.ratio:.3g}",
+                    row.target or "—",
+                    _met(row).replace("*", ""),
+                    row.detail,
+                ]
+            )
+    return out
+
+
+HEADER = ["benchmark", "metric", "ours", "reference", "ratio", "target", "met", "detail"]
+
+
+def render_table(results: Sequence[Result]) -> str:
+    """A plain-text table for the terminal."""
+    rows = [HEADER, *table_rows(results)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, RAM, OS, Python, Qt and library versions of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = None
+    try:
+        import psutil
+
+        ram = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    libs = {
+        name: _version(name)
+        for name in (
+            "peft-notify",
+            "PySide6-Essentials",
+            "qasync",
+            "websockets",
+            "desktop-notifier",
+            "dbus-fast",
+            "psutil",
+            "torch",
+            "transformers",
+            "peft",
+            "tqdm",
+        )
+    }
+    qt = "not installed"
+    try:
+        from PySide6 import QtCore
+
+        qt = QtCore.qVersion()
+    except ImportError:
+        pass
+    os_name = platform.platform()
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = f"{line.split('=', 1)[1].strip(chr(34))} ({platform.platform()})"
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "ram_gib": ram,
+        "os": os_name,
+        "python": sys.version.split()[0],
+        "qt": qt,
+        "libraries": libs,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def to_json(results: Sequence[Result], machine: dict[str, Any], quick: bool) -> dict[str, Any]:
+    return {"machine": machine, "quick": quick, "results": [asdict(r) for r in results]}
+
+
+def write_json(path: Path, results: Sequence[Result], machine: dict[str, Any], quick: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_json(results, machine, quick), indent=2, default=str) + "\n")
+
+
+DEFAULT_NOTES = """### Notes
+
+- Numbers were taken on a shared development machine while other work was running; the lead
+  re-runs `bench/run` on a quiet machine before a release. Ratios against a reference measured in
+  the same run are meant to stay meaningful on a noisy machine; absolute numbers are not.
+"""
+
+
+def existing_notes(path: Path) -> str:
+    """The hand-written notes between the markers of an existing ``performance.md`` (or a default)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return DEFAULT_NOTES
+    match = re.search(re.escape(NOTES_BEGIN) + r"\n(.*?)" + re.escape(NOTES_END), text, re.S)
+    return match.group(1) if match else DEFAULT_NOTES
+
+
+def render_markdown(results: Sequence[Result], machine: dict[str, Any], quick: bool, notes: str) -> str:
+    """``docs/performance.md``: table, per-benchmark notes, machine, how to reproduce, kept notes."""
+    out = [
+        "# Performance",
+        "",
+        "<!-- Generated by `python -m bench` (bench/run). Edit only between the notes markers below. -->",
+        "",
+        f"Measured {machine['date']}" + (" with `--quick` (tiny sizes, not representative)" if quick else "") + ".",
+        "Each benchmark measures ours and a reference **in the same run**; `ratio` = ours / reference.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
+    for cells in table_rows(results):
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    out += ["", "## What each benchmark does", ""]
+    for res in results:
+        out.append(f"### {res.name}: {res.title}")
+        out.append("")
+        if res.error:
+            out.append(f"**Failed:** `{res.error}`")
+            out.append("")
+        out.extend(f"- {note}" for note in res.notes)
+        out.append(f"- Took {res.seconds:.1f} s.")
+        out.append("")
+    libs = ", ".join(f"{k} {v}" for k, v in machine["libraries"].items())
+    out += [
+        "## Machine",
+        "",
+        f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores",
+        f"- RAM: {machine['ram_gib']} GiB",
+        f"- OS: {machine['os']}",
+        f"- Python {machine['python']}, Qt {machine['qt']}",
+        f"- Libraries: {libs}",
+        "",
+        "## How to reproduce",
+        "",
+        "```bash",
+        "bench/run                      # bootstrap .venv, start the headless desktop session, run everything",
+        "bench/run --quick              # tiny sizes, a minute or so",
+        "bench/run --only latency startup",
+        "python -m bench --out /tmp/r.json   # inside an existing desktop session",
+        "```",
+        "",
+        "`bench/run` writes `bench/results.json` (all raw numbers) and regenerates this file.",
+        "",
+        NOTES_BEGIN,
+        notes.rstrip("\n"),
+        NOTES_END,
+        "",
+    ]
+    return "\n".join(out)
