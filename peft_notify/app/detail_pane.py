@@ -1,0 +1,143 @@
+"""The selected job in detail: facts, live loss curve, event timeline, Retry/Cancel buttons.
+
+:meth:`DetailPane.show_row` fills it from a :class:`JobRow` plus that job's history entries;
+``action_requested(key, action)`` fires when Retry/Cancel is pressed (only enabled when the
+job's hello advertised the capability and it is connected).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from peft_notify.app.charts import LossChart
+from peft_notify.app.history_view import STATUS_TEXT
+from peft_notify.app.job_card import TONE_COLORS
+from peft_notify.app.jobs_model import JobRow, Link, format_duration
+from peft_notify.ports import HistoryEntry
+
+__all__ = ["DetailPane"]
+
+_KIND_MARK = {"error": "⛔", "warning": "⚠", "completion": "✔", "progress": "●"}
+
+
+class DetailPane(QWidget):
+    """Detail of one job (see the module docstring)."""
+
+    action_requested = Signal(str, str)
+    entry_activated = Signal(str, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.key = ""
+        self.job_id = ""
+        self.title = QLabel("Select a job")
+        self.title.setObjectName("DetailTitle")
+        self.title.setWordWrap(True)
+        self.state = QLabel()
+        self.state.setObjectName("DetailState")
+        self.facts: dict[str, QLabel] = {}
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        form.setHorizontalSpacing(14)
+        for name in ("Progress", "ETA", "Loss", "Host", "Connection", "URL"):
+            value = QLabel()
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setWordWrap(True)
+            self.facts[name] = value
+            caption = QLabel(name)
+            caption.setObjectName("Muted")
+            form.addRow(caption, value)
+        self.chart = LossChart(detailed=True)
+        self.timeline = QListWidget()
+        self.timeline.setAccessibleName("Event timeline")
+        self.timeline.itemActivated.connect(self._on_item)
+        self.retry = QPushButton("Retry")
+        self.cancel = QPushButton("Cancel job")
+        self.retry.clicked.connect(lambda: self.action_requested.emit(self.key, "retry"))
+        self.cancel.clicked.connect(lambda: self.action_requested.emit(self.key, "cancel"))
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.state)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.retry)
+        buttons.addWidget(self.cancel)
+        timeline_label = QLabel("Events")
+        timeline_label.setObjectName("Section")
+        loss_label = QLabel("Loss")
+        loss_label.setObjectName("Section")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.addLayout(head)
+        layout.addLayout(form)
+        layout.addWidget(loss_label)
+        layout.addWidget(self.chart, 3)
+        layout.addWidget(timeline_label)
+        layout.addWidget(self.timeline, 2)
+        layout.addLayout(buttons)
+        self.show_row(None, [])
+
+    def show_row(self, row: JobRow | None, events: Sequence[HistoryEntry]) -> None:
+        """Show ``row`` (None: the empty state) and its ``events`` (newest first)."""
+        enabled = row is not None
+        for widget in (self.chart, self.timeline):
+            widget.setEnabled(enabled)
+        if row is None:
+            self.key = self.job_id = ""
+            self.title.setText("No job selected")
+            self.state.clear()
+            for label in self.facts.values():
+                label.setText("—")
+            self.chart.set_points([])
+            self.timeline.clear()
+            self.retry.setVisible(False)
+            self.cancel.setVisible(False)
+            return
+        self.key, self.job_id = row.key, row.job_id
+        color = TONE_COLORS[row.tone]
+        self.title.setText(row.title)
+        self.state.setText(row.status_text.capitalize())
+        self.state.setStyleSheet(f"color: {color}; font-weight: 600;")
+        self.facts["Progress"].setText(f"{row.percent_text}  ({row.step_text})")
+        self.facts["ETA"].setText(format_duration(row.eta_s) if not row.finished else "—")
+        self.facts["Loss"].setText("—" if row.loss is None else f"{row.loss:.5g}")
+        self.facts["Host"].setText(" · ".join(x for x in (row.host, f"pid {row.pid}" if row.pid else "") if x) or "—")
+        link = row.link.value + (f" ({row.link_detail})" if row.link_detail else "")
+        self.facts["Connection"].setText(link)
+        self.facts["URL"].setText(row.key)
+        self.chart.set_points(row.losses, QColor(color))
+        connected = row.link is Link.CONNECTED
+        self.retry.setVisible("retry" in row.capabilities)
+        self.cancel.setVisible("cancel" in row.capabilities)
+        self.retry.setEnabled(connected)
+        self.cancel.setEnabled(connected and not row.finished)
+        self.timeline.clear()
+        for entry in events:
+            stamp = time.strftime("%H:%M:%S", time.localtime(entry.ts))
+            repeat = f" ×{entry.repeat}" if entry.repeat > 1 else ""
+            status = STATUS_TEXT.get(entry.status, entry.status.value)
+            item = QListWidgetItem(f"{stamp}  {_KIND_MARK.get(entry.kind, '•')} {entry.title}{repeat}  — {status}")
+            item.setToolTip(entry.message)
+            item.setData(Qt.ItemDataRole.UserRole, entry.id)
+            self.timeline.addItem(item)
+        if not events:
+            self.timeline.addItem(QListWidgetItem("No notifications for this job yet"))
+
+    def _on_item(self, item: QListWidgetItem) -> None:
+        entry_id = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(entry_id, int):
+            self.entry_activated.emit(self.job_id, entry_id)

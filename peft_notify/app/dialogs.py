@@ -1,0 +1,207 @@
+"""Dialogs: add a job (URL + token, or a discovered local job), settings, About.
+
+Each dialog takes plain values in and returns plain values out (``AddJobDialog.result_value``,
+``SettingsDialog.settings()``); the app applies them through the controller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from peft_notify import __version__
+from peft_notify.settings import ALL_KINDS, Settings
+
+__all__ = ["AddJobDialog", "SettingsDialog", "about_text", "parse_milestones", "show_about"]
+
+_URL_HINT = "ws://HOST:PORT/ws/notifications/JOB"
+
+
+def valid_job_url(url: str) -> bool:
+    return url.strip().startswith(("ws://", "wss://", "http://", "https://")) and "/" in url.strip()[8:]
+
+
+class AddJobDialog(QDialog):
+    """Ask for a job URL and optional token; offers jobs found on this machine."""
+
+    def __init__(self, local_jobs: Sequence[Any] = (), parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Add job")
+        self.url = QLineEdit(placeholderText=_URL_HINT)
+        self.token = QLineEdit(placeholderText="optional", echoMode=QLineEdit.EchoMode.Password)
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #dc2626;")
+        self.error.hide()
+        self.local = QListWidget()
+        self.local.setAccessibleName("Jobs found on this machine")
+        for job in local_jobs:
+            item = QListWidgetItem(f"{job.name or job.job_id}  —  {job.url}")
+            item.setData(Qt.ItemDataRole.UserRole, (job.url, job.token))
+            self.local.addItem(item)
+        self.local.currentItemChanged.connect(self._pick_local)
+        form = QFormLayout()
+        form.addRow("&URL", self.url)
+        form.addRow("&Token", self.token)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        if local_jobs:
+            layout.addWidget(QLabel("Or pick a job running on this machine:"))
+            layout.addWidget(self.local)
+        layout.addWidget(buttons)
+        self.resize(560, self.sizeHint().height())
+
+    def _pick_local(self, item: QListWidgetItem | None) -> None:
+        if item is not None:
+            url, token = item.data(Qt.ItemDataRole.UserRole)
+            self.url.setText(url)
+            self.token.setText(token or "")
+
+    def accept(self) -> None:
+        if not valid_job_url(self.url.text()):
+            self.error.setText(f"Enter a job URL like {_URL_HINT}")
+            self.error.show()
+            self.url.setFocus()
+            return
+        super().accept()
+
+    @property
+    def result_value(self) -> tuple[str, str | None]:
+        return self.url.text().strip(), self.token.text().strip() or None
+
+
+def parse_milestones(text: str) -> tuple[int, ...]:
+    """``"25, 50 75"`` → ``(25, 50, 75)``. Raises ``ValueError`` naming the bad part."""
+    values: set[int] = set()
+    for part in text.replace(",", " ").split():
+        number = int(part.rstrip("%"))
+        if not 1 <= number <= 100:
+            raise ValueError(f"{part} is not between 1 and 100")
+        values.add(number)
+    if not values:
+        raise ValueError("give at least one milestone")
+    return tuple(sorted(values))
+
+
+class SettingsDialog(QDialog):
+    """Edit a :class:`Settings`; :meth:`settings` returns the edited copy."""
+
+    def __init__(
+        self, settings: Settings, defaults: dict[str, str] | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.original = settings
+        defaults = defaults or {}
+        self.milestones = QLineEdit(", ".join(str(m) for m in settings.milestones))
+        self.templates: dict[str, QLineEdit] = {}
+        for name in ("milestone_title", "milestone_message", "completion_title", "completion_message"):
+            edit = QLineEdit(getattr(settings, name), placeholderText=defaults.get(name, "default"))
+            edit.setToolTip("Placeholders: {job} {percent} {step} {total} {eta} {loss}. Empty = default.")
+            self.templates[name] = edit
+        self.kinds = {kind: QCheckBox(kind.capitalize()) for kind in ALL_KINDS}
+        for kind, box in self.kinds.items():
+            box.setChecked(kind in settings.popup_kinds)
+        self.checks = {
+            "respect_dnd": QCheckBox("Respect Do Not Disturb (errors always come through)"),
+            "sounds": QCheckBox("Play sounds"),
+            "close_to_tray": QCheckBox("Closing the window keeps monitoring in the tray"),
+            "start_minimized": QCheckBox("Start minimized to the tray"),
+            "autostart": QCheckBox("Start at login"),
+            "auto_discover": QCheckBox("Follow jobs started on this machine automatically"),
+        }
+        for name, box in self.checks.items():
+            box.setChecked(bool(getattr(settings, name)))
+        self.retention = QDoubleSpinBox(minimum=1, maximum=3650, decimals=0, suffix=" days")
+        self.retention.setValue(settings.retention_days)
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #dc2626;")
+        self.error.hide()
+
+        notifications = QGroupBox("Notifications")
+        form = QFormLayout(notifications)
+        form.addRow("&Milestones (%)", self.milestones)
+        form.addRow("Milestone title", self.templates["milestone_title"])
+        form.addRow("Milestone message", self.templates["milestone_message"])
+        form.addRow("Completion title", self.templates["completion_title"])
+        form.addRow("Completion message", self.templates["completion_message"])
+        kinds_row = QWidget()
+        kinds_layout = QVBoxLayout(kinds_row)
+        kinds_layout.setContentsMargins(0, 0, 0, 0)
+        for box in self.kinds.values():
+            kinds_layout.addWidget(box)
+        form.addRow("Pop up for", kinds_row)
+        behaviour = QGroupBox("Behaviour")
+        behaviour_layout = QVBoxLayout(behaviour)
+        for box in self.checks.values():
+            behaviour_layout.addWidget(box)
+        retention_row = QFormLayout()
+        retention_row.addRow("Keep history for", self.retention)
+        behaviour_layout.addLayout(retention_row)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(notifications)
+        layout.addWidget(behaviour)
+        layout.addWidget(QLabel("Milestones, templates and pop-up kinds apply to jobs connected after a restart."))
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        try:
+            parse_milestones(self.milestones.text())
+        except ValueError as exc:
+            self.error.setText(f"Milestones: {exc}")
+            self.error.show()
+            return
+        super().accept()
+
+    def settings(self) -> Settings:
+        """The edited settings (call after ``exec()`` returned Accepted)."""
+        values: dict[str, Any] = {name: box.isChecked() for name, box in self.checks.items()}
+        values.update({name: edit.text().strip() for name, edit in self.templates.items()})
+        values["milestones"] = parse_milestones(self.milestones.text())
+        values["popup_kinds"] = tuple(k for k, box in self.kinds.items() if box.isChecked())
+        values["retention_days"] = float(self.retention.value())
+        return dataclasses.replace(self.original, **values)
+
+
+def about_text(selections: Sequence[tuple[str, str, Sequence[str]]]) -> str:
+    """HTML for the About box: version, and each port's chosen adapter with the skipped ones and why."""
+    parts = [f"<h3>peft-notify {__version__}</h3>", "<p>Notifications and taskbar progress for training jobs.</p>"]
+    for port, chosen, skipped in selections:
+        parts.append(f"<p><b>{port}:</b> {chosen}")
+        if skipped:
+            parts.append("<br><small>" + "<br>".join(f"skipped {s}" for s in skipped) + "</small>")
+        parts.append("</p>")
+    return "".join(parts)
+
+
+def show_about(parent: QWidget | None, selections: Sequence[tuple[str, str, Sequence[str]]]) -> None:
+    box = QMessageBox(parent)
+    box.setWindowTitle("About peft-notify")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setText(about_text(selections))
+    box.exec()

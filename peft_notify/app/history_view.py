@@ -1,0 +1,287 @@
+"""The history tab: every notification, filterable, searchable, unread in bold.
+
+:class:`HistoryView` reads from a ``HistoryStore`` (``query``/``mark_read``) whenever
+:meth:`refresh` is called (the controller's ``history_changed`` signal). Filters: job, kind,
+urgency, delivery status, free text, unread only. "Mark read" / "Mark all read" and Export
+(JSON/CSV) act on the store. ``entry_activated(job_id, entry_id)`` fires on double-click/Enter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from peft_notify.history import export_csv, export_json
+from peft_notify.ports import DeliveryStatus, HistoryEntry, HistoryQuery, HistoryStore
+
+__all__ = ["STATUS_TEXT", "HistoryModel", "HistoryView"]
+
+log = logging.getLogger(__name__)
+
+STATUS_TEXT = {
+    DeliveryStatus.PENDING: "pending",
+    DeliveryStatus.SHOWN: "shown",
+    DeliveryStatus.FALLBACK: "shown (fallback)",
+    DeliveryStatus.FAILED: "not shown (failed)",
+    DeliveryStatus.WITHHELD_DND: "withheld (DND)",
+    DeliveryStatus.RATE_LIMITED: "withheld (rate limit)",
+    DeliveryStatus.DUPLICATE: "merged duplicate",
+    DeliveryStatus.FILTERED: "recorded only",
+    DeliveryStatus.PAUSED: "withheld (paused)",
+}
+_HEADERS = ("Time", "Job", "Kind", "Urgency", "Title", "Status")
+_ANY = "Any"
+_SearchRole = Qt.ItemDataRole.UserRole
+
+
+def _combo(name: str) -> QComboBox:
+    combo = QComboBox()
+    combo.setAccessibleName(name)
+    return combo
+
+
+def _ts(ts: float) -> str:
+    today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", time.localtime(ts))
+    return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+class HistoryModel(QAbstractTableModel):
+    """Table model over a list of HistoryEntry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[HistoryEntry] = []
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    def set_entries(self, entries: list[HistoryEntry]) -> None:
+        self.beginResetModel()
+        self.entries = entries
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.entries)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(_HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation is Qt.Orientation.Horizontal:
+            return _HEADERS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        entry = self.entries[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            title = entry.title + (f"  (×{entry.repeat})" if entry.repeat > 1 else "")
+            values = (
+                _ts(entry.ts),
+                entry.job_name or entry.job_id,
+                entry.kind,
+                entry.urgency,
+                title,
+                STATUS_TEXT.get(entry.status, entry.status.value),
+            )
+            return values[index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            extra = f"\nvia {entry.backend}" if entry.backend else ""
+            extra += f"\n{entry.detail}" if entry.detail else ""
+            return f"{entry.title}\n{entry.message}{extra}"
+        if role == Qt.ItemDataRole.FontRole and not entry.read:
+            return self._bold
+        if role == _SearchRole:
+            return entry.id
+        return None
+
+
+class HistoryView(QWidget):
+    """History tab (see the module docstring)."""
+
+    entry_activated = Signal(str, int)
+    unread_changed = Signal(int)
+
+    def __init__(self, history: HistoryStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.search = QLineEdit(placeholderText="Search titles and messages…", clearButtonEnabled=True)
+        self.job = _combo("Job filter")
+        self.kind = _combo("Kind filter")
+        self.kind.addItems([_ANY, "progress", "completion", "warning", "error"])
+        self.urgency = _combo("Urgency filter")
+        self.urgency.addItems([_ANY, "low", "normal", "high", "critical"])
+        self.status = _combo("Status filter")
+        self.status.addItem(_ANY, None)
+        for status, text in STATUS_TEXT.items():
+            self.status.addItem(text, status)
+        self.unread_only = QCheckBox("Unread only")
+        self.mark_read_button = QPushButton("Mark read")
+        self.mark_all_button = QPushButton("Mark all read")
+        self.export_button = QPushButton("Export…")
+        self.empty = QLabel("No notifications yet. They appear here as soon as a job reports something.")
+        self.empty.setObjectName("EmptyState")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.model = HistoryModel()
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 2)
+        for label, combo in (
+            ("Job", self.job),
+            ("Kind", self.kind),
+            ("Urgency", self.urgency),
+            ("Status", self.status),
+        ):
+            caption = QLabel(label)
+            caption.setBuddy(combo)
+            filters.addWidget(caption)
+            filters.addWidget(combo)
+        filters.addWidget(self.unread_only)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for button in (self.mark_read_button, self.mark_all_button, self.export_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty, 1)
+        layout.addLayout(buttons)
+
+        self.search.textChanged.connect(self.refresh)
+        for combo in (self.job, self.kind, self.urgency, self.status):
+            combo.currentIndexChanged.connect(self.refresh)
+        self.unread_only.toggled.connect(self.refresh)
+        self.mark_read_button.clicked.connect(self.on_mark_read)
+        self.mark_all_button.clicked.connect(self.on_mark_all_read)
+        self.export_button.clicked.connect(self.on_export)
+        self.table.activated.connect(self.on_activated)
+        self.job.addItem(_ANY, None)
+        self.refresh()
+
+    def current_query(self) -> HistoryQuery:
+        kind, urgency = self.kind.currentText(), self.urgency.currentText()
+        return HistoryQuery(
+            job_id=self.job.currentData(),
+            kinds=() if kind == _ANY else (kind,),
+            urgencies=() if urgency == _ANY else (urgency,),
+            text=self.search.text().strip(),
+            unread_only=self.unread_only.isChecked(),
+            limit=2000,
+        )
+
+    def refresh(self) -> None:
+        """Re-read the store with the current filters (keeps the selection where it can)."""
+        self._refresh_jobs()
+        try:
+            entries = self.history.query(self.current_query())
+        except Exception as exc:
+            log.error("could not read history", exc_info=True)
+            self.empty.setText(f"Could not read the history: {exc}")
+            entries = []
+        status = self.status.currentData()
+        if status is not None:
+            entries = [e for e in entries if e.status is status]
+        selected = set(self.selected_ids())
+        self.model.set_entries(entries)
+        for row, entry in enumerate(entries):
+            if entry.id in selected:
+                self.table.selectRow(row)
+        self.table.setVisible(bool(entries))
+        self.empty.setVisible(not entries)
+        self.unread_changed.emit(self.unread_count())
+
+    def unread_count(self) -> int:
+        """Unread entries in the whole store (not just the filtered ones)."""
+        counter = getattr(self.history, "unread_count", None)
+        try:
+            if callable(counter):
+                return int(counter())
+            return len(self.history.query(HistoryQuery(unread_only=True, limit=100_000)))
+        except Exception:
+            log.warning("could not count unread history", exc_info=True)
+            return 0
+
+    def _refresh_jobs(self) -> None:
+        jobs = getattr(self.history, "jobs", None)
+        known = {self.job.itemData(i) for i in range(self.job.count())}
+        pairs: list[tuple[str, str]] = (
+            jobs()
+            if callable(jobs)
+            else sorted({(e.job_id, e.job_name) for e in self.history.query(HistoryQuery(limit=5000))})
+        )
+        self.job.blockSignals(True)
+        for job_id, name in pairs:
+            if job_id not in known:
+                self.job.addItem(name or job_id or "(app)", job_id)
+        self.job.blockSignals(False)
+
+    def select_job(self, job_id: str | None) -> None:
+        index = self.job.findData(job_id)
+        self.job.setCurrentIndex(max(index, 0))
+
+    def select_entry(self, entry_id: int) -> None:
+        for row, entry in enumerate(self.model.entries):
+            if entry.id == entry_id:
+                self.table.selectRow(row)
+                self.table.scrollTo(self.model.index(row, 0))
+
+    def selected_ids(self) -> list[int]:
+        rows = {i.row() for i in self.table.selectionModel().selectedRows()}
+        return [self.model.entries[r].id for r in sorted(rows) if r < len(self.model.entries)]
+
+    def on_mark_read(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            self.history.mark_read(ids)
+            self.refresh()
+
+    def on_mark_all_read(self) -> None:
+        self.history.mark_read(None)
+        self.refresh()
+
+    def on_activated(self, index: QModelIndex) -> None:
+        entry = self.model.entries[index.row()]
+        self.history.mark_read([entry.id])
+        self.entry_activated.emit(entry.job_id, entry.id)
+        self.refresh()
+
+    def on_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export history", "peft-notify-history.json", "JSON (*.json);;CSV (*.csv)"
+        )
+        if path:
+            self.export_to(Path(path))
+
+    def export_to(self, path: Path) -> None:
+        """Write the currently filtered entries to ``path`` (CSV when it ends in .csv, else JSON)."""
+        text = export_csv(self.model.entries) if path.suffix.lower() == ".csv" else export_json(self.model.entries)
+        path.write_text(text, encoding="utf-8")

@@ -1,0 +1,169 @@
+"""What the window shows about one subscribed job: a plain value per job, plus formatting.
+
+The controller keeps one :class:`JobRow` per subscription (keyed by URL) and updates it from
+the engine's ``JobView`` and the client's connection events; widgets only read it. No Qt here,
+so the formatting is tested without a display.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["JobRow", "Link", "aggregate_progress", "format_duration", "job_id_from_url"]
+
+MAX_LOSS_POINTS = 600
+
+
+class Link(Enum):
+    """Connection state as the user sees it."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    AUTH_REFUSED = "auth refused"
+    PROTOCOL_ERROR = "protocol error"
+    FINISHED = "finished"
+    STOPPED = "paused"
+
+    @property
+    def is_problem(self) -> bool:
+        return self in (Link.AUTH_REFUSED, Link.PROTOCOL_ERROR)
+
+
+def job_id_from_url(url: str) -> str:
+    """The job id in ``.../ws/notifications/JOB`` (or the URL's last path segment)."""
+    path = urlsplit(url).path.rstrip("/")
+    return path.rsplit("/", 1)[-1] or url
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1h 02m`` / ``3m 20s`` / ``45s``; an em dash when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+@dataclass
+class JobRow:
+    """One subscription's live state (mutable; owned by the controller)."""
+
+    key: str  # the subscription URL: stable identity even before the hello arrives
+    job_id: str
+    name: str = ""
+    host: str = ""
+    pid: int | None = None
+    state: str = ""  # wire.JobState value once known
+    link: Link = Link.CONNECTING
+    link_detail: str = ""
+    retry_in: float | None = None
+    step: int = 0
+    total: int | None = None
+    fraction: float | None = None
+    eta_s: float | None = None
+    loss: float | None = None
+    capabilities: tuple[str, ...] = ()
+    stalled: bool = False
+    errors: int = 0
+    token: str | None = None
+    local: bool = False  # discovered from this machine's job files
+    losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=MAX_LOSS_POINTS))
+
+    @property
+    def title(self) -> str:
+        return self.name or self.job_id
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("completed", "failed", "cancelled")
+
+    @property
+    def percent_text(self) -> str:
+        return "—" if self.fraction is None else f"{self.fraction * 100:.0f}%"
+
+    @property
+    def step_text(self) -> str:
+        total = "?" if self.total is None else f"{self.total:,}"
+        return f"step {self.step:,} / {total}"
+
+    @property
+    def loss_text(self) -> str:
+        return "loss —" if self.loss is None else f"loss {self.loss:.4g}"
+
+    @property
+    def eta_text(self) -> str:
+        if self.finished or self.state == "paused":
+            return ""
+        return f"ETA {format_duration(self.eta_s)}"
+
+    @property
+    def status_text(self) -> str:
+        """The one-line state: the job's lifecycle, or the connection's when that matters more."""
+        if self.link.is_problem:
+            return self.link.value + (f": {self.link_detail}" if self.link_detail else "")
+        if self.link is Link.RECONNECTING and not self.finished:
+            when = "" if self.retry_in is None else f" in {format_duration(self.retry_in)}"
+            return f"reconnecting{when}"
+        if self.link is Link.STOPPED:
+            return "paused (not connected)"
+        if self.stalled and self.state == "running":
+            return "stalled"
+        if self.state:
+            return self.state
+        return str(self.link.value)
+
+    @property
+    def tone(self) -> str:
+        """``ok`` / ``done`` / ``warn`` / ``error`` / ``idle``: the card's accent colour."""
+        if self.state == "failed" or self.link.is_problem or self.errors:
+            return "error"
+        if self.state == "completed":
+            return "done"
+        if self.stalled or self.link is Link.RECONNECTING or self.state in ("paused", "cancelled"):
+            return "warn"
+        if self.state == "running":
+            return "ok"
+        return "idle"
+
+    def update_from_view(self, view: Any) -> None:
+        """Copy the engine's ``JobView`` fields (duck-typed, so tests can pass a stand-in)."""
+        self.job_id = view.job_id
+        self.name = view.name or self.name
+        self.host = view.host or self.host
+        self.pid = view.pid if view.pid is not None else self.pid
+        self.state = str(getattr(view.state, "value", view.state) or "")
+        self.step = view.current_step
+        self.total = view.total_steps
+        self.fraction = view.fraction
+        self.eta_s = view.eta_s
+        self.capabilities = tuple(view.capabilities)
+        self.stalled = bool(view.stalled)
+        self.errors = int(view.errors)
+        if view.loss is not None:
+            self.loss = view.loss
+
+    def add_loss(self, step: int, loss: float) -> None:
+        if not math.isfinite(loss):
+            return
+        if self.losses and self.losses[-1][0] >= step:
+            if self.losses[-1][0] == step:
+                self.losses[-1] = (step, loss)
+            return
+        self.losses.append((step, loss))
+
+
+def aggregate_progress(rows: list[JobRow]) -> float | None:
+    """Mean fraction over running jobs with a known total (what the tray tooltip shows)."""
+    fractions = [r.fraction for r in rows if r.state == "running" and r.fraction is not None]
+    return sum(fractions) / len(fractions) if fractions else None

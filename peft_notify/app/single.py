@@ -1,0 +1,95 @@
+"""Single instance: a second launch hands its URLs to the first and exits.
+
+Call :meth:`SingleInstance.forward` first: True means another instance took the message
+(quit now). Otherwise call :meth:`listen`; ``message_received(dict)`` then fires with what
+later launches send (``{"urls": [...], "token": ..., "show": true}``). Uses ``QLocalServer``
+(a Unix socket in the runtime dir / a named pipe on Windows), one name per user.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+__all__ = ["SingleInstance", "default_server_name"]
+
+log = logging.getLogger(__name__)
+
+
+def default_server_name() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name (containers): still one per uid
+        user = "user"
+    return f"peft-notify-{user}"
+
+
+class SingleInstance(QObject):
+    """See the module docstring."""
+
+    message_received = Signal(dict)
+
+    def __init__(self, name: str | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.name = name or default_server_name()
+        self.server: QLocalServer | None = None
+
+    def forward(self, message: dict[str, Any], timeout_ms: int = 1000) -> bool:
+        """Send ``message`` to a running instance; True if one received it."""
+        socket = QLocalSocket()
+        socket.connectToServer(self.name)
+        if not socket.waitForConnected(timeout_ms):
+            return False
+        socket.write(json.dumps(message).encode() + b"\n")
+        ok = socket.waitForBytesWritten(timeout_ms)
+        socket.waitForReadyRead(timeout_ms)  # the first instance answers "ok" once it has the message
+        socket.disconnectFromServer()
+        return ok
+
+    def listen(self) -> bool:
+        """Become the instance others forward to. A stale socket from a crash is removed first."""
+        QLocalServer.removeServer(self.name)
+        server = QLocalServer(self)
+        server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        if not server.listen(self.name):
+            log.warning("single-instance server %s: %s", self.name, server.errorString())
+            return False
+        server.newConnection.connect(self._on_connection)
+        self.server = server
+        return True
+
+    def _on_connection(self) -> None:
+        assert self.server is not None
+        while self.server.hasPendingConnections():
+            socket = self.server.nextPendingConnection()
+            buffer = bytearray()
+
+            def read(sock: QLocalSocket = socket, buf: bytearray = buffer) -> None:
+                buf.extend(bytes(sock.readAll().data()))
+                if not buf.endswith(b"\n"):
+                    return
+                try:
+                    message = json.loads(buf)
+                except ValueError:
+                    log.warning("ignoring a malformed message from another instance")
+                    message = None
+                sock.write(b"ok\n")
+                sock.flush()
+                sock.disconnectFromServer()
+                if isinstance(message, dict):
+                    self.message_received.emit(message)
+
+            socket.readyRead.connect(read)
+            socket.disconnected.connect(socket.deleteLater)
+            if socket.bytesAvailable():
+                read()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None

@@ -1,0 +1,302 @@
+"""The main window: job list, detail pane, history tab, banner strip, status bar.
+
+:class:`MainWindow` listens to the :class:`Controller`'s signals (``on_job_updated`` …) and
+calls its methods for user commands. Closing it hides it to the tray when the settings say so
+(``close_requested`` lets the app decide); it never owns monitoring state itself.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from peft_notify.app.controller import Controller
+from peft_notify.app.detail_pane import DetailPane
+from peft_notify.app.history_view import HistoryView
+from peft_notify.app.job_card import JobCard
+from peft_notify.app.jobs_model import JobRow, Link
+from peft_notify.app.style import STYLE_SHEET
+from peft_notify.ports import HistoryEntry, HistoryQuery
+
+__all__ = ["MainWindow"]
+
+log = logging.getLogger(__name__)
+
+EMPTY_TEXT = (
+    "<h3>No jobs yet</h3><p>Run <code>peft-notify simulate</code> or <code>peft-notify demo</code>,<br>"
+    "or add a job's URL with <b>Add job…</b></p>"
+)
+
+
+class MainWindow(QMainWindow):
+    """See the module docstring."""
+
+    add_job_requested = Signal()
+    settings_requested = Signal()
+    about_requested = Signal()
+    quit_requested = Signal()
+    close_requested = Signal()
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle("peft-notify")
+        self.setObjectName("MainWindow")
+        self.setStyleSheet(STYLE_SHEET)
+        self.resize(1080, 680)
+        self.allow_close = False  # set by the app when quitting for real
+        self.items: dict[str, QListWidgetItem] = {}
+        self.cards: dict[str, JobCard] = {}
+        self._events: list[HistoryEntry] = []
+
+        self.banner = QFrame()
+        self.banner.setObjectName("Banner")
+        self.banner_text = QLabel(wordWrap=True)
+        close_banner = QToolButton(autoRaise=True)
+        close_banner.setText("✕")
+        close_banner.setToolTip("Dismiss")
+        close_banner.clicked.connect(self.banner.hide)
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.setContentsMargins(12, 6, 6, 6)
+        banner_layout.addWidget(self.banner_text, 1)
+        banner_layout.addWidget(close_banner)
+        self.banner.hide()
+
+        self.job_list = QListWidget()
+        self.job_list.setObjectName("JobList")
+        self.job_list.setAccessibleName("Jobs")
+        self.job_list.setSpacing(4)
+        self.job_list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
+        self.empty = QLabel(EMPTY_TEXT, alignment=Qt.AlignmentFlag.AlignCenter)
+        self.empty.setObjectName("EmptyState")
+        self.empty.setTextFormat(Qt.TextFormat.RichText)
+        self.list_stack = QStackedWidget()
+        self.list_stack.addWidget(self.empty)
+        self.list_stack.addWidget(self.job_list)
+        self.add_button = QPushButton("Add job…")
+        self.pause_button = QPushButton("Pause")
+        self.remove_button = QPushButton("Remove")
+        self.pause_button.setToolTip("Disconnect from this job without forgetting it")
+        list_buttons = QHBoxLayout()
+        for button in (self.add_button, self.pause_button, self.remove_button):
+            list_buttons.addWidget(button)
+        list_buttons.addStretch(1)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(8, 8, 4, 8)
+        left_layout.addWidget(self.list_stack, 1)
+        left_layout.addLayout(list_buttons)
+
+        self.detail = DetailPane()
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(self.detail)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([520, 560])
+        self.history_view = HistoryView(controller.history)
+        self.tabs = QTabWidget(documentMode=True)
+        self.tabs.addTab(splitter, "Jobs")
+        self.tabs.addTab(self.history_view, "History")
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.banner)
+        central_layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.status_label = QLabel()
+        self.statusBar().addPermanentWidget(self.status_label)
+        self._build_menu()
+
+        self.add_button.clicked.connect(self.add_job_requested)
+        self.remove_button.clicked.connect(self.on_remove)
+        self.pause_button.clicked.connect(self.on_pause_toggle)
+        self.job_list.currentItemChanged.connect(self.on_current_changed)
+        self.detail.action_requested.connect(controller.request_action)
+        self.detail.entry_activated.connect(self.show_entry)
+        self.history_view.entry_activated.connect(self.show_entry)
+        controller.job_updated.connect(self.on_job_updated)
+        controller.job_removed.connect(self.on_job_removed)
+        controller.history_changed.connect(self.on_history_changed)
+        controller.problem.connect(self.on_problem)
+        controller.show_job.connect(self.on_show_job)
+        controller.dnd_changed.connect(lambda _state: self.update_status())
+        controller.pause_changed.connect(lambda _until: self.update_status())
+        for key in controller.rows:
+            self.on_job_updated(key)
+        self.update_buttons()
+        self.update_status()
+
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        add = QAction("&Add job…", self, shortcut=QKeySequence("Ctrl+N"))
+        add.triggered.connect(self.add_job_requested)
+        discover = QAction("&Discover local jobs", self, shortcut=QKeySequence("F5"))
+        discover.triggered.connect(self.on_discover)
+        settings = QAction("&Settings…", self, shortcut=QKeySequence("Ctrl+,"))
+        settings.triggered.connect(self.settings_requested)
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
+        quit_action.triggered.connect(self.quit_requested)
+        for action in (add, discover, settings):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        for index, (name, key) in enumerate((("&Jobs", "Ctrl+1"), ("&History", "Ctrl+2"))):
+            action = QAction(name, self, shortcut=QKeySequence(key))
+            action.triggered.connect(lambda _=False, i=index: self.tabs.setCurrentIndex(i))
+            view_menu.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About peft-notify", self)
+        about.triggered.connect(self.about_requested)
+        help_menu.addAction(about)
+
+    # -- controller signals --------------------------------------------------------------
+
+    def on_job_updated(self, key: str) -> None:
+        row = self.controller.rows.get(key)
+        if row is None:
+            return
+        if key not in self.items:
+            item = QListWidgetItem()
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            card = JobCard()
+            self.job_list.addItem(item)
+            self.job_list.setItemWidget(item, card)
+            self.items[key], self.cards[key] = item, card
+            if self.job_list.currentItem() is None:
+                self.job_list.setCurrentItem(item)
+        card = self.cards[key]
+        card.show_row(row)
+        self.items[key].setSizeHint(card.sizeHint())
+        self.items[key].setText(f"{row.title}: {row.status_text}")  # for screen readers and type-ahead
+        self.list_stack.setCurrentIndex(1 if self.items else 0)
+        if self.current_key() == key:
+            self.refresh_detail(events=False)
+        self.update_buttons()
+
+    def on_current_changed(self, current: QListWidgetItem | None, previous: QListWidgetItem | None) -> None:
+        for key, card in self.cards.items():
+            card.set_selected(self.items[key] is current)
+        self.refresh_detail()
+
+    def on_job_removed(self, key: str) -> None:
+        item = self.items.pop(key, None)
+        self.cards.pop(key, None)
+        if item is not None:
+            self.job_list.takeItem(self.job_list.row(item))
+        self.list_stack.setCurrentIndex(1 if self.items else 0)
+        self.refresh_detail()
+
+    def on_history_changed(self) -> None:
+        self.history_view.refresh()
+        self.refresh_detail()
+
+    def on_problem(self, key: str, message: str) -> None:
+        """Show a problem in the banner strip (and the status bar for a while)."""
+        self.banner_text.setText(message)
+        self.banner.show()
+        self.statusBar().showMessage(message, 15000)
+
+    def on_show_job(self, key: str, record_id: int) -> None:
+        """ "View Details" on a notification: raise the window on that job."""
+        self.bring_to_front()
+        if key in self.items:
+            self.tabs.setCurrentIndex(0)
+            self.job_list.setCurrentItem(self.items[key])
+        if record_id:
+            self.history_view.select_entry(record_id)
+
+    # -- user commands -------------------------------------------------------------------
+
+    def current_key(self) -> str | None:
+        item = self.job_list.currentItem()
+        return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
+
+    def current_row(self) -> JobRow | None:
+        key = self.current_key()
+        return None if key is None else self.controller.rows.get(key)
+
+    def refresh_detail(self, events: bool = True) -> None:
+        """Show the current job; ``events=False`` reuses its cached timeline (progress updates)."""
+        row = self.current_row()
+        if row is None:
+            self._events = []
+            self.detail.show_row(None, [])
+            self.update_buttons()
+            return
+        if events or self.detail.key != row.key:
+            try:
+                self._events = self.controller.history.query(HistoryQuery(job_id=row.job_id, limit=200))
+            except Exception:
+                log.warning("could not read the job's history", exc_info=True)
+                self._events = []
+        self.detail.show_row(row, self._events)
+        self.update_buttons()
+
+    def update_buttons(self) -> None:
+        row = self.current_row()
+        self.remove_button.setEnabled(row is not None)
+        self.pause_button.setEnabled(row is not None)
+        self.pause_button.setText("Resume" if row is not None and row.link is Link.STOPPED else "Pause")
+
+    def on_remove(self) -> None:
+        key = self.current_key()
+        if key is not None:
+            self.controller.unsubscribe(key)
+
+    def on_pause_toggle(self) -> None:
+        row = self.current_row()
+        if row is not None:
+            self.controller.set_job_paused(row.key, row.link is not Link.STOPPED)
+
+    def on_discover(self) -> None:
+        found = self.controller.discover_now()
+        self.statusBar().showMessage(f"Found {found} new local job(s)" if found else "No new local jobs found", 5000)
+
+    def show_entry(self, job_id: str, entry_id: int) -> None:
+        key = self.controller.key_for(job_id)
+        self.on_show_job(key or "", entry_id)
+
+    def update_status(self) -> None:
+        parts = [f"Do Not Disturb: {self.controller.dnd.value}"]
+        if self.controller.paused_until is not None:
+            parts.append("notifications paused")
+        self.status_label.setText("   ".join(parts))
+
+    def bring_to_front(self) -> None:
+        self.show()
+        self.setWindowState((self.windowState() & ~Qt.WindowState.WindowMinimized) | Qt.WindowState.WindowActive)
+        self.raise_()
+        self.activateWindow()
+
+    # -- Qt events -----------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.controller.acknowledge()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.allow_close:
+            event.accept()
+            return
+        event.ignore()
+        self.close_requested.emit()
