@@ -1,0 +1,90 @@
+"""``peft-notify simulate``: serve a simulated training job (for demos, ``watch`` and tests)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``simulate`` sub-command."""
+    p = subparsers.add_parser(
+        "simulate",
+        help="serve a simulated training job",
+        description="Serve a realistic simulated training job over protocol v1 and print its URL.",
+    )
+    p.add_argument("--steps", type=int, default=200, help="total steps (default 200)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--step-ms", type=float, help="milliseconds per step (default 50)")
+    rate.add_argument("--step-time", type=float, help="seconds per step")
+    rate.add_argument("--rate", type=float, help="steps per second")
+    p.add_argument("--fail-at", type=float, metavar="AT", help="fail at this fraction (0.4) or step (400)")
+    p.add_argument("--error-type", "--error", dest="error_type", default="oom_error", help="error type for --fail-at")
+    p.add_argument("--nan-at", type=float, metavar="AT", help="NaN loss (loss_divergence) at this point")
+    p.add_argument("--loss-spike", type=float, metavar="AT", help="a loss spike warning at this point")
+    p.add_argument("--stall-at", type=float, metavar="AT", help="stop making progress at this point")
+    p.add_argument("--resume-from", type=int, default=0, metavar="STEP", help="start as if resumed at STEP")
+    p.add_argument("--eval-every", type=int, default=50, metavar="K")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--token", help="require this token (generated for non-loopback binds)")
+    p.add_argument("--name", default="simulated-lora", help="job name")
+    p.add_argument("--job-id", default="sim", help="job id in the URL (default 'sim')")
+    p.add_argument("--linger", type=float, default=2.0, help="seconds to keep serving after the end (default 2)")
+    p.add_argument("--no-discovery", action="store_true", help="do not write a discovery job file")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: serve and simulate; exit 0 when the simulated job completes, 1 otherwise."""
+    from peft_notify import wire
+    from peft_notify.emitter import JobServer, PortInUseError
+    from peft_notify.emitter.simulate import SimConfig, simulate
+
+    step_time = 0.05
+    if args.step_ms is not None:
+        step_time = args.step_ms / 1000.0
+    elif args.step_time is not None:
+        step_time = args.step_time
+    elif args.rate:
+        step_time = 1.0 / args.rate
+    config = SimConfig(
+        steps=args.steps,
+        step_time=step_time,
+        fail_at=args.fail_at,
+        error_type=args.error_type,
+        nan_at=args.nan_at,
+        loss_spike_at=args.loss_spike,
+        stall_at=args.stall_at,
+        eval_every=args.eval_every,
+        resume_from=args.resume_from,
+        seed=args.seed,
+    )
+    server = JobServer(host=args.host, port=args.port, token=args.token, discovery_files=not args.no_discovery)
+    try:
+        server.start()
+    except PortInUseError as exc:
+        print(f"peft-notify simulate: {exc.strerror}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"peft-notify simulate: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        handle = server.add_job(args.job_id, name=args.name, total_steps=args.steps, capabilities=["cancel"])
+        url = handle.url + (f"?token={server.token}" if server.token else "")
+        print(url, flush=True)
+        try:
+            state = simulate(handle, config, stop)
+        except KeyboardInterrupt:
+            handle.status(wire.JobState.CANCELLED, "interrupted")
+            state = wire.JobState.CANCELLED
+    finally:
+        server.stop(linger=args.linger)
+        signal.signal(signal.SIGTERM, previous)
+    return 0 if state is wire.JobState.COMPLETED else 1
