@@ -55,7 +55,9 @@ def private_dunst(private_bus: str, tmp_path: Path) -> Iterator[PrivateDunst]:
     choice.write_text("")
     dmenu = tmp_path / "fake-dmenu"
     dmenu.write_text(
-        f'#!/bin/sh\nmenu=$(cat)\nprintf \'%s\\n\' "$menu" >{tmp_path}/dmenu-last-menu\nprintf \'%s\\n\' "$menu" | grep -F -m1 -- "$(cat {choice})"\n'
+        "#!/bin/sh\nmenu=$(cat)\n"
+        f"printf '%s\\n' \"$menu\" >{tmp_path}/dmenu-last-menu\n"
+        f'printf \'%s\\n\' "$menu" | grep -F -m1 -- "$(cat {choice})"\n'
     )
     dmenu.chmod(0o755)
     rc = tmp_path / "dunstrc"
