@@ -9,6 +9,7 @@ State changes (error, paused, removal, job count) are never delayed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias
@@ -71,7 +72,7 @@ class Coalescer:
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self._shown: Indicator = ClearTaskbar()
-        self._shown_at: float | None = None
+        self._shown_at = -math.inf  # nothing shown yet: the first value goes out at once
         self._pending: Indicator | None = None
 
     @property
@@ -91,7 +92,7 @@ class Coalescer:
 
     def due_at(self) -> float | None:
         """When a held-back value may be shown, or ``None`` when nothing is held."""
-        if self._pending is None or self._shown_at is None:
+        if self._pending is None:
             return None
         return self._shown_at + self.interval_s
 
@@ -108,8 +109,6 @@ class Coalescer:
         return target.state is not shown.state or target.jobs != shown.jobs
 
     def _elapsed(self, now: float) -> bool:
-        if self._shown_at is None:
-            return True
         elapsed = now - self._shown_at
         return elapsed < 0 or elapsed >= self.interval_s
 

@@ -339,3 +339,34 @@ def test_rule3_repeated_error_is_merged_never_dropped() -> None:
     assert len(notifies(actions)) == 1
     assert [m.repeat for m in only(actions, MergeRepeat)] == list(range(2, 11))
     assert only(actions, Record) == []
+
+
+def test_rule2_reconnect_hello_reporting_completion_completes_once() -> None:
+    engine = started(Engine())
+    run(engine, progress(500))
+    actions = engine.feed(hello(step=1000, state=JobState.COMPLETED), now=T0 + 30)
+    assert [n.key for n in notifies(actions)] == ["completion:run-1"]
+
+
+def test_rule1_progress_after_pause_resumes_the_job() -> None:
+    engine = started(Engine())
+    run(engine, status(JobState.PAUSED))
+    run(engine, progress(10))
+    assert engine.job("j1").state is JobState.RUNNING  # type: ignore[union-attr]
+
+
+def test_rule1_server_milestone_keeps_its_own_taskbar_value() -> None:
+    engine = started(Engine())
+    event = note(NotificationType.PROGRESS, "Half", milestone=50)
+    event.data.taskbar_progress = 0.5  # type: ignore[union-attr]
+    (shown,) = notifies(run(engine, event))
+    assert shown.event.taskbar_progress == 0.5
+
+
+def test_rule3_reconnect_hello_reporting_failure_notifies_the_error() -> None:
+    engine = started(Engine())
+    actions = engine.feed(hello(step=0, state=JobState.FAILED), now=T0 + 30)
+    (shown,) = notifies(actions)
+    assert shown.event.type is NotificationType.ERROR
+    assert shown.event.title == "Training Failed"
+    assert shown.event.message == "llama-lora failed."
