@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import sys
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -22,6 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def default_server_name() -> str:
+    """A per-user name: a socket in our private runtime dir on POSIX, a named pipe on Windows."""
+    if sys.platform != "win32":
+        from peft_notify.discovery import runtime_dir
+
+        try:
+            return str(runtime_dir() / "app.sock")
+        except OSError:
+            pass
     try:
         user = getpass.getuser()
     except Exception:  # no user name (containers): still one per uid

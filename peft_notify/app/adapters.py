@@ -1,0 +1,95 @@
+"""Pick the port adapters for the app: notifiers, taskbar, DND probe, plus a readable summary.
+
+:func:`build_adapters` asks :mod:`peft_notify.platform.select` (with the Qt-based candidates
+from :mod:`peft_notify.app.qtplatform` where present) and falls back to the always-working
+adapters (LogNotifier, NullTaskbar, NullDndProbe) if selection itself fails, so the app
+always starts. ``summary`` feeds the About box: (port, chosen, [skipped: why, ...]).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from peft_notify.platform.dnd import CachedDndProbe, NullDndProbe
+from peft_notify.platform.notifier import LogNotifier
+from peft_notify.platform.select import Selection, select_dnd_probe, select_notifiers, select_taskbar
+from peft_notify.platform.taskbar import NullTaskbar, TeeTaskbar
+from peft_notify.ports import ActionHandler, DndProbe, Notifier, TaskbarProgress
+
+__all__ = ["Adapters", "build_adapters", "describe_selection"]
+
+log = logging.getLogger(__name__)
+
+Summary = list[tuple[str, str, Sequence[str]]]
+
+
+@dataclass
+class Adapters:
+    notifiers: list[Notifier]
+    taskbar: TaskbarProgress
+    dnd_probe: DndProbe
+    summary: Summary = field(default_factory=list)
+    closers: list[Any] = field(default_factory=list)
+
+
+def describe_selection(port: str, selection: Selection[Any]) -> tuple[str, str, Sequence[str]]:
+    """One About-box entry: the chosen chain, and each skipped candidate with why (plus notes)."""
+    lines = [f"{s.name}: {s.reason}" for s in selection.skipped]
+    lines += [f"note: {n}" for n in selection.notes]
+    return port, " → ".join(selection.names), lines
+
+
+def _qt_candidates(kind: str, **kwargs: Any) -> list[Any]:
+    """Qt-based adapters from app.qtplatform (owned by the platform side), if it offers them."""
+    try:
+        module = importlib.import_module("peft_notify.app.qtplatform")
+    except ImportError:
+        return []
+    factory = getattr(module, f"{kind}_candidates", None)
+    if factory is None:
+        return []
+    try:
+        return list(factory(**kwargs))
+    except Exception:
+        log.warning("Qt %s adapters failed", kind, exc_info=True)
+        return []
+
+
+async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: Any = None) -> Adapters:
+    """Select adapters on the running loop. Never raises: the fallbacks always work."""
+    summary: Summary = []
+    notifiers: list[Notifier] = [LogNotifier()]
+    taskbar: TaskbarProgress = NullTaskbar()
+    probe: DndProbe = NullDndProbe()
+    try:
+        chosen_notifiers = await select_notifiers(
+            on_action, extra=_qt_candidates("notifier", tray=tray, on_action=on_action)
+        )
+        notifiers = list(chosen_notifiers.chosen)
+        summary.append(describe_selection("Notifications", chosen_notifiers))
+    except Exception as exc:
+        log.error("notifier selection failed; notifications go to the log", exc_info=True)
+        summary.append(("Notifications", "log", [f"selection failed: {exc}"]))
+    try:
+        hwnd = (lambda: int(window.winId())) if window is not None else None
+        chosen_taskbar = await select_taskbar(hwnd=hwnd, extra=_qt_candidates("taskbar", window=window))
+        members = [t for t in chosen_taskbar.chosen if not isinstance(t, NullTaskbar)]
+        taskbar = TeeTaskbar(members) if len(members) > 1 else (members[0] if members else NullTaskbar())
+        summary.append(describe_selection("Taskbar progress", chosen_taskbar))
+    except Exception as exc:
+        log.error("taskbar selection failed", exc_info=True)
+        summary.append(("Taskbar progress", "none", [f"selection failed: {exc}"]))
+    try:
+        chosen_probe = await select_dnd_probe()
+        probe = chosen_probe.primary
+        summary.append(describe_selection("Do Not Disturb", chosen_probe))
+    except Exception as exc:
+        log.error("DND probe selection failed", exc_info=True)
+        summary.append(("Do Not Disturb", "none (treated as off)", [f"selection failed: {exc}"]))
+    if not isinstance(probe, CachedDndProbe):
+        probe = CachedDndProbe(probe)
+    return Adapters(notifiers=notifiers, taskbar=taskbar, dnd_probe=probe, summary=summary)

@@ -1,0 +1,185 @@
+"""Start the desktop app: one qasync loop for Qt and asyncio, single instance, everything wired.
+
+:func:`run_app` is what ``peft-notify app`` (and ``peft-notify`` alone, and ``demo``) call.
+It returns the exit status; a second launch forwards its URLs to the running instance and
+returns 0 at once. Nothing the user can do (bad URL, dead server, broken history or settings
+file) stops it from starting: problems show in the window's banner and the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from peft_notify.app.adapters import build_adapters
+from peft_notify.app.controller import Controller
+from peft_notify.app.shell import AppShell
+from peft_notify.app.single import SingleInstance
+from peft_notify.autostart import set_autostart
+from peft_notify.client import JobClient
+from peft_notify.discovery import list_job_files
+from peft_notify.engine import Engine, EngineConfig
+from peft_notify.history import HistoryError, SqliteHistoryStore
+from peft_notify.ports import HistoryStore
+from peft_notify.settings import Settings, default_settings_path, load_settings, save_settings
+from peft_notify.testing import MemoryHistoryStore
+from peft_notify.wire import Envelope, NotificationType
+
+__all__ = ["AppOptions", "engine_config", "run_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class AppOptions:
+    """Command-line choices for one app run."""
+
+    urls: Sequence[str] = ()
+    token: str | None = None
+    minimized: bool = False
+    local: bool | None = None  # None: follow the auto_discover setting
+    settings_path: Path | None = None
+    history_path: Path | None = None
+    instance_name: str | None = None  # single-instance socket name (tests use their own)
+    quit_after_s: float | None = None  # for tests and screenshots
+    on_started: Callable[[AppShell], None] | None = None
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """The engine's configuration from the user's settings (empty templates keep the defaults)."""
+    templates = {
+        name: getattr(settings, name)
+        for name in ("milestone_title", "milestone_message", "completion_title", "completion_message")
+        if getattr(settings, name)
+    }
+    return EngineConfig(
+        milestones=settings.milestones,
+        popup_kinds=frozenset(NotificationType(k) for k in settings.popup_kinds),
+        respect_dnd=settings.respect_dnd,
+        taskbar_max_hz=settings.taskbar_max_hz,
+        sounds=settings.sounds,
+        **templates,
+    )
+
+
+def _engine_defaults() -> dict[str, str]:
+    config = EngineConfig()
+    return {
+        name: getattr(config, name)
+        for name in ("milestone_title", "milestone_message", "completion_title", "completion_message")
+    }
+
+
+def _open_history(path: Path | None, settings: Settings) -> tuple[HistoryStore, str | None]:
+    try:
+        store = SqliteHistoryStore(path, retention_days=settings.retention_days)
+    except HistoryError as exc:
+        log.error("history unavailable, keeping it in memory for this session: %s", exc)
+        return MemoryHistoryStore(), f"History is not being saved this session: {exc}"
+    return store, store.recovered
+
+
+def _make_client(
+    url: str,
+    token: str | None,
+    on_message: Callable[[Envelope], None],
+    on_event: Callable[[Any], None],
+    since: int | None,
+) -> JobClient:
+    return JobClient(url, token, on_message=on_message, on_event=on_event, since=since)
+
+
+async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -> int:
+    settings_path = options.settings_path or default_settings_path()
+    settings = load_settings(settings_path)
+    history, history_problem = _open_history(options.history_path, settings)
+    local = settings.auto_discover if options.local is None else options.local
+    settings_for_run = dataclasses.replace(settings, auto_discover=local)
+    holder: dict[str, Controller] = {}
+
+    def save(new: Settings) -> None:
+        # --local/--no-local is for this run only: persist the user's own auto_discover choice.
+        if options.local is not None:
+            new = dataclasses.replace(new, auto_discover=settings.auto_discover)
+        save_settings(new, settings_path)
+
+    def on_action(job_id: str, record_id: int, action: str) -> None:
+        if "c" in holder:
+            holder["c"].handle_action(job_id, record_id, action)
+
+    adapters = await build_adapters(on_action)
+    controller = Controller(
+        settings_for_run,
+        engine=Engine(engine_config(settings)),
+        history=history,
+        notifiers=adapters.notifiers,
+        taskbar=adapters.taskbar,
+        dnd_probe=adapters.dnd_probe,
+        client_factory=_make_client,
+        save_settings=save,
+        discover=list_job_files,
+    )
+    holder["c"] = controller
+    shell = AppShell(
+        controller,
+        selections=adapters.summary,
+        list_local_jobs=list_job_files,
+        set_autostart=set_autostart,
+        engine_defaults=_engine_defaults(),
+    )
+    single.message_received.connect(shell.on_instance_message)
+    controller.start()
+    for url in options.urls:
+        controller.subscribe(url, options.token)
+    for problem in (settings.load_error, history_problem):
+        if problem:
+            controller.problem.emit("", problem)
+    shell.start(options.minimized or settings.start_minimized)
+    if options.on_started is not None:
+        options.on_started(shell)
+    if options.quit_after_s is not None:
+        asyncio.get_running_loop().call_later(options.quit_after_s, shell.quit)
+    await shell.wait_quit()
+    await controller.shutdown()
+    shell.close()
+    single.close()
+    close = getattr(history, "close", None)
+    if callable(close):
+        close()
+    return 0
+
+
+def run_app(options: AppOptions | None = None) -> int:
+    """Run the app until the user quits; returns the exit status (see the module docstring)."""
+    options = options or AppOptions()
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "peft-notify"])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("peft-notify")
+    app.setApplicationDisplayName("peft-notify")
+    app.setDesktopFileName("peft-notify")
+    app.setQuitOnLastWindowClosed(False)
+    single = SingleInstance(options.instance_name or os.environ.get("PEFT_NOTIFY_INSTANCE"))
+    if single.forward({"urls": list(options.urls), "token": options.token, "show": not options.minimized}):
+        print("peft-notify is already running: passed the request to it.")
+        return 0
+    single.listen()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    started = time.monotonic()
+    try:
+        with loop:
+            status: int = loop.run_until_complete(_run(app, options, single))
+            return status
+    finally:
+        log.info("app ran for %.1f s", time.monotonic() - started)
+        asyncio.set_event_loop(None)

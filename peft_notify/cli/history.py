@@ -1,0 +1,76 @@
+"""``peft-notify history [--job J] [--json] [--csv]``: print the notification history."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``history`` sub-command."""
+    p = subparsers.add_parser(
+        "history",
+        help="print the notification history",
+        description="Print every notification the app decided, newest first, and what became of it.",
+    )
+    p.add_argument("--job", help="only this job id")
+    p.add_argument(
+        "--kind",
+        action="append",
+        choices=["progress", "completion", "warning", "error"],
+        help="only these kinds (repeatable)",
+    )
+    p.add_argument("--search", default="", help="only entries whose title/message contains this text")
+    p.add_argument("--unread", action="store_true", help="only unread entries")
+    p.add_argument("--limit", type=int, default=200, help="at most this many entries (default 200)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
+    p.add_argument("--db", type=Path, help="history database (default: the app's)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: query the history store and print it; exit 1 when it cannot be opened."""
+    from peft_notify.history import HistoryError, SqliteHistoryStore, default_history_path, export_csv, export_json
+    from peft_notify.ports import HistoryQuery
+
+    path = args.db or default_history_path()
+    if not path.exists():
+        print("[]" if args.json else f"No history yet ({path} does not exist).")
+        return 0
+    try:
+        store = SqliteHistoryStore(path)
+        entries = store.query(
+            HistoryQuery(
+                job_id=args.job,
+                kinds=tuple(args.kind or ()),
+                text=args.search,
+                unread_only=args.unread,
+                limit=args.limit,
+            )
+        )
+    except HistoryError as exc:
+        print(f"Cannot read the history at {path}: {exc}")
+        return 1
+    if store.recovered:
+        print(store.recovered)
+    store.close()
+    if args.json:
+        print(export_json(entries))
+    elif args.csv:
+        print(export_csv(entries), end="")
+    elif not entries:
+        print("No notifications match.")
+    else:
+        for e in reversed(entries):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+            repeat = f" (x{e.repeat})" if e.repeat > 1 else ""
+            mark = " " if e.read else "*"
+            print(
+                f"{mark} {stamp}  {e.job_name or e.job_id:<20.20} {e.kind:<10} {e.urgency:<8} "
+                f"{e.status.value:<13} {e.title}{repeat}"
+            )
+    return 0
