@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", default="simulated-lora", help="job name")
     p.add_argument("--job-id", default="sim", help="job id in the URL (default 'sim')")
     p.add_argument("--linger", type=float, default=2.0, help="seconds to keep serving after the end (default 2)")
+    p.add_argument("--wait-client", type=float, default=0.0, metavar="S", help="wait up to S s for a client first")
     p.add_argument("--no-discovery", action="store_true", help="do not write a discovery job file")
     p.set_defaults(handler=run)
 
@@ -79,12 +80,23 @@ def run(args: argparse.Namespace) -> int:
         handle = server.add_job(args.job_id, name=args.name, total_steps=args.steps, capabilities=["cancel"])
         url = handle.url + (f"?token={server.token}" if server.token else "")
         print(url, flush=True)
+        waited = _wait_for_client(server, args.job_id, args.wait_client, stop)
         try:
             state = simulate(handle, config, stop)
         except KeyboardInterrupt:
             handle.status(wire.JobState.CANCELLED, "interrupted")
             state = wire.JobState.CANCELLED
+        if not waited:  # nobody connected yet: give a late watcher the chance to see the end
+            stop.wait(args.linger)
     finally:
         server.stop(linger=args.linger)
         signal.signal(signal.SIGTERM, previous)
     return 0 if state is wire.JobState.COMPLETED else 1
+
+
+def _wait_for_client(server: Any, job_id: str, timeout: float, stop: threading.Event) -> bool:
+    """Wait until a client is connected (or ``timeout``); True when one is."""
+    for _ in range(int(timeout / 0.05)):
+        if server.subscriber_count(job_id) or stop.wait(0.05):
+            break
+    return bool(server.subscriber_count(job_id))

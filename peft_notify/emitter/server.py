@@ -280,7 +280,13 @@ class JobServer:
             discovery.remove_job_file(job.job_file)
 
     def jobs(self) -> list[JobHandle]:
+        """The handles of every job served."""
         return [job.handle for job in self._jobs.values()]
+
+    def subscriber_count(self, job_id: str) -> int:
+        """How many clients are connected to ``job_id`` right now."""
+        job = self._jobs.get(job_id)
+        return 0 if job is None else len(job.subscribers)
 
     # ------------------------------------------------------------------ called from training threads
 

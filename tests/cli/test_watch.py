@@ -1,0 +1,88 @@
+"""``peft-notify watch`` as a real process against a real simulated job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from test_simulate import start_simulate
+
+
+def watch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PEFT_NOTIFY_RUNTIME_DIR": str(tmp_path / "rt")}
+    return subprocess.run(
+        [sys.executable, "-m", "peft_notify", "watch", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+
+
+def actions(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def _close(proc: subprocess.Popen[str]) -> None:
+    proc.wait(30)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def test_watch_json_reports_milestones_and_completion(tmp_path: Path) -> None:
+    proc, url = start_simulate(tmp_path, "--steps", "40", "--wait-client", "30")
+    try:
+        result = watch(tmp_path, url, "--json", "--since", "0")
+    finally:
+        _close(proc)
+    assert result.returncode == 0, result.stderr
+    records = actions(result.stdout)
+    notified = [r["event"] for r in records if r.get("action") == "Notify"]
+    assert [e["milestone"] for e in notified if e["milestone"]][:3] == [25, 50, 75]
+    assert any(e["type"] == "completion" for e in notified)
+    assert "\x1b]9;4" not in result.stdout  # never OSC when not a TTY
+
+
+def test_watch_exit_code_reflects_failure(tmp_path: Path) -> None:
+    proc, url = start_simulate(tmp_path, "--steps", "30", "--fail-at", "0.5", "--wait-client", "30")
+    try:
+        result = watch(tmp_path, url, "--since", "0", "--no-osc")
+    finally:
+        _close(proc)
+    assert result.returncode == 1, result.stderr
+    assert "CRITICAL" in result.stdout
+    assert "CUDA out of memory" in result.stdout
+
+
+def test_watch_local_finds_jobs_through_discovery(tmp_path: Path) -> None:
+    proc, _ = start_simulate(tmp_path, "--steps", "30", "--token", "s3cret", "--wait-client", "30")
+    try:
+        result = watch(tmp_path, "--local", "--json")
+    finally:
+        _close(proc)
+    assert result.returncode == 0, result.stderr
+    assert any(r.get("action") == "Notify" for r in actions(result.stdout))
+
+
+def test_watch_wrong_token_exits_2(tmp_path: Path) -> None:
+    proc, url = start_simulate(tmp_path, "--steps", "300", "--token", "right")
+    try:
+        result = watch(tmp_path, url.split("?")[0], "--token", "wrong")
+    finally:
+        proc.terminate()
+        _close(proc)
+    assert result.returncode == 2
+    assert "auth_refused" in result.stderr
+    assert "wrong token" in result.stderr
+
+
+def test_watch_local_without_jobs(tmp_path: Path) -> None:
+    result = watch(tmp_path, "--local")
+    assert result.returncode == 2
+    assert "no local jobs" in result.stderr
