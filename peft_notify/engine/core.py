@@ -175,9 +175,10 @@ class Engine:
     def _check_stall(self, job: Job, now: float) -> list[Action]:
         if job.state is not JobState.RUNNING or job.stalled or job.last_progress_at is None:
             return []
-        idle = now - job.last_progress_at
-        if idle < job.stall_after(self.config.stall_min_s, self.config.stall_factor):
+        # Same expression as next_tick_at(), so a tick at exactly that time always fires.
+        if now < job.last_progress_at + job.stall_after(self.config.stall_min_s, self.config.stall_factor):
             return []
+        idle = now - job.last_progress_at
         job.stalled = True
         return self._gate.deliver(job.job_id, job.display_name, stall_event(job.display_name, idle), "stall", now)
 

@@ -109,8 +109,8 @@ class Coalescer:
         return target.state is not shown.state or target.jobs != shown.jobs
 
     def _elapsed(self, now: float) -> bool:
-        elapsed = now - self._shown_at
-        return elapsed < 0 or elapsed >= self.interval_s
+        # Same expression as due_at(), so a tick at exactly due_at() always delivers.
+        return now < self._shown_at or now >= self._shown_at + self.interval_s
 
     def _emit(self, target: Indicator, now: float) -> list[Action]:
         self._shown = target

@@ -1,0 +1,278 @@
+"""Hypothesis properties for every invariant the engine promises."""
+
+from __future__ import annotations
+
+import math
+import types
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from peft_notify.engine import ClearTaskbar, Engine, EngineConfig, MergeRepeat, Notify, Record, SetTaskbar
+from peft_notify.engine.actions import Action
+from peft_notify.engine.taskbar import Coalescer
+from peft_notify.ports import DeliveryStatus, DndState, TaskbarState
+from peft_notify.wire import (
+    Envelope,
+    Hello,
+    JobState,
+    NotificationEvent,
+    NotificationType,
+    Progress,
+    Status,
+    Unknown,
+    UrgencyLevel,
+)
+
+from .factories import T0, hello, note, notifies, progress, status
+
+ACTION_TYPES = tuple(Action.__args__) if isinstance(Action, types.UnionType) else ()
+JOB_IDS = st.sampled_from(["j1", "j2", "job.3"])
+DND = st.sampled_from([DndState.ON, DndState.OFF, DndState.UNKNOWN, None])
+TEXT = st.text(max_size=40)
+
+
+@st.composite
+def progress_bodies(draw: st.DrawFn) -> Progress:
+    total = draw(st.one_of(st.none(), st.integers(1, 5000)))
+    step = draw(st.integers(0, total if total is not None else 10_000))
+    loss = draw(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)))
+    return Progress(current_step=step, total_steps=total, loss=loss)
+
+
+notification_bodies = st.builds(
+    NotificationEvent,
+    type=st.sampled_from(NotificationType),
+    title=TEXT,
+    message=TEXT,
+    milestone=st.one_of(st.none(), st.integers(0, 100)),
+    urgency=st.sampled_from(UrgencyLevel),
+    sound=st.booleans(),
+    actions=st.none(),
+    taskbar_progress=st.one_of(st.none(), st.just(-1.0), st.floats(0.0, 1.0)),
+    respect_dnd=st.booleans(),
+    error_type=st.one_of(st.none(), st.sampled_from(["oom_error", "data_error", "x"]), TEXT),
+)
+
+hello_bodies = st.builds(
+    Hello,
+    name=TEXT,
+    run_id=st.sampled_from(["r1", "r2", "r3"]),
+    total_steps=st.one_of(st.none(), st.integers(1, 5000)),
+    capabilities=st.lists(st.sampled_from(["retry", "cancel"]), max_size=2).map(tuple),
+    progress=st.one_of(st.none(), progress_bodies()),
+    state=st.sampled_from(JobState),
+)
+
+bodies = st.one_of(
+    progress_bodies(),
+    notification_bodies,
+    hello_bodies,
+    st.builds(Status, state=st.sampled_from(JobState), reason=st.one_of(st.none(), TEXT)),
+    st.builds(Unknown, type=TEXT),
+)
+
+
+@st.composite
+def envelopes(draw: st.DrawFn) -> Envelope:
+    body = draw(bodies)
+    if draw(st.booleans()):
+        return Envelope(type="x", data=body, v=None, job_id=draw(st.one_of(st.none(), JOB_IDS)))
+    return Envelope(type="x", data=body, seq=draw(st.integers(0, 10**6)), job_id=draw(JOB_IDS), ts=T0)
+
+
+configs = st.builds(
+    EngineConfig,
+    milestones=st.lists(st.integers(-5, 120), max_size=6).map(tuple),
+    popup_kinds=st.frozensets(st.sampled_from(NotificationType)),
+    respect_dnd=st.booleans(),
+    taskbar_max_hz=st.sampled_from([0.0, 2.0, 10.0]),
+    dedup_window_s=st.sampled_from([0.0, 5.0, 60.0]),
+    rate_capacity=st.integers(0, 3),
+    rate_refill_s=st.sampled_from([0.0, 1.0, 12.0]),
+    sounds=st.booleans(),
+)
+
+steps_and_gaps = st.lists(st.tuples(envelopes(), st.floats(0, 400), DND, st.booleans()), max_size=25)
+
+
+def check_taskbar(actions: list[Action]) -> None:
+    for action in actions:
+        if isinstance(action, SetTaskbar):
+            assert 0.0 <= action.value <= 1.0
+            assert action.jobs >= 1
+        assert isinstance(action, ACTION_TYPES)
+
+
+@settings(max_examples=150, deadline=None)
+@given(config=configs, script=steps_and_gaps)
+def test_feed_never_raises_returns_only_actions_and_valid_taskbar(
+    config: EngineConfig, script: list[tuple[Envelope, float, DndState | None, bool]]
+) -> None:
+    engine = Engine(config)
+    now = T0
+    for env, gap, dnd, tick in script:
+        now += gap
+        actions = engine.feed(env, now=now, dnd=dnd, job_id="conn")
+        if tick:
+            actions += engine.tick(now=now, dnd=dnd)
+        due = engine.next_tick_at()
+        if due is not None and not math.isfinite(due):
+            raise AssertionError(due)
+        check_taskbar(actions)
+        if isinstance(env.data, NotificationEvent) and env.data.type is NotificationType.ERROR:
+            job_id = env.job_id or "conn"
+            mine = [
+                a
+                for a in actions
+                if isinstance(a, (Notify, MergeRepeat))
+                and a.job_id == job_id
+                and a.event.type is NotificationType.ERROR
+            ]
+            assert len(mine) == 1, actions  # errors are never dropped: shown or merged
+    for job_id in ("j1", "conn"):
+        check_taskbar(engine.forget(job_id))
+    check_taskbar(engine.process_exited("j2", now=now))
+    check_taskbar(engine.set_user_pause(now + 10, now=now) + engine.set_user_pause(None, now=now))
+    check_taskbar(engine.acknowledge(now=now))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    total=st.integers(1, 3000),
+    fractions=st.lists(st.floats(0.0, 1.0), max_size=40),
+    server=st.lists(st.tuples(st.integers(0, 39), st.sampled_from([25, 50, 75, 100])), max_size=4),
+    start=st.floats(0.0, 1.0),
+    dnd=st.lists(DND, min_size=1, max_size=3),
+)
+def test_each_milestone_notified_at_most_once_per_run(
+    total: int, fractions: list[float], server: list[tuple[int, int]], start: float, dnd: list[DndState | None]
+) -> None:
+    engine = Engine()
+    engine.feed(hello(step=int(start * total), total=total), now=T0)
+    actions: list[Action] = []
+    for i, fraction in enumerate(fractions):
+        now = T0 + i + 1
+        actions += engine.feed(progress(int(fraction * total), total), now=now, dnd=dnd[i % len(dnd)])
+        for at, milestone in server:
+            if at == i:
+                actions += engine.feed(note(NotificationType.PROGRESS, "m", milestone=milestone), now=now)
+    seen = [
+        a.event.milestone
+        for a in actions
+        if isinstance(a, (Notify, Record))
+        and a.job_id == "j1"
+        and a.event.milestone
+        and not (isinstance(a, Record) and a.reason is DeliveryStatus.DUPLICATE)
+    ]
+    assert len(seen) == len(set(seen)), seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    total=st.integers(1, 3000),
+    fractions=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30).map(sorted),
+)
+def test_monotonic_progress_never_skips_a_milestone_silently(total: int, fractions: list[float]) -> None:
+    engine = Engine()
+    engine.feed(hello(step=0, total=total), now=T0)
+    texts: list[tuple[int, str]] = []
+    for i, fraction in enumerate(fractions):
+        for n in notifies(engine.feed(progress(int(fraction * total), total), now=T0 + i + 1)):
+            texts.append((n.event.milestone or 0, n.event.message))
+    last = int(fractions[-1] * total)
+    for m in (25, 50, 75):
+        if last * 100 >= m * total:
+            assert any(top == m or (top > m and f"{m} %" in text) for top, text in texts), (m, texts)
+
+
+SIGNALS = st.sampled_from(["progress", "notification", "status"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    signals=st.lists(SIGNALS, min_size=1, max_size=8),
+    noise=st.lists(st.integers(0, 999), max_size=8),
+)
+def test_completion_notified_exactly_once_for_any_order(signals: list[str], noise: list[int]) -> None:
+    engine = Engine()
+    engine.feed(hello(step=0), now=T0)
+    actions: list[Action] = []
+    make = {
+        "progress": lambda: progress(1000),
+        "notification": lambda: note(NotificationType.COMPLETION, "Done", "ok"),
+        "status": lambda: status(JobState.COMPLETED),
+    }
+    for i, name in enumerate(signals):
+        if i < len(noise):
+            actions += engine.feed(progress(noise[i]), now=T0 + i)
+        actions += engine.feed(make[name](), now=T0 + i)
+    completions = [n for n in notifies(actions) if n.event.type is NotificationType.COMPLETION]
+    assert len(completions) == 1
+
+
+indicators = st.one_of(
+    st.just(ClearTaskbar()),
+    st.builds(
+        SetTaskbar,
+        value=st.floats(0.0, 1.0),
+        state=st.sampled_from(TaskbarState),
+        jobs=st.integers(1, 3),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(offers=st.lists(st.tuples(indicators, st.floats(0.0, 0.3)), min_size=1, max_size=30))
+def test_coalescing_always_delivers_the_latest_value(offers: list[tuple[SetTaskbar | ClearTaskbar, float]]) -> None:
+    bar = Coalescer(0.1)
+    now = T0
+    emitted: list[Action] = []
+    for target, gap in offers:
+        now += gap
+        emitted += bar.offer(target, now)
+    due = bar.due_at()
+    if due is not None:
+        emitted += bar.tick(due)
+    assert bar.due_at() is None
+    assert bar.shown == offers[-1][0]
+    if emitted:
+        assert emitted[-1] == offers[-1][0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 999), st.floats(0.0, 0.2)), min_size=1, max_size=30))
+def test_engine_taskbar_ends_on_the_latest_progress(steps: list[tuple[int, float]]) -> None:
+    engine = Engine(EngineConfig(taskbar_max_hz=5.0))
+    shown = engine.feed(hello(step=0), now=T0)
+    now = T0
+    for step, gap in steps:
+        now += gap
+        shown += engine.feed(progress(step), now=now)
+    due = engine.next_tick_at()
+    if due is not None and due < now + 1:  # the taskbar's trailing edge (a stall is minutes away)
+        shown += engine.tick(now=due)
+    bars = [a for a in shown if isinstance(a, SetTaskbar)]
+    assert bars[-1] == SetTaskbar(round(min(0.99, steps[-1][0] / 1000), 4), TaskbarState.NORMAL, jobs=1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    gaps=st.lists(st.floats(0.001, 1000.0), min_size=1, max_size=10),
+    start=st.floats(0.0, 2e9),
+)
+def test_a_tick_at_next_tick_at_always_fires_the_stall(gaps: list[float], start: float) -> None:
+    engine = Engine()
+    engine.feed(hello(step=0), now=start)
+    now = start
+    for i, gap in enumerate(gaps):
+        now += gap
+        engine.feed(progress(i + 1), now=now)
+    warnings: list[Notify] = []
+    for _ in range(3):  # the taskbar's trailing edge may come first
+        due = engine.next_tick_at()
+        if due is None:
+            break
+        warnings += [n for n in notifies(engine.tick(now=due)) if n.key == "stall"]
+    assert len(warnings) == 1
+    assert engine.next_tick_at() is None
