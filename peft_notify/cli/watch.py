@@ -152,7 +152,8 @@ class Watcher:
                 self._write(json.dumps(record, ensure_ascii=False))
             elif isinstance(action, Notify):
                 e = action.event
-                self._write(f"[{_now()}] {wire.UrgencyLevel(e.urgency).value.upper():8} {e.title} — {e.message}".rstrip(" —"))
+                level = wire.UrgencyLevel(e.urgency).value.upper()
+                self._write(f"[{_now()}] {level:8} {e.title} — {e.message}".rstrip(" —"))
             elif isinstance(action, Record):
                 self._write(f"[{_now()}] (not shown: {action.reason.value}) {action.event.title}")
             elif isinstance(action, MergeRepeat):
