@@ -1,0 +1,127 @@
+"""``peft-notify doctor``: what works on this machine for notifications, progress and DND, and why.
+
+The first thing the README's troubleshooting section asks users to run. Exit status 0
+when a native notifier works, 1 when only the log fallback is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+
+__all__ = ["register", "run_doctor"]
+
+# Checks the XEmbed tray selection without Qt (the CLI must not import it).
+_TRAY_CHECK = """
+import ctypes, ctypes.util, sys
+name = ctypes.util.find_library("X11")
+if not name: sys.exit(2)
+x = ctypes.CDLL(name)
+x.XOpenDisplay.restype = ctypes.c_void_p; x.XOpenDisplay.argtypes = [ctypes.c_char_p]
+x.XInternAtom.restype = ctypes.c_ulong; x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+x.XGetSelectionOwner.restype = ctypes.c_ulong; x.XGetSelectionOwner.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+d = x.XOpenDisplay(None)
+if not d: sys.exit(2)
+sys.exit(0 if x.XGetSelectionOwner(d, x.XInternAtom(d, b"_NET_SYSTEM_TRAY_S0", 0)) else 1)
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``doctor`` sub-command."""
+    parser = subparsers.add_parser("doctor", help="check notifications, taskbar progress and Do-Not-Disturb here")
+    parser.add_argument("--send-test", action="store_true", help="also send a real test notification")
+    parser.set_defaults(handler=run_doctor)
+
+
+def _tray_status() -> str:
+    if sys.platform in ("win32", "darwin"):
+        return "available (always on this OS)"
+    if not os.environ.get("DISPLAY"):
+        return "unknown (no X display; Wayland trays use StatusNotifierItem)"
+    try:
+        code = subprocess.run([sys.executable, "-c", _TRAY_CHECK], timeout=5, check=False).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (check failed)"
+    return {0: "available (XEmbed tray found)", 1: "no XEmbed tray on this display"}.get(code, "unknown")
+
+
+def _paths() -> list[str]:
+    lines = []
+    for label, module, func in (
+        ("settings", "peft_notify.settings", "default_settings_path"),
+        ("history", "peft_notify.history", "default_history_path"),
+    ):
+        try:
+            mod = __import__(module, fromlist=[func])
+            lines.append(f"{label}: {getattr(mod, func)()}")
+        except Exception as exc:  # module not installed in this build
+            lines.append(f"{label}: unknown ({exc})")
+    return lines
+
+
+async def _report(send_test: bool) -> tuple[list[str], bool]:
+    from peft_notify.platform.notifier import DesktopNotifierAdapter
+    from peft_notify.platform.select import desktop_names, select_dnd_probe, select_notifiers, select_taskbar
+    from peft_notify.platform.session_bus import BusError, SessionBus, notification_server
+    from peft_notify.ports import NotifyRequest
+    from peft_notify.wire import NotificationEvent, NotificationType
+
+    out = [f"system: {platform.system()} {platform.release()} ({sys.platform}), Python {platform.python_version()}"]
+    bus = SessionBus()
+    linux = sys.platform.startswith("linux") or "bsd" in sys.platform
+    if linux:
+        out.append(f"desktop: {':'.join(desktop_names()) or 'unknown'} ({os.environ.get('XDG_SESSION_TYPE', '?')})")
+        try:
+            server = await notification_server(bus)
+            if server is None:
+                out.append("notification server: NONE owns org.freedesktop.Notifications (start one: dunst, mako, ...)")
+            else:
+                out.append(f"notification server: {server.describe()}")
+                out.append(f"  server capabilities: {', '.join(server.capabilities) or '-'}")
+        except BusError as exc:
+            out.append(f"session D-Bus: unavailable ({exc})")
+    notifiers = await select_notifiers(lambda *_: None, bus=bus)
+    out += notifiers.describe()
+    primary = notifiers.primary
+    if isinstance(primary, DesktopNotifierAdapter):
+        out.append(f"  capabilities: {', '.join(sorted(primary.capabilities())) or '-'}")
+    out += (await select_taskbar(bus=bus)).describe()
+    dnd = await select_dnd_probe(bus=bus)
+    out += dnd.describe()
+    out.append(f"Do-Not-Disturb now: {(await dnd.primary.state()).value}")
+    out.append(f"tray: {_tray_status()}")
+    if linux:
+        from peft_notify.platform.linux_desktop_file import desktop_file_path
+
+        path = desktop_file_path()
+        out.append(f"desktop file: {path} ({'installed' if path.exists() else 'missing — the app installs it'})")
+    elif sys.platform == "win32":
+        out.append("AppUserModelID: peft-notify (toasts need it; set by the app at start)")
+    out += _paths()
+    if send_test:
+        event = NotificationEvent(
+            type=NotificationType.COMPLETION,
+            title="peft-notify test",
+            message="If you can read this, notifications work.",
+            actions=["View Details"],
+        )
+        delivery = await primary.notify(NotifyRequest(record_id=0, job_id="", event=event))
+        verdict = "sent" if delivery.ok else "FAILED"
+        out.append(f"test notification: {verdict} via {delivery.backend} {delivery.detail}".rstrip())
+    for notifier in notifiers.chosen:
+        await notifier.close()
+    await bus.close()
+    return out, not notifiers.only_fallback
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Print the report; 0 when a real notifier works, 1 when only the log fallback is left."""
+    lines, ok = asyncio.run(_report(bool(getattr(args, "send_test", False))))
+    print("\n".join(lines))
+    if not ok:
+        print("\nNo native notifier works here: notifications only go to the log.", file=sys.stderr)
+    return 0 if ok else 1
