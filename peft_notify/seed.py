@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -115,6 +116,20 @@ def calculate_taskbar_progress(current_step: int, total_steps: int) -> float:
     return taskbar_fraction(current_step, total_steps)
 
 
+async def _read_dnd() -> DndState:
+    """Ask the platform layer's default probe on a session bus we own (and close)."""
+    select = importlib.import_module("peft_notify.platform.select")
+    bus: Any = importlib.import_module("peft_notify.platform.session_bus").SessionBus()
+    try:
+        probe: Any = select.default_dnd_probe(bus=bus)
+        if inspect.isawaitable(probe):
+            probe = await probe
+        state = await probe.state()
+    finally:
+        await bus.close()
+    return state if isinstance(state, DndState) else DndState.UNKNOWN
+
+
 def _run_sync(factory: Callable[[], Coroutine[Any, Any, DndState]]) -> DndState:
     """Run a coroutine to completion from sync code, in a fresh thread if a loop is running."""
 
@@ -131,7 +146,7 @@ def _run_sync(factory: Callable[[], Coroutine[Any, Any, DndState]]) -> DndState:
         try:
             result.append(asyncio.run(bounded()))
         except Exception:
-            log.debug("DND probe failed in helper thread", exc_info=True)
+            log.debug("could not read the Do-Not-Disturb state", exc_info=True)
 
     thread = threading.Thread(target=target, name="peft-notify-dnd", daemon=True)
     thread.start()
@@ -143,12 +158,11 @@ def check_do_not_disturb() -> bool:
     """Whether the OS Do-Not-Disturb is on, via the platform's default DND probe.
 
     Never raises: a missing platform layer or a failed probe (``UNKNOWN``) means False,
-    as the seed documents. Blocks for at most a few seconds.
+    as the seed documents. Blocks for at most a few seconds; works inside a running
+    event loop too (the probe then runs on a fresh loop in a helper thread).
     """
     try:
-        select = importlib.import_module("peft_notify.platform.select")
-        probe: Any = select.default_dnd_probe()
-        state = _run_sync(probe.state)
+        state = _run_sync(_read_dnd)
     except Exception:
         log.debug("could not read the Do-Not-Disturb state", exc_info=True)
         return False
