@@ -53,6 +53,8 @@ class AppOptions:
     instance_name: str | None = None  # single-instance socket name (tests use their own)
     quit_after_s: float | None = None  # for tests and screenshots
     on_started: Callable[[AppShell], None] | None = None
+    persist_urls: bool = True  # remember the URLs given here as subscriptions (the demo's are temporary)
+    on_forwarded: Callable[[], None] | None = None  # another instance took the URLs (the demo keeps serving)
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -140,7 +142,7 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
     single.message_received.connect(shell.on_instance_message)
     controller.start()
     for url in options.urls:
-        controller.subscribe(url, options.token)
+        controller.subscribe(url, options.token, persist=options.persist_urls)
     for problem in (settings.load_error, history_problem):
         if problem:
             controller.problem.emit("", problem)
@@ -169,8 +171,16 @@ def run_app(options: AppOptions | None = None) -> int:
     app.setDesktopFileName("peft-notify")
     app.setQuitOnLastWindowClosed(False)
     single = SingleInstance(options.instance_name or os.environ.get("PEFT_NOTIFY_INSTANCE"))
-    if single.forward({"urls": list(options.urls), "token": options.token, "show": not options.minimized}):
+    message = {
+        "urls": list(options.urls),
+        "token": options.token,
+        "show": not options.minimized,
+        "persist": options.persist_urls,
+    }
+    if single.forward(message):
         print("peft-notify is already running: passed the request to it.")
+        if options.on_forwarded is not None:
+            options.on_forwarded()
         return 0
     single.listen()
     loop = qasync.QEventLoop(app)

@@ -153,7 +153,9 @@ class AppShell(QObject):
         token = message.get("token")
         for url in urls if isinstance(urls, list) else []:
             if isinstance(url, str):
-                self.controller.subscribe(url, token if isinstance(token, str) else None)
+                self.controller.subscribe(
+                    url, token if isinstance(token, str) else None, persist=message.get("persist", True) is not False
+                )
         if message.get("show", True):
             self.show_window()
 
