@@ -185,7 +185,7 @@ def platform_select(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     """Stand-ins for the platform layer's select/session_bus modules, driven by the shipped fake probe."""
     state = types.SimpleNamespace(probe=ScriptedDndProbe([DndState.ON]), closed=0, fail=False)
 
-    async def default_dnd_probe(bus: object = None) -> ScriptedDndProbe:
+    async def default_dnd_probe(bus: object = None) -> object:
         if state.fail:
             raise RuntimeError("no probe")
         return state.probe

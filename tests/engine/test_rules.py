@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from peft_notify.engine import (
+    Action,
     Attention,
     ClearTaskbar,
     Engine,
@@ -30,8 +31,8 @@ def started(engine: Engine, *, caps: tuple[str, ...] = (), total: int | None = 1
     return engine
 
 
-def run(engine: Engine, *envelopes: Envelope, now: float = T0 + 10) -> list[object]:
-    actions: list[object] = []
+def run(engine: Engine, *envelopes: Envelope, now: float = T0 + 10) -> list[Action]:
+    actions: list[Action] = []
     for env in envelopes:
         actions += engine.feed(env, now=now)
     return actions
