@@ -49,9 +49,14 @@ def test_loss_curve_needs_two_points(qapp: QApplication, tmp_path: Path) -> None
 def test_tray_balloon_without_tray_is_skipped_with_reason(qapp: QApplication) -> None:
     with pytest.raises(QtAdapterUnavailable, match="no tray icon"):
         TrayBalloonNotifier(None)
-    selection = asyncio.run(
-        select_notifiers(lambda *_: None, extra=notifier_candidates(tray=None), prefer="tray-balloon")
-    )
+
+    async def select() -> list[tuple[str, str]]:
+        selection = await select_notifiers(lambda *_: None, extra=notifier_candidates(tray=None), prefer="tray-balloon")
+        for notifier in selection.chosen:
+            await notifier.close()
+        return [(s.name, s.reason) for s in selection.skipped]
+
+    assert ("tray-balloon", "the app has no tray icon") in asyncio.run(select())
 
 
 def test_window_taskbar_requires_a_window_and_alerts(qapp: QApplication) -> None:
