@@ -34,7 +34,7 @@ def test_log_dicts_with_nan() -> None:
 def test_errors_and_stderr_tail() -> None:
     p = OutputParser()
     events = p.feed("Traceback (most recent call last):\nRuntimeError: CUDA error: device-side assert triggered\n")
-    assert [e for e in events if isinstance(e, ErrorSeen)][0].error_type == "cuda_error"
+    assert next(e for e in events if isinstance(e, ErrorSeen)).error_type == "cuda_error"
     p.feed("torch.OutOfMemoryError: CUDA out of memory.\n")
     assert p.error_type == "oom_error"
     assert list(p.tail)[-1] == "torch.OutOfMemoryError: CUDA out of memory."
