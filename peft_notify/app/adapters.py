@@ -1,19 +1,19 @@
 """Pick the port adapters for the app: notifiers, taskbar, DND probe, plus a readable summary.
 
 :func:`build_adapters` asks :mod:`peft_notify.platform.select` (with the Qt-based candidates
-from :mod:`peft_notify.app.qtplatform` where present) and falls back to the always-working
+from :mod:`peft_notify.app.qtplatform`) and falls back to the always-working
 adapters (LogNotifier, NullTaskbar, NullDndProbe) if selection itself fails, so the app
 always starts. ``summary`` feeds the About box: (port, chosen, [skipped: why, ...]).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from peft_notify.app.qtplatform import notifier_candidates, taskbar_candidates
 from peft_notify.platform.dnd import CachedDndProbe, NullDndProbe
 from peft_notify.platform.notifier import LogNotifier
 from peft_notify.platform.select import Selection, select_dnd_probe, select_notifiers, select_taskbar
@@ -33,7 +33,6 @@ class Adapters:
     taskbar: TaskbarProgress
     dnd_probe: DndProbe
     summary: Summary = field(default_factory=list)
-    closers: list[Any] = field(default_factory=list)
 
 
 def describe_selection(port: str, selection: Selection[Any]) -> tuple[str, str, Sequence[str]]:
@@ -43,22 +42,6 @@ def describe_selection(port: str, selection: Selection[Any]) -> tuple[str, str, 
     return port, " → ".join(selection.names), lines
 
 
-def _qt_candidates(kind: str, **kwargs: Any) -> list[Any]:
-    """Qt-based adapters from app.qtplatform (owned by the platform side), if it offers them."""
-    try:
-        module = importlib.import_module("peft_notify.app.qtplatform")
-    except ImportError:
-        return []
-    factory = getattr(module, f"{kind}_candidates", None)
-    if factory is None:
-        return []
-    try:
-        return list(factory(**kwargs))
-    except Exception:
-        log.warning("Qt %s adapters failed", kind, exc_info=True)
-        return []
-
-
 async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: Any = None) -> Adapters:
     """Select adapters on the running loop. Never raises: the fallbacks always work."""
     summary: Summary = []
@@ -66,9 +49,7 @@ async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: 
     taskbar: TaskbarProgress = NullTaskbar()
     probe: DndProbe = NullDndProbe()
     try:
-        chosen_notifiers = await select_notifiers(
-            on_action, extra=_qt_candidates("notifier", tray=tray, on_action=on_action)
-        )
+        chosen_notifiers = await select_notifiers(on_action, extra=notifier_candidates(tray=tray, on_action=on_action))
         notifiers = list(chosen_notifiers.chosen)
         summary.append(describe_selection("Notifications", chosen_notifiers))
     except Exception as exc:
@@ -76,7 +57,7 @@ async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: 
         summary.append(("Notifications", "log", [f"selection failed: {exc}"]))
     try:
         hwnd = (lambda: int(window.winId())) if window is not None else None
-        chosen_taskbar = await select_taskbar(hwnd=hwnd, extra=_qt_candidates("taskbar", window=window))
+        chosen_taskbar = await select_taskbar(hwnd=hwnd, extra=taskbar_candidates(window=window))
         members = [t for t in chosen_taskbar.chosen if not isinstance(t, NullTaskbar)]
         taskbar = TeeTaskbar(members) if len(members) > 1 else (members[0] if members else NullTaskbar())
         summary.append(describe_selection("Taskbar progress", chosen_taskbar))

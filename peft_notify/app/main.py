@@ -12,17 +12,20 @@ import asyncio
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import qasync
 from PySide6.QtWidgets import QApplication
 
 from peft_notify.app.adapters import build_adapters
 from peft_notify.app.controller import Controller
+from peft_notify.app.qtplatform import render_loss_curve_png
 from peft_notify.app.shell import AppShell
 from peft_notify.app.single import SingleInstance
 from peft_notify.autostart import set_autostart
@@ -30,10 +33,13 @@ from peft_notify.client import JobClient
 from peft_notify.discovery import list_job_files
 from peft_notify.engine import Engine, EngineConfig
 from peft_notify.history import HistoryError, SqliteHistoryStore
+from peft_notify.platform.dnd import NullDndProbe
+from peft_notify.platform.notifier import LogNotifier
+from peft_notify.platform.taskbar import NullTaskbar
 from peft_notify.ports import HistoryStore
 from peft_notify.settings import Settings, default_settings_path, load_settings, save_settings
 from peft_notify.testing import MemoryHistoryStore
-from peft_notify.wire import Envelope, NotificationType
+from peft_notify.wire import Envelope, NotificationEvent, NotificationType
 
 __all__ = ["AppOptions", "engine_config", "run_app"]
 
@@ -101,6 +107,23 @@ def _make_client(
     return JobClient(url, token, on_message=on_message, on_event=on_event, since=since)
 
 
+def _loss_curve_attachment(controller: Controller) -> Callable[[str, NotificationEvent], Path | None]:
+    """Completion notifications carry a PNG of the job's loss curve (where the platform shows one)."""
+    cache = Path(platformdirs.user_cache_dir("peft-notify", appauthor=False))
+
+    def attachment(job_id: str, event: NotificationEvent) -> Path | None:
+        key = controller.key_for(job_id)
+        if event.type is not NotificationType.COMPLETION or key is None:
+            return None
+        losses = [loss for _step, loss in controller.rows[key].losses]
+        if len(losses) < 2:
+            return None
+        cache.mkdir(parents=True, exist_ok=True)
+        return render_loss_curve_png(losses, cache / f"loss-{abs(hash(job_id))}.png")
+
+    return attachment
+
+
 async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -> int:
     settings_path = options.settings_path or default_settings_path()
     settings = load_settings(settings_path)
@@ -119,14 +142,15 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
         if "c" in holder:
             holder["c"].handle_action(job_id, record_id, action)
 
-    adapters = await build_adapters(on_action)
+    # The controller starts with the always-working adapters; the real ones are chosen once the
+    # window and tray exist (the tray balloon and window alert need them).
     controller = Controller(
         settings_for_run,
         engine=Engine(engine_config(settings)),
         history=history,
-        notifiers=adapters.notifiers,
-        taskbar=adapters.taskbar,
-        dnd_probe=adapters.dnd_probe,
+        notifiers=[LogNotifier()],
+        taskbar=NullTaskbar(),
+        dnd_probe=NullDndProbe(),
         client_factory=_make_client,
         save_settings=save,
         discover=list_job_files,
@@ -134,11 +158,18 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
     holder["c"] = controller
     shell = AppShell(
         controller,
-        selections=adapters.summary,
         list_local_jobs=list_job_files,
         set_autostart=set_autostart,
         engine_defaults=_engine_defaults(),
     )
+    adapters = await build_adapters(
+        on_action, tray=shell.tray.icon if shell.tray.available else None, window=shell.window
+    )
+    controller.dispatcher.notifiers = adapters.notifiers
+    controller.dispatcher.taskbar = adapters.taskbar
+    controller.dispatcher.attachment_for = _loss_curve_attachment(controller)
+    controller.dnd_probe = adapters.dnd_probe
+    shell.selections = adapters.summary
     single.message_received.connect(shell.on_instance_message)
     controller.start()
     for url in options.urls:
@@ -149,9 +180,11 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
     shell.start(options.minimized or settings.start_minimized)
     if options.on_started is not None:
         options.on_started(shell)
+    previous = signal.signal(signal.SIGTERM, lambda *_: shell.quit())  # a clean quit keeps history complete
     if options.quit_after_s is not None:
         asyncio.get_running_loop().call_later(options.quit_after_s, shell.quit)
     await shell.wait_quit()
+    signal.signal(signal.SIGTERM, previous)
     await controller.shutdown()
     shell.close()
     single.close()
