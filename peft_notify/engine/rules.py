@@ -59,8 +59,8 @@ class Rules:
         job.pid = hello.pid
         job.started_at = hello.started_at
         job.capabilities = hello.capabilities
-        if hello.total_steps is not None:
-            job.total_steps = hello.total_steps
+        if new_run or hello.total_steps is not None:
+            job.total_steps = hello.total_steps  # a new run may not know its total yet
         if not new_run:
             # Same run after a reconnect: the snapshot is ordinary news.
             actions = self.on_progress(job, hello.progress, now, ts, seq) if hello.progress else []
