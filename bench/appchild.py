@@ -38,7 +38,7 @@ def _write(obj: dict[str, Any], flush: bool = False) -> None:
 
 
 class _ShownFilter(QtCore.QObject):
-    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt override)
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
         if (
             not _state["shown"]
             and event.type() == QtCore.QEvent.Type.Expose

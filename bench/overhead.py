@@ -124,4 +124,3 @@ def run(ctx: Context) -> Result:
         **{f"{k}_ns": [v.median, v.minimum, v.maximum] for k, v in measured.items()},
     }
     return result
-

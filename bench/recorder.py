@@ -1,4 +1,4 @@
-# ruff: noqa: F821, N802, UP037
+# ruff: noqa: F821, F722, PLR0917
 # mypy: disable-error-code="name-defined,valid-type"
 """A recording ``org.freedesktop.Notifications`` server and LauncherEntry listener (child process).
 

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import psutil
@@ -56,7 +55,8 @@ def app_available() -> str | None:
 def isolated_env(root: Path, bus_address: str | None = None, **extra: str) -> dict[str, str]:
     """The environment for a child: temporary XDG dirs (no real history/settings/job files touched)."""
     env = dict(os.environ)
-    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+    # TMPDIR too: the app's single-instance QLocalServer socket lives there (one app per bench child).
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "TMPDIR"):
         path = root / name.lower()
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         env[name] = str(path)
@@ -84,8 +84,8 @@ class _Lines:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.strip()
+        for raw in self.proc.stdout:
+            line = raw.strip()
             with self._cond:
                 try:
                     event = json.loads(line)
@@ -162,9 +162,10 @@ class PrivateBus:
         _stop(self.recorder)
         _stop(self.daemon)
 
-    def events(self, kind: str) -> list[dict[str, Any]]:
+    def events(self, kind: str, start: int = 0) -> list[dict[str, Any]]:
+        """Recorded events of ``kind`` ("notify", "launcher"), from position ``start`` of all events."""
         assert self.lines is not None
-        return [e for e in self.lines.snapshot() if e.get("ev") == kind]
+        return [e for e in self.lines.snapshot()[start:] if e.get("ev") == kind]
 
     def wait_notify(self, pred: Callable[[dict[str, Any]], bool], timeout: float, start: int = 0) -> dict[str, Any]:
         assert self.lines is not None
@@ -215,7 +216,7 @@ class AppChild:
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True)
         log.close()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def stop(self) -> None:
@@ -307,7 +308,9 @@ class FloodServer:
 
     def command(self, **cmd: Any) -> dict[str, Any]:
         """Send one command (see ``bench.floodsrv``) and wait for its ``done`` line."""
-        assert self.proc is not None and self.proc.stdin is not None and self.lines is not None
+        assert self.proc is not None
+        assert self.proc.stdin is not None
+        assert self.lines is not None
         start = len(self.lines.snapshot())
         cmd_id = f"c{start}-{time.perf_counter_ns()}"
         self.proc.stdin.write(json.dumps({**cmd, "id": cmd_id}) + "\n")

@@ -1,0 +1,84 @@
+"""Memory: app RSS idle with one job vs a bare PySide6 window; RSS growth over a long flood.
+
+Each in a fresh subprocess. Idle RSS is the median of 10 samples over 2 s, taken 3 s after the
+window was shown (and, for the app, its job connected). Growth: RSS after a warm-up flood of
+50,000 messages vs after 1,000,000 more (the app must not keep per-message state).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from bench.appfixture import running_app
+from bench.harness import Context, Result, Row
+from bench.session import AppChild, PrivateBus, isolated_env
+
+NAME = "memory"
+TITLE = "app RSS idle with one job vs a bare PySide6 window; growth after 1M messages"
+
+
+def settled_rss(app: AppChild, settle_s: float) -> float:
+    time.sleep(settle_s)
+    samples = []
+    for _ in range(10):
+        samples.append(app.rss_mb())
+        time.sleep(0.2)
+    return statistics.median(samples)
+
+
+def run(ctx: Context) -> Result:
+    settle = ctx.size(3.0, 0.5)
+    warm, total = ctx.size(50_000, 2_000), ctx.size(1_000_000, 20_000)
+    result = Result(NAME, TITLE)
+    with PrivateBus() as bus:
+        env = isolated_env(ctx.workdir / "mem-bare", bus.address)
+        with AppChild(env, bare=True, lag_timer=False) as bare:
+            bare.wait_shown()
+            bare_rss = settled_rss(bare, settle)
+    with running_app(ctx, jobs=1, tag="memory") as app:
+        idle_rss = settled_rss(app.app, settle)
+        app.flood_and_wait([0], warm)
+        before = settled_rss(app.app, 1.0)
+        sent = 0
+        chunk = min(total, 200_000)
+        start = time.perf_counter()
+        while sent < total:
+            app.flood_and_wait([0], min(chunk, total - sent))
+            sent += min(chunk, total - sent)
+            ctx.log(f"memory: {sent:,} messages, RSS {app.app.rss_mb():.1f} MiB")
+        elapsed = time.perf_counter() - start
+        after = settled_rss(app.app, 1.0)
+    growth = after - before
+    result.notes.append(
+        f"RSS from psutil (MiB). Growth measured over {total:,} progress frames ({elapsed:.0f} s) after a "
+        f"{warm:,}-frame warm-up; the bare window is a QMainWindow with a label (`bench/appchild.py --bare`)."
+    )
+    result.rows.append(
+        Row(
+            benchmark=NAME,
+            metric="idle RSS, one job",
+            ours=idle_rss,
+            reference=bare_rss,
+            reference_name="bare PySide6 window",
+            unit="MiB",
+            ratio=idle_rss / bare_rss,
+            target="≤ 1.5 × reference",
+            met=idle_rss / bare_rss <= 1.5,
+        )
+    )
+    result.rows.append(
+        Row(
+            benchmark=NAME,
+            metric=f"RSS growth after {total:,} messages",
+            ours=growth,
+            reference=before,
+            reference_name="RSS before",
+            unit="MiB",
+            target="≤ 10 MB",
+            met=growth * 2**20 <= 10_000_000,
+            detail=f"{before:.1f} → {after:.1f} MiB",
+        )
+    )
+    result.raw = {"bare_rss": bare_rss, "idle_rss": idle_rss, "before": before, "after": after, "messages": total}
+    return result
