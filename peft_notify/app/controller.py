@@ -381,7 +381,13 @@ class Controller(QObject):
                 await self.dispatcher.perform(actions)
             except Exception:
                 log.error("dispatching %d actions failed", len(actions), exc_info=True)
+            finally:
+                self._queue.task_done()
             self.history_changed.emit()
+
+    async def drain(self) -> None:
+        """Wait until every queued action has been performed (tests, shutdown)."""
+        await self._queue.join()
 
     async def _ticker(self) -> None:
         while True:

@@ -1,0 +1,281 @@
+"""Controller: subscriptions → the real engine → dispatcher, with the package's fakes for the ports."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from app_support import ClientFactory, envelope, hello, progress
+
+from peft_notify import wire
+from peft_notify.app.controller import Controller
+from peft_notify.app.jobs_model import Link
+from peft_notify.client import ClientState, ConnectionEvent
+from peft_notify.engine import Engine, EngineConfig
+from peft_notify.ports import DeliveryStatus, DndState, HistoryQuery
+from peft_notify.settings import Settings, Subscription
+from peft_notify.testing import FakeClock, MemoryHistoryStore, RecordingNotifier, RecordingTaskbar, ScriptedDndProbe
+
+URL = "ws://127.0.0.1:9/ws/notifications/job-1"
+
+
+class Rig:
+    def __init__(self, client_factory: ClientFactory, settings: Settings | None = None, **kw: Any) -> None:
+        self.clock = FakeClock()
+        self.history = MemoryHistoryStore()
+        self.notifier = RecordingNotifier()
+        self.taskbar = RecordingTaskbar()
+        self.dnd = ScriptedDndProbe([DndState.OFF])
+        self.saved: list[Settings] = []
+        self.problems: list[str] = []
+        self.clients = client_factory
+        self.controller = Controller(
+            settings or Settings(),
+            engine=Engine(EngineConfig()),
+            history=self.history,
+            notifiers=[self.notifier],
+            taskbar=self.taskbar,
+            dnd_probe=self.dnd,
+            client_factory=client_factory,
+            clock=self.clock.now,
+            save_settings=self.saved.append,
+            **kw,
+        )
+        self.controller.problem.connect(lambda key, text: self.problems.append(text))
+
+    def push(self, url: str, *envelopes: wire.Envelope) -> None:
+        client = self.clients.last(url)
+        for env in envelopes:
+            self.clock.advance(1.0)
+            client.on_message(env)
+
+
+def run(qapp: Any, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def test_milestone_is_recorded_and_shown(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory)
+    updated: list[str] = []
+    rig.controller.job_updated.connect(updated.append)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        assert rig.controller.subscribe(URL, "tok")
+        rig.push(
+            URL,
+            envelope("job-1", 1, hello()),
+            envelope("job-1", 2, progress(10, loss=2.0)),
+            envelope("job-1", 3, progress(30, loss=1.5)),
+        )
+        await rig.controller.drain()
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    row = rig.controller.rows[URL]
+    assert (row.name, row.host, row.step, row.total, row.state) == ("llama", "gpu-box", 30, 100, "running")
+    assert list(row.losses) == [(10, 2.0), (30, 1.5)]
+    assert row.capabilities == ("retry", "cancel")
+    assert updated and set(updated) == {URL}
+    [shown] = rig.notifier.requests
+    assert shown.event.milestone == 25
+    [entry] = rig.history.query(HistoryQuery())
+    assert entry.status is DeliveryStatus.SHOWN
+    assert entry.job_name == "llama"
+    assert any(call[0] == "set" for call in rig.taskbar.calls)
+    assert rig.saved[-1].subscriptions == (Subscription(URL, "tok"),)
+    assert rig.clients.last(URL).token == "tok"
+
+
+def test_connection_states_and_auth_refused_are_shown(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        rig.controller.subscribe(URL, persist=False)
+        client = rig.clients.last(URL)
+        client.on_event(ConnectionEvent(ClientState.CONNECTED))
+        assert rig.controller.rows[URL].link is Link.CONNECTED
+        client.on_event(ConnectionEvent(ClientState.RECONNECTING, "connection refused", retry_in=4.0))
+        assert rig.controller.rows[URL].status_text == "reconnecting in 4s"
+        client.on_event(ConnectionEvent(ClientState.AUTH_REFUSED, "HTTP 401"))
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    assert rig.controller.rows[URL].link is Link.AUTH_REFUSED
+    assert rig.problems == ["job-1: auth refused — HTTP 401"]
+    assert rig.saved == []  # persist=False
+
+
+def test_bad_url_is_reported_not_raised(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory)
+
+    async def scenario() -> None:
+        assert not rig.controller.subscribe("not a url")
+
+    run(qapp, scenario)
+    assert "Not a job URL" in rig.problems[0]
+    assert rig.controller.rows == {}
+
+
+def test_client_factory_error_becomes_a_problem(qapp: Any, client_factory: ClientFactory) -> None:
+    def broken(*args: Any) -> Any:
+        raise ValueError("unsupported scheme")
+
+    rig = Rig(client_factory)
+    rig.controller._client_factory = broken
+
+    async def scenario() -> None:
+        rig.controller.subscribe(URL, persist=False)
+
+    run(qapp, scenario)
+    assert rig.controller.rows[URL].link is Link.PROTOCOL_ERROR
+    assert "unsupported scheme" in rig.problems[0]
+
+
+def test_dead_local_process_raises_a_critical_error(qapp: Any, client_factory: ClientFactory) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that surely is gone now
+    rig = Rig(client_factory)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        rig.controller.subscribe(URL, persist=False)
+        rig.push(URL, envelope("job-1", 1, hello(pid=child.pid, host="")), envelope("job-1", 2, progress(40)))
+        rig.clients.last(URL).on_event(ConnectionEvent(ClientState.RECONNECTING, "closed", retry_in=1.0))
+        await rig.controller.drain()
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    errors = rig.history.query(HistoryQuery(kinds=["error"]))
+    assert len(errors) == 1
+    assert errors[0].urgency == "critical"
+    assert errors[0].error_type == "system_crash"
+    assert any("exited unexpectedly" in p for p in rig.problems)
+
+
+def test_live_process_keeps_reconnecting_quietly(qapp: Any, client_factory: ClientFactory) -> None:
+    import os
+
+    rig = Rig(client_factory)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        rig.controller.subscribe(URL, persist=False)
+        rig.push(URL, envelope("job-1", 1, hello(pid=os.getpid(), host="")), envelope("job-1", 2, progress(40)))
+        rig.clients.last(URL).on_event(ConnectionEvent(ClientState.RECONNECTING, "closed", retry_in=1.0))
+        await rig.controller.drain()
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    assert rig.history.query(HistoryQuery(kinds=["error"])) == []
+
+
+def test_retry_button_in_a_notification_reaches_the_job(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory)
+    rig.notifier.on_action = rig.controller.handle_action
+
+    async def scenario() -> None:
+        rig.controller.start()
+        rig.controller.subscribe(URL, persist=False)
+        error = wire.NotificationEvent(
+            type=wire.NotificationType.ERROR, title="OOM", message="boom", error_type="oom_error", urgency="critical"
+        )
+        rig.push(URL, envelope("job-1", 1, hello()), envelope("job-1", 5, error))
+        await rig.controller.drain()
+        rig.notifier.invoke("retry")
+        rig.controller.request_action(URL, "cancel")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    sent = rig.clients.last(URL).sent
+    by_name = {a.action: a for a in sent}
+    assert sorted(by_name) == ["cancel", "retry"]
+    assert by_name["retry"].ref_seq == 5  # the seq of the notification whose button was pressed
+
+
+def test_pause_resume_and_unsubscribe(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory, Settings(subscriptions=(Subscription(URL),)))
+    removed: list[str] = []
+    rig.controller.job_removed.connect(removed.append)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        assert URL in rig.controller.rows  # saved subscriptions start with the app
+        rig.controller.set_job_paused(URL, True)
+        assert rig.clients.last(URL).stopped
+        assert rig.controller.rows[URL].link is Link.STOPPED
+        assert rig.saved[-1].subscriptions[0].paused
+        rig.controller.set_job_paused(URL, False)
+        assert not rig.clients.last(URL).stopped
+        rig.controller.unsubscribe(URL)
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    assert removed == [URL]
+    assert rig.saved[-1].subscriptions == ()
+    assert len(rig.clients.clients) == 2
+
+
+def test_user_pause_withholds_and_resume_summarises(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory)
+    paused: list[object] = []
+    rig.controller.pause_changed.connect(paused.append)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        rig.controller.subscribe(URL, persist=False)
+        rig.push(URL, envelope("job-1", 1, hello()))
+        rig.controller.pause_notifications(rig.clock.now() + 3600)
+        rig.push(URL, envelope("job-1", 2, progress(30)))
+        await rig.controller.drain()
+        assert rig.notifier.requests == []
+        rig.controller.pause_notifications(None)
+        await rig.controller.drain()
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    statuses = [e.status for e in rig.history.query(HistoryQuery())]
+    assert DeliveryStatus.PAUSED in statuses or DeliveryStatus.WITHHELD_DND in statuses
+    assert len(rig.notifier.requests) == 1  # the "while paused you missed" summary
+    assert paused[0] is not None and paused[-1] is None
+
+
+def test_dnd_change_is_polled_and_signalled(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory)
+    states: list[str] = []
+    rig.controller.dnd_changed.connect(states.append)
+
+    async def scenario() -> None:
+        assert await rig.controller.poll_dnd() is DndState.OFF
+        rig.dnd.set(DndState.ON)
+        await rig.controller.poll_dnd()
+        await rig.controller.poll_dnd()
+
+    run(qapp, scenario)
+    assert states == ["off", "on"]
+
+
+def test_discovery_subscribes_local_jobs_once(qapp: Any, client_factory: ClientFactory) -> None:
+    class Job:
+        url = URL
+        token = "t"
+        pid = 123
+        name = "local-job"
+
+    rig = Rig(client_factory, discover=lambda: [Job()])
+
+    async def scenario() -> None:
+        assert rig.controller.discover_now() == 1
+        assert rig.controller.discover_now() == 0
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    row = rig.controller.rows[URL]
+    assert (row.local, row.pid, row.token, row.name) == (True, 123, "t", "local-job")
+    assert rig.saved == []  # discovered jobs are not saved as subscriptions
