@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.appfixture import running_app
 from bench.harness import Context, Result, Row, stats
-from bench.session import PY, FloodServer, _Lines, isolated_env
+from bench.session import PY, FloodServer, LineReader, isolated_env, stop_process
 
 NAME = "ingest"
 TITLE = "messages/s through the full desktop pipeline vs a bare websockets client"
@@ -35,7 +35,7 @@ def run(ctx: Context) -> Result:
                     proc = subprocess.Popen(
                         [PY, "-m", "bench.bareclient", bare_flood.url(i)], stdout=subprocess.PIPE, text=True, env=env
                     )
-                    clients.append(_Lines(proc, f"bare{i}"))
+                    clients.append(LineReader(proc, f"bare{i}"))
                 bare_flood.wait_connected(reps + 1)
                 for rep in range(reps + 1):  # rep 0 is the warm-up
                     done = app.flood_and_wait([rep], count)
@@ -49,8 +49,7 @@ def run(ctx: Context) -> Result:
                         ref.append(brate)
             finally:
                 for lines in clients:
-                    lines.proc.kill()
-                    lines.proc.wait()
+                    stop_process(lines.proc, 0.0, lines)
     a, b = stats(ours), stats(ref)
     ratios = [o / r for o, r in zip(ours, ref, strict=True)]
     result.notes.append(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from bench.harness import Context, Result, Row, Stats, stats
-from bench.session import PY, BenchError, _Lines, isolated_env
+from bench.session import PY, BenchError, LineReader, isolated_env, stop_process
 
 NAME = "overhead"
 TITLE = "job.progress() per step vs a no-op call and tqdm.update(1)"
@@ -75,7 +75,7 @@ def run(ctx: Context) -> Result:
     env = isolated_env(ctx.workdir / "overhead")
     measured: dict[str, Stats] = {}
     server = JobServer(discovery_files=False, ping_interval=None).start()
-    children: list[subprocess.Popen[str]] = []
+    children: list[LineReader] = []
     try:
         for case in ("no client", "one client", "stalled client"):
             handle = server.add_job(f"ovh-{case.split()[0]}", name=case, total_steps=10**12)
@@ -83,12 +83,12 @@ def run(ctx: Context) -> Result:
                 proc = subprocess.Popen(
                     [PY, "-m", "bench.bareclient", handle.url], stdout=subprocess.PIPE, text=True, env=env
                 )
-                children.append(proc)
-                _Lines(proc, "client").wait_for(lambda e: e.get("ev") == "connected", 30)
+                children.append(LineReader(proc, "client"))
+                children[-1].wait_for(lambda e: e.get("ev") == "connected", 30)
             elif case == "stalled client":
                 proc = subprocess.Popen([PY, "-c", _STALLED_CHILD, handle.url], stdout=subprocess.PIPE, text=True)
-                children.append(proc)
-                event = _Lines(proc, "stalled").wait_for(lambda e: e.get("ev") == "connected", 30)
+                children.append(LineReader(proc, "stalled"))
+                event = children[-1].wait_for(lambda e: e.get("ev") == "connected", 30)
                 if " 101 " not in event["status"] + " ":
                     raise BenchError(f"stalled client handshake failed: {event['status']}")
                 filler = "x" * 1024
@@ -97,9 +97,8 @@ def run(ctx: Context) -> Result:
                 time.sleep(1.0)
             measured[case] = per_call_ns(lambda step, h=handle: h.progress(step, loss=1.0), batches, calls)
     finally:
-        for proc in children:
-            proc.kill()
-            proc.wait()
+        for lines in children:
+            stop_process(lines.proc, 0.0, lines)
         server.stop()
     targets = {"no client": 5_000.0, "one client": None, "stalled client": 20_000.0}
     for case, st in measured.items():

@@ -70,7 +70,7 @@ def isolated_env(root: Path, bus_address: str | None = None, **extra: str) -> di
     return env
 
 
-class _Lines:
+class LineReader:
     """Reads a child's stdout lines (JSON) on a thread; ``wait_for(pred)`` blocks until one matches."""
 
     def __init__(self, proc: subprocess.Popen[str], name: str) -> None:
@@ -96,8 +96,13 @@ class _Lines:
                     if isinstance(event, dict):
                         self.events.append(event)
                 self._cond.notify_all()
+        self.proc.stdout.close()
         with self._cond:
             self._cond.notify_all()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait until the reader saw EOF (after the process ended) and closed the pipe."""
+        self._thread.join(timeout)
 
     def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float, start: int = 0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -117,15 +122,24 @@ class _Lines:
             return list(self.events)
 
 
-def _stop(proc: subprocess.Popen[str] | None, grace: float = 3.0) -> None:
-    if proc is None or proc.poll() is not None:
+def stop_process(proc: subprocess.Popen[str] | None, grace: float = 3.0, lines: LineReader | None = None) -> None:
+    """Terminate (then kill) ``proc`` if it still runs, reap it and close our ends of its pipes."""
+    if proc is None:
         return
-    proc.terminate()
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    if lines is not None:
+        lines.join()
+    elif proc.stdout is not None:
+        proc.stdout.close()
 
 
 class PrivateBus:
@@ -135,7 +149,7 @@ class PrivateBus:
         self.daemon: subprocess.Popen[str] | None = None
         self.recorder: subprocess.Popen[str] | None = None
         self.address = ""
-        self.lines: _Lines | None = None
+        self.lines: LineReader | None = None
 
     def __enter__(self) -> Self:
         self.daemon = subprocess.Popen(
@@ -147,20 +161,20 @@ class PrivateBus:
         assert self.daemon.stdout is not None
         self.address = self.daemon.stdout.readline().strip()
         if not self.address:
-            _stop(self.daemon)
+            stop_process(self.daemon)
             raise BenchError("dbus-daemon did not print an address")
         env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.address, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
         self.recorder = subprocess.Popen(
             [PY, "-m", "bench.recorder"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
-        self.lines = _Lines(self.recorder, "recorder")
+        self.lines = LineReader(self.recorder, "recorder")
         self.lines.wait_for(lambda e: e.get("ev") == "ready", 20)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _stop(self.recorder)
-        _stop(self.daemon)
+        stop_process(self.recorder, lines=self.lines)
+        stop_process(self.daemon)
 
     def events(self, kind: str, start: int = 0) -> list[dict[str, Any]]:
         """Recorded events of ``kind`` ("notify", "launcher"), from position ``start`` of all events."""
@@ -220,7 +234,7 @@ class AppChild:
         self.stop()
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         with contextlib.suppress(OSError):
             self.events_path.unlink()
         with contextlib.suppress(OSError):
@@ -274,7 +288,7 @@ class FloodServer:
         self.jobs = jobs
         self.env = env
         self.proc: subprocess.Popen[str] | None = None
-        self.lines: _Lines | None = None
+        self.lines: LineReader | None = None
         self.port = 0
 
     def __enter__(self) -> Self:
@@ -286,7 +300,7 @@ class FloodServer:
             text=True,
             env=self.env or isolated_env(Path(tempfile.mkdtemp(prefix="bench-flood-"))),
         )
-        self.lines = _Lines(self.proc, "floodsrv")
+        self.lines = LineReader(self.proc, "floodsrv")
         self.port = int(self.lines.wait_for(lambda e: e.get("ev") == "listening", 30)["port"])
         return self
 
@@ -294,7 +308,7 @@ class FloodServer:
         if self.proc is not None and self.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-        _stop(self.proc)
+        stop_process(self.proc, lines=self.lines)
 
     def url(self, index: int) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/notifications/j{index}"

@@ -1,0 +1,131 @@
+"""Every benchmark runs with tiny sizes and produces well-formed rows (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import __main__ as bench_main
+from bench import harness
+
+desktop_reason = (
+    "needs the desktop session (DISPLAY and DBUS_SESSION_BUS_ADDRESS): eval $(../shared/desktop-session/start.sh)"
+)
+needs_desktop = pytest.mark.skipif(
+    not (os.environ.get("DISPLAY") and os.environ.get("DBUS_SESSION_BUS_ADDRESS")), reason=desktop_reason
+)
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> harness.Context:
+    return harness.Context(quick=True, workdir=tmp_path / "work")
+
+
+def check_result(result: harness.Result, name: str) -> None:
+    assert result.error is None, f"{result.error}\n{result.raw.get('traceback', '')}"
+    assert result.name == name
+    assert result.rows, "a benchmark must produce at least one row"
+    for row in result.rows:
+        assert row.benchmark == name
+        assert row.metric
+        assert row.ours is None or math.isfinite(row.ours)
+        assert row.reference is None or math.isfinite(row.reference)
+        assert row.met in (None, True, False)
+        if row.met is not None:
+            assert row.target, "a row with a verdict names its target"
+    assert result.notes, "every benchmark says what it measured"
+    json.dumps(harness.to_json([result], {"machine": "test"}, quick=True), default=str)
+    assert name in harness.render_table([result])
+
+
+def run_bench(name: str, ctx: harness.Context) -> harness.Result:
+    result = harness.run_one(bench_main.load(name), ctx)
+    check_result(result, name)
+    return result
+
+
+def test_overhead_runs(ctx: harness.Context) -> None:
+    result = run_bench("overhead", ctx)
+    metrics = [row.metric for row in result.rows]
+    assert metrics == ["progress(), no client", "progress(), one client", "progress(), stalled client"]
+    assert all(row.reference_name == "tqdm.update(1)" for row in result.rows)
+
+
+@pytest.mark.ml
+@pytest.mark.slow
+def test_trainer_runs(ctx: harness.Context) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    result = run_bench("trainer", ctx)
+    assert result.raw["with_s"] and result.raw["without_s"]
+
+
+@pytest.mark.desktop
+@needs_desktop
+@pytest.mark.parametrize("name", ["ingest", "responsiveness", "latency", "taskbar", "memory", "startup", "scale"])
+def test_desktop_benchmark_runs(name: str, ctx: harness.Context) -> None:
+    run_bench(name, ctx)
+
+
+def test_stats_and_percentile() -> None:
+    st = harness.stats([3.0, 1.0, 2.0, 4.0])
+    assert (st.n, st.median, st.minimum, st.maximum) == (4, 2.5, 1.0, 4.0)
+    assert harness.percentile([0.0, 10.0], 50) == 5.0
+    assert harness.percentile(list(range(101)), 99) == 99.0
+    with pytest.raises(ValueError, match="no samples"):
+        harness.stats([])
+
+
+def _result() -> harness.Result:
+    row = harness.Row("demo", "speed", 8.0, 10.0, "msg/s", target="≥ 0.8 ×", met=True, ratio=0.8)
+    return harness.Result("demo", "a demo", rows=[row], notes=["what it does"])
+
+
+def test_markdown_keeps_hand_written_notes(tmp_path: Path) -> None:
+    machine: dict[str, Any] = harness.machine_info()
+    path = tmp_path / "performance.md"
+    first = harness.render_markdown([_result()], machine, False, harness.existing_notes(path))
+    assert "| demo | speed [msg/s] | 8 | 10 | 0.8 | ≥ 0.8 × | yes |" in first
+    path.write_text(first.replace("### Notes", "### Notes\n\nHand-written: profile shows X."))
+    second = harness.render_markdown([_result()], machine, False, harness.existing_notes(path))
+    assert "Hand-written: profile shows X." in second
+    assert second.count(harness.NOTES_BEGIN) == 1
+
+
+def test_failed_benchmark_becomes_an_error_row(ctx: harness.Context) -> None:
+    class Broken:
+        NAME = "broken"
+        TITLE = "raises"
+
+        @staticmethod
+        def run(_ctx: harness.Context) -> harness.Result:
+            raise RuntimeError("boom")
+
+    result = harness.run_one(Broken, ctx)
+    assert result.error == "RuntimeError: boom"
+    assert "ERROR" in harness.render_table([result])
+
+
+def test_main_writes_json_and_markdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out, md = tmp_path / "r.json", tmp_path / "perf.md"
+    monkeypatch.setattr(bench_main, "load", lambda _name: _DemoModule)
+    assert bench_main.main(["--quick", "--only", "overhead", "--out", str(out), "--markdown", str(md), "-q"]) == 0
+    data = json.loads(out.read_text())
+    assert data["quick"] is True
+    assert data["results"][0]["rows"][0]["metric"] == "speed"
+    assert "## Machine" in md.read_text()
+    assert "## How to reproduce" in md.read_text()
+
+
+class _DemoModule:
+    NAME = "demo"
+    TITLE = "a demo"
+
+    @staticmethod
+    def run(_ctx: harness.Context) -> harness.Result:
+        return _result()
