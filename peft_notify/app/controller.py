@@ -118,6 +118,7 @@ class Controller(QObject):
         self._clients: dict[str, ClientLike] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._actions: set[asyncio.Task[bool]] = set()
         self._queue: asyncio.Queue[list[Action]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self.dispatcher = Dispatcher(
@@ -324,8 +325,16 @@ class Controller(QObject):
     def request_action(self, key: str, action: str) -> None:
         """A Retry/Cancel button in the window was pressed."""
         row = self.rows.get(key)
-        if row is not None:
-            asyncio.get_running_loop().create_task(self.send_action(row.job_id, WireAction(action)))
+        if row is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.problem.emit(key, f"Cannot send {action!r} right now (the app's event loop is not running)")
+            return
+        task = loop.create_task(self.send_action(row.job_id, WireAction(action)))
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
 
     def handle_action(self, job_id: str, record_id: int, action: str) -> None:
         """The notifiers' ``ActionHandler``: a notification button or click."""
