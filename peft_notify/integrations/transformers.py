@@ -1,0 +1,105 @@
+"""Transformers/PEFT: ``Trainer(..., callbacks=[NotifyCallback("llama-lora")])``.
+
+Reports progress (``on_step_end``), loss / learning rate / grad norm (``on_log``; NaN or
+inf loss → ``loss_divergence`` error, a grad-norm spike far above its running median →
+``gradient_explosion`` warning), eval metrics (``on_evaluate``) and completion
+(``on_train_end``). Only the world process zero reports. An exception escaping
+``trainer.train()`` is reported when you wrap it in ``with callback.reporting():`` (or,
+uncaught, by an ``sys.excepthook`` the callback chains in). Set
+``logging_nan_inf_filter=False`` in ``TrainingArguments`` to see NaN losses: the default
+filter hides them from the logs. Importing this module imports transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from transformers import TrainerCallback
+
+from peft_notify.integrations.common import Reporter
+
+__all__ = ["NotifyCallback", "PeftNotifyCallback"]
+
+
+class NotifyCallback(TrainerCallback):
+    """A TrainerCallback that serves (or joins) a peft_notify job for the run."""
+
+    def __init__(
+        self,
+        name: str = "training",
+        *,
+        job_id: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        allowed_origins: Sequence[str] = (),
+        handle: Any = None,
+        server: Any = None,
+        linger: float = 3.0,
+        grad_spike_factor: float = 10.0,
+    ) -> None:
+        self.reporter = Reporter(
+            name=name,
+            job_id=job_id,
+            host=host,
+            port=port,
+            token=token,
+            allowed_origins=allowed_origins,
+            handle=handle,
+            server=server,
+            linger=linger,
+            grad_spike_factor=grad_spike_factor,
+        )
+        self._active = False
+
+    @property
+    def handle(self) -> Any:
+        return self.reporter.handle
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        self._active = True
+        total = state.max_steps if state.max_steps and state.max_steps > 0 else None
+        handle = self.reporter.start(total)
+        handle.progress(state.global_step, total)  # resumed runs start past 0: no retroactive milestones
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._active:
+            self.reporter.handle.progress(state.global_step, _total(state))
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if self._active and logs:
+            self.reporter.log(state.global_step, _total(state), logs)
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        if self._active and metrics:
+            self.reporter.log(state.global_step, _total(state), metrics)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._active:
+            self._active = False
+            self.reporter.handle.progress(state.global_step, _total(state))
+            self.reporter.finish(completed=True)
+
+    @contextmanager
+    def reporting(self) -> Iterator[NotifyCallback]:
+        """Wrap ``trainer.train()``: an escaping exception is reported (then re-raised)."""
+        try:
+            yield self
+        except BaseException as exc:
+            if self._active:
+                self._active = False
+                self.reporter.crashed(exc)
+            raise
+
+
+PeftNotifyCallback = NotifyCallback
+
+
+def _total(state: Any) -> int | None:
+    return state.max_steps if state.max_steps and state.max_steps > 0 else None
