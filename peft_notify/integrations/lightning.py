@@ -1,0 +1,85 @@
+"""PyTorch Lightning: ``Trainer(callbacks=[NotifyCallback("my-run")])``.
+
+Same behaviour as the Transformers callback: progress per batch, loss from
+``trainer.callback_metrics`` (NaN → ``loss_divergence``), ``on_exception`` → classified
+error + failed, completion at ``on_train_end``; only global rank zero reports.
+Importing this module imports ``lightning`` (or ``pytorch_lightning``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+try:
+    from lightning.pytorch.callbacks import Callback
+except ImportError:  # the older package name
+    from pytorch_lightning.callbacks import Callback
+
+from peft_notify.integrations.common import Reporter
+
+__all__ = ["NotifyCallback"]
+
+
+class NotifyCallback(Callback):  # type: ignore[misc]
+    """A Lightning Callback that serves (or joins) a peft_notify job for the fit."""
+
+    def __init__(
+        self,
+        name: str = "training",
+        *,
+        job_id: str | None = None,
+        port: int = 0,
+        token: str | None = None,
+        allowed_origins: Sequence[str] = (),
+        handle: Any = None,
+        server: Any = None,
+        linger: float = 3.0,
+    ) -> None:
+        super().__init__()
+        self.reporter = Reporter(
+            name=name,
+            job_id=job_id,
+            port=port,
+            token=token,
+            allowed_origins=allowed_origins,
+            handle=handle,
+            server=server,
+            linger=linger,
+        )
+        self._active = False
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero:
+            return
+        self._active = True
+        total = trainer.estimated_stepping_batches
+        total = int(total) if isinstance(total, (int, float)) and 0 < total < float("inf") else None
+        self.reporter.start(total).progress(trainer.global_step, total)
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self._active:
+            return
+        logs = {k: _float(v) for k, v in trainer.callback_metrics.items()}
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            logs["loss"] = _float(loss)
+        logs["epoch"] = float(trainer.current_epoch)
+        self.reporter.log(trainer.global_step, self.reporter.handle.total_steps, logs)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if self._active:
+            self._active = False
+            self.reporter.crashed(exception)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._active:
+            self._active = False
+            self.reporter.finish(completed=True)
+
+
+def _float(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
