@@ -47,6 +47,7 @@ class SingleInstance(QObject):
         super().__init__(parent)
         self.name = name or default_server_name()
         self.server: QLocalServer | None = None
+        self._buffers: dict[QLocalSocket, bytearray] = {}
 
     def forward(self, message: dict[str, Any], timeout_ms: int = 1000) -> bool:
         """Send ``message`` to a running instance; True if one received it."""
@@ -76,29 +77,35 @@ class SingleInstance(QObject):
         assert self.server is not None
         while self.server.hasPendingConnections():
             socket = self.server.nextPendingConnection()
-            buffer = bytearray()
+            # Keep the Python side owning the socket (no deleteLater): a wrapper outliving its
+            # C++ object crashes shiboken; sockets are few and closed after one message.
+            socket.setParent(None)
+            self._buffers[socket] = bytearray()
+            socket.readyRead.connect(lambda sock=socket: self._read(sock))
+            socket.disconnected.connect(lambda sock=socket: self._buffers.pop(sock, None))
+            self._read(socket)
 
-            def read(sock: QLocalSocket = socket, buf: bytearray = buffer) -> None:
-                buf.extend(bytes(sock.readAll().data()))
-                if not buf.endswith(b"\n"):
-                    return
-                try:
-                    message = json.loads(buf)
-                except ValueError:
-                    log.warning("ignoring a malformed message from another instance")
-                    message = None
-                sock.write(b"ok\n")
-                sock.flush()
-                sock.disconnectFromServer()
-                if isinstance(message, dict):
-                    self.message_received.emit(message)
-
-            socket.readyRead.connect(read)
-            socket.disconnected.connect(socket.deleteLater)
-            if socket.bytesAvailable():
-                read()
+    def _read(self, sock: QLocalSocket) -> None:
+        buf = self._buffers.get(sock)
+        if buf is None:
+            return
+        buf.extend(bytes(sock.readAll().data()))
+        if not buf.endswith(b"\n"):
+            return
+        try:
+            message = json.loads(buf)
+        except ValueError:
+            log.warning("ignoring a malformed message from another instance")
+            message = None
+        sock.write(b"ok\n")
+        sock.flush()
+        if isinstance(message, dict):
+            self.message_received.emit(message)
 
     def close(self) -> None:
+        for sock in list(self._buffers):
+            sock.abort()
+        self._buffers.clear()
         if self.server is not None:
             self.server.close()
             self.server = None
