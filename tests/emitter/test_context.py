@@ -57,6 +57,7 @@ def test_track_reports_steps_and_completion(server: JobServer) -> None:
 def test_exception_is_reported_classified_and_reraised(server: JobServer) -> None:
     ctx = peft_notify.job("oom", server=server, job_id="b", print_url=False)
     collector = Collector(ctx.url)
+
     def train() -> None:
         with ctx:
             ctx.progress(3, 10)
