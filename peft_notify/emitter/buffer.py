@@ -32,6 +32,7 @@ class EventLog:
     progress_capacity: int = 256
     important_capacity: int = 1024
     last_seq: int = 0
+    run_start_seq: int = 0
     evicted: int = 0
     snapshot: wire.Progress | None = None
     state: wire.JobState = wire.JobState.RUNNING
@@ -71,6 +72,15 @@ class EventLog:
             old_seq, _ = ring.popleft()
             self.evicted += 1
             self._evicted_max = max(self._evicted_max, old_seq)
+
+    def new_run(self, start: wire.Progress | None = None) -> None:
+        """Start a new run of the job: fresh snapshot and state; older frames stay for laggards.
+
+        Clients resuming from before :attr:`run_start_seq` only get the new run's events.
+        """
+        self.run_start_seq = self.last_seq
+        self.snapshot = start
+        self.state = wire.JobState.RUNNING
 
     def after(self, since: int) -> Replay:
         """Frames with seq > ``since`` in order; ``gap`` when evicted ones are among them."""

@@ -14,6 +14,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from peft_notify import wire
@@ -21,7 +22,7 @@ from peft_notify import wire
 if TYPE_CHECKING:
     from peft_notify.emitter.server import JobServer
 
-__all__ = ["ActionCallback", "JobHandle", "urgency_for"]
+__all__ = ["ActionCallback", "JobHandle", "Ranked", "error_item", "notification_item", "urgency_for"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,53 @@ def urgency_for(error_type: str | None) -> wire.UrgencyLevel:
     if error_type in _HIGH:
         return wire.UrgencyLevel.HIGH
     return wire.UrgencyLevel.NORMAL
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """An error reported by one rank of a distributed job (merged with other ranks' copies)."""
+
+    rank: int
+    item: dict[str, Any]
+
+
+def notification_item(
+    title: str,
+    message: str = "",
+    *,
+    kind: wire.NotificationType | str = wire.NotificationType.PROGRESS,
+    urgency: wire.UrgencyLevel | str | None = None,
+    milestone: int | None = None,
+    sound: bool | None = None,
+    actions: Sequence[str] | None = None,
+    error_type: str | None = None,
+    respect_dnd: bool | None = None,
+) -> dict[str, Any]:
+    """A notification as a mapping (validated later, on the server thread). Raises ``ValueError``."""
+    nkind = wire.NotificationType(kind)
+    is_error = nkind is wire.NotificationType.ERROR
+    level = (urgency or urgency_for(error_type)) if is_error else (urgency or "normal")
+    return {
+        "type": nkind.value,
+        "title": _clip(title, wire.MAX_TITLE),
+        "message": message,
+        "urgency": wire.UrgencyLevel(level).value,
+        "milestone": milestone,
+        "sound": is_error if sound is None else sound,
+        "actions": list(actions) if actions else None,
+        "error_type": error_type,
+        "respect_dnd": (not is_error) if respect_dnd is None else respect_dnd,
+    }
+
+
+def error_item(job_name: str, message: str, error_type: str, title: str | None = None) -> dict[str, Any]:
+    """The notification mapping of an error (urgency from its type)."""
+    return notification_item(
+        title or f"{job_name}: {error_type.replace('_', ' ')}",
+        _clip(message, wire.MAX_MESSAGE),
+        kind=wire.NotificationType.ERROR,
+        error_type=error_type,
+    )
 
 
 class JobHandle:
@@ -63,9 +111,10 @@ class JobHandle:
         self.started_at = started_at
         self._lock = threading.Lock()
         self._latest: dict[str, Any] | None = None  # coalesced progress, not yet sent
-        self._pending: deque[wire.Body | dict[str, Any]] = deque()
+        self._pending: deque[wire.Body | dict[str, Any] | Ranked] = deque()
         self._callbacks: list[ActionCallback] = []
         self._finished = False
+        self.rank: int | None = None  # set on rank 0 of a distributed job: its errors are merged
 
     # ------------------------------------------------------------------ training side
 
@@ -121,31 +170,34 @@ class JobHandle:
         respect_dnd: bool | None = None,
     ) -> None:
         """Send a notification (never dropped). Invalid fields are logged and the event skipped."""
-        nkind = wire.NotificationType(kind)
-        is_error = nkind is wire.NotificationType.ERROR
-        level = (urgency or urgency_for(error_type)) if is_error else (urgency or "normal")
-        self._enqueue(
-            {
-                "type": nkind.value,
-                "title": _clip(title, wire.MAX_TITLE),
-                "message": message,
-                "urgency": wire.UrgencyLevel(level).value,
-                "milestone": milestone,
-                "sound": is_error if sound is None else sound,
-                "actions": list(actions) if actions else None,
-                "error_type": error_type,
-                "respect_dnd": (not is_error) if respect_dnd is None else respect_dnd,
-            }
-        )
+        try:
+            item = notification_item(
+                title,
+                message,
+                kind=kind,
+                urgency=urgency,
+                milestone=milestone,
+                sound=sound,
+                actions=actions,
+                error_type=error_type,
+                respect_dnd=respect_dnd,
+            )
+        except ValueError as exc:
+            log.warning("job %s: dropping an invalid notification (%s)", self.job_id, exc)
+            return
+        self._enqueue(item)
 
-    def error(self, message: str, error_type: str = "system_crash", *, title: str | None = None) -> None:
-        """Report an error (urgency from ``error_type``: oom/cuda/system_crash are critical)."""
-        self.notify(
-            title or f"{self.name}: {error_type.replace('_', ' ')}",
-            _clip(message, wire.MAX_MESSAGE),
-            kind=wire.NotificationType.ERROR,
-            error_type=error_type,
-        )
+    def error(
+        self, message: str, error_type: str = "system_crash", *, title: str | None = None, rank: int | None = None
+    ) -> None:
+        """Report an error (urgency from ``error_type``: oom/cuda/system_crash are critical).
+
+        ``rank`` (default: this handle's :attr:`rank`) marks an error of one rank of a
+        distributed job; the same error from several ranks becomes one notification.
+        """
+        item = error_item(self.name, message, error_type, title)
+        rank = self.rank if rank is None else rank
+        self._enqueue(item if rank is None else Ranked(rank, item))
 
     def warning(self, message: str, *, title: str | None = None, error_type: str | None = None) -> None:
         """Report a warning (respects Do Not Disturb on the desktop)."""
@@ -175,7 +227,7 @@ class JobHandle:
 
     # ------------------------------------------------------------------ server side
 
-    def _enqueue(self, item: wire.Body | dict[str, Any]) -> None:
+    def _enqueue(self, item: wire.Body | dict[str, Any] | Ranked) -> None:
         with self._lock:
             if self._latest is not None:
                 # Keep order: the progress reported before this event goes out before it.
@@ -184,14 +236,22 @@ class JobHandle:
             self._pending.append(item)
         self._server._wake_now(self)
 
-    def _take(self, *, include_latest: bool) -> list[wire.Body | dict[str, Any]]:
+    def _take(self, *, include_latest: bool) -> list[wire.Body | dict[str, Any] | Ranked]:
         with self._lock:
-            items: list[wire.Body | dict[str, Any]] = list(self._pending)
+            items: list[wire.Body | dict[str, Any] | Ranked] = list(self._pending)
             self._pending.clear()
             if include_latest and self._latest is not None:
                 items.append(self._latest)
                 self._latest = None
         return items
+
+    def _new_run(self, run_id: str, started_at: float, total_steps: int | None) -> None:
+        with self._lock:
+            self.run_id = run_id
+            self.started_at = started_at
+            self.total_steps = total_steps
+            self._finished = False
+            self._latest = None
 
     def _has_latest(self) -> bool:
         with self._lock:

@@ -20,10 +20,11 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-__all__ = ["WS_PREFIX", "Route", "json_response", "parse_route", "token_ok"]
+__all__ = ["RANK_PREFIX", "WS_PREFIX", "Route", "json_response", "parse_route", "token_ok"]
 
 WS_PREFIX = "/ws/notifications/"
 API_PREFIX = "/api/notifications/"
+RANK_PREFIX = "/ws/ranks/"  # errors forwarded by the other ranks of a distributed job
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ def parse_route(target: str) -> Route:
     parts = urlsplit(target)
     query = parse_qs(parts.query)
     job_id = None
-    for prefix in (WS_PREFIX, API_PREFIX):
+    for prefix in (WS_PREFIX, API_PREFIX, RANK_PREFIX):
         if parts.path.startswith(prefix):
             job_id = unquote(parts.path[len(prefix) :]) or None
     since: int | None = None
@@ -90,6 +91,7 @@ def gate(
     *,
     token: str | None,
     allowed_origins: Collection[str],
+    rank_token: str | None = None,
     job_exists: Callable[[str], bool],
     job_full: Callable[[str], bool],
     api: Callable[[Route], Any],
@@ -102,6 +104,13 @@ def gate(
         return error(connection, http.HTTPStatus.FORBIDDEN, f"origin {origin!r} is not allowed")
     if route.path == "/healthz":
         return json_response(connection, http.HTTPStatus.OK, {"ok": True})
+    if route.path.startswith(RANK_PREFIX):
+        # Always authenticated, even on loopback: only our own ranks may inject errors.
+        if rank_token is None or not token_ok(rank_token, route, request.headers):
+            return error(connection, http.HTTPStatus.UNAUTHORIZED, "missing or wrong token")
+        if route.job_id is None or not job_exists(route.job_id):
+            return error(connection, http.HTTPStatus.NOT_FOUND, f"unknown job {route.job_id!r}")
+        return None
     if not token_ok(token, route, request.headers):
         return error(connection, http.HTTPStatus.UNAUTHORIZED, "missing or wrong token")
     if route.path == "/api/jobs":

@@ -11,31 +11,29 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import contextlib
 import errno
-import ipaddress
 import logging
-import os
 import secrets
-import socket
 import ssl as ssl_module
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 from peft_notify import discovery, wire
 from peft_notify.emitter import http as gate_http
+from peft_notify.emitter import signals, stream
 from peft_notify.emitter.buffer import EventLog
-from peft_notify.emitter.handle import JobHandle, to_body
+from peft_notify.emitter.handle import JobHandle
+from peft_notify.emitter.jobs import ServedJob, describe, is_loopback, start_snapshot
+from peft_notify.emitter.merge import ErrorMerger
+from peft_notify.emitter.pump import EventPump
 
-__all__ = ["JobServer", "PortInUseError"]
+__all__ = ["JobServer", "PortInUseError", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
@@ -46,34 +44,7 @@ class PortInUseError(OSError):
     """The requested port is taken by another process."""
 
 
-@dataclass(eq=False)
-class _Subscriber:
-    cursor: int
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(eq=False)
-class _Job:
-    handle: JobHandle
-    log: EventLog
-    subscribers: set[_Subscriber] = field(default_factory=set)
-    progress_scheduled: bool = False
-    timer: asyncio.TimerHandle | None = None
-    last_progress_at: float = float("-inf")
-    job_file: Path | None = None
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address or ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class JobServer:
+class JobServer(EventPump):
     """WebSocket + small HTTP API server for training jobs (see module docstring)."""
 
     def __init__(
@@ -90,12 +61,16 @@ class JobServer:
         handshake_timeout: float = 10.0,
         discovery_files: bool = True,
         fallback_to_free_port: bool = False,
+        merge_window: float = 1.0,
     ) -> None:
         if token is None and not is_loopback(host):
             token = secrets.token_urlsafe(24)  # never serve a job to the network without a token
             log.warning("binding %s: generated an access token (see the job file or JobServer.token)", host)
         self.host = host
         self.token = token
+        # Forwarded rank errors are always authenticated: the job token, else a secret of our own.
+        self.rank_token = token or secrets.token_urlsafe(24)
+        self.merge_window = merge_window
         self.allowed_origins = frozenset(allowed_origins)
         self.ssl = ssl
         self.max_clients_per_job = max_clients_per_job
@@ -107,7 +82,8 @@ class JobServer:
         self._requested_port = port
         self.port = 0
         self.bad_frames = 0
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, ServedJob] = {}
+        self._extra_files: list[Path] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -204,14 +180,33 @@ class JobServer:
             thread.join(timeout=5)
         for job in list(self._jobs.values()):
             if job.job_file is not None:
-                discovery.remove_job_file(job.job_file)
+                self._remove_file(job.job_file)
                 job.job_file = None
+        for path in self._extra_files:
+            self._remove_file(path)
+        self._extra_files.clear()
         self._actions.shutdown(wait=False)
 
+    def track_file(self, path: Path) -> None:
+        """Remove ``path`` when this server stops (also at exit and on SIGTERM)."""
+        self._extra_files.append(path)
+        signals.track_file(path)
+
+    @staticmethod
+    def _remove_file(path: Path) -> None:
+        discovery.remove_job_file(path)
+        signals.forget_file(path)
+
     async def _shutdown(self, linger: float) -> None:
+        deadline = time.monotonic() + linger
         for job in self._jobs.values():
             self._flush_all(job)
-        deadline = time.monotonic() + linger
+        loop = asyncio.get_running_loop()
+        for job in self._jobs.values():  # give other ranks' copies of an error their merge window
+            due = job.merger.next_due()
+            if due is not None:
+                await asyncio.sleep(max(0.0, min(due - loop.time(), deadline - time.monotonic())))
+            self._flush_merged(job, force=True)
         while time.monotonic() < deadline and any(
             sub.cursor < job.log.last_seq for job in self._jobs.values() for sub in job.subscribers
         ):
@@ -228,13 +223,13 @@ class JobServer:
 
     # ------------------------------------------------------------------ jobs
 
-    def url_for(self, job_id: str, host: str | None = None) -> str:
+    def url_for(self, job_id: str, host: str | None = None, *, prefix: str = gate_http.WS_PREFIX) -> str:
         """``ws[s]://host:port/ws/notifications/job_id`` (a wildcard bind shows 127.0.0.1)."""
         shown = host or (self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1")
         if ":" in shown and not shown.startswith("["):
             shown = f"[{shown}]"
         scheme = "wss" if self.ssl is not None else "ws"
-        return f"{scheme}://{shown}:{self.port}{gate_http.WS_PREFIX}{job_id}"
+        return f"{scheme}://{shown}:{self.port}{prefix}{job_id}"
 
     def add_job(
         self,
@@ -244,8 +239,15 @@ class JobServer:
         total_steps: int | None = None,
         capabilities: Sequence[str] = (),
         run_id: str | None = None,
+        start_step: int | None = None,
+        rank: int | None = None,
     ) -> JobHandle:
-        """Register a job and return its handle. Raises ``ValueError`` for a bad or duplicate id."""
+        """Register a job and return its handle. Raises ``ValueError`` for a bad or duplicate id.
+
+        ``start_step`` (a resumed run) is in the first ``hello``'s progress snapshot, so no
+        milestone before it fires. ``rank`` marks rank 0 of a distributed job: its errors
+        merge with the ones other ranks forward (see :mod:`peft_notify.emitter.ranks`).
+        """
         job_id = job_id or uuid.uuid4().hex[:12]
         if not wire.is_valid_job_id(job_id):
             raise ValueError(f"invalid job id {job_id!r}: use 1-128 of A-Z a-z 0-9 . _ : -")
@@ -262,22 +264,44 @@ class JobServer:
             capabilities=capabilities,
             started_at=time.time(),
         )
-        job = _Job(handle=handle, log=EventLog(job_id))
+        handle.rank = rank
+        job = ServedJob(handle=handle, log=EventLog(job_id), merger=ErrorMerger(self.merge_window))
+        job.log.snapshot = start_snapshot(start_step, total_steps)
         self._jobs[job_id] = job
         if self.discovery_files and self.port:
             try:
                 job.job_file = discovery.write_job_file(
                     url=self.url_for(job_id), job_id=job_id, name=handle.name, token=self.token
                 )
+                signals.track_file(job.job_file)
             except OSError:
                 log.warning("could not write the discovery file for job %s", job_id, exc_info=True)
         return handle
+
+    def new_run(self, job_id: str, *, total_steps: int | None = None, start_step: int | None = None) -> str:
+        """Start a new run of ``job_id`` (a relaunch): new ``run_id``, and a fresh ``hello`` to clients.
+
+        Events already reported are sent first; clients then reset the job (milestones start
+        over). Returns the new run id. Raises ``KeyError`` for an unknown job.
+        """
+        job = self._jobs[job_id]
+        run_id = uuid.uuid4().hex
+        loop = self._loop
+        if loop is None or self._stopped:
+            self._switch_run(job, run_id, total_steps, start_step)
+            return run_id
+
+        async def switch() -> None:
+            self._switch_run(job, run_id, total_steps, start_step)
+
+        asyncio.run_coroutine_threadsafe(switch(), loop).result(timeout=10)
+        return run_id
 
     def remove_job(self, job_id: str) -> None:
         """Forget a job and remove its discovery file (connected clients keep their socket)."""
         job = self._jobs.pop(job_id, None)
         if job is not None and job.job_file is not None:
-            discovery.remove_job_file(job.job_file)
+            self._remove_file(job.job_file)
 
     def jobs(self) -> list[JobHandle]:
         """The handles of every job served."""
@@ -288,68 +312,13 @@ class JobServer:
         job = self._jobs.get(job_id)
         return 0 if job is None else len(job.subscribers)
 
-    # ------------------------------------------------------------------ called from training threads
-
-    def _wake_progress(self, handle: JobHandle) -> None:
-        job = self._jobs.get(handle.job_id)
-        loop = self._loop
-        if job is None or loop is None or job.progress_scheduled or self._stopped:
-            return
-        # The loop clears this flag *before* taking the latest value, so a wake-up is never lost.
-        job.progress_scheduled = True
-        with contextlib.suppress(RuntimeError):  # loop closed during interpreter shutdown
-            loop.call_soon_threadsafe(self._flush_progress, job)
-
-    def _wake_now(self, handle: JobHandle) -> None:
-        job = self._jobs.get(handle.job_id)
-        loop = self._loop
-        if job is None or loop is None or self._stopped:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._emit, job, False)
-
-    # ------------------------------------------------------------------ event-loop thread
-
-    def _flush_progress(self, job: _Job) -> None:
-        loop = asyncio.get_running_loop()
-        job.timer = None
-        wait = job.last_progress_at + self.progress_interval - loop.time()
-        if wait > 0:  # rate limit: send the latest value on the trailing edge
-            job.timer = loop.call_later(wait, self._flush_progress, job)
-            return
-        job.progress_scheduled = False
-        self._emit(job, True)
-
-    def _flush_all(self, job: _Job) -> None:
-        if job.timer is not None:
-            job.timer.cancel()
-            job.timer = None
-        job.progress_scheduled = False
-        self._emit(job, True)
-
-    def _emit(self, job: _Job, include_latest: bool) -> None:
-        sent_progress = False
-        for item in job.handle._take(include_latest=include_latest):
-            body = to_body(item, job.handle.job_id)
-            if body is None:
-                continue
-            try:
-                job.log.append(body)
-            except ValueError:
-                log.warning("job %s: could not encode %r", job.handle.job_id, body, exc_info=True)
-                continue
-            sent_progress = sent_progress or isinstance(body, wire.Progress)
-        if sent_progress:
-            job.last_progress_at = asyncio.get_running_loop().time()
-        for sub in job.subscribers:
-            sub.wake.set()
-
     def _gate(self, connection: ServerConnection, request: Any) -> Any:
         return gate_http.gate(
             connection,
             request,
             token=self.token,
             allowed_origins=self.allowed_origins,
+            rank_token=self.rank_token,
             job_exists=lambda job_id: job_id in self._jobs,
             job_full=lambda job_id: len(self._jobs[job_id].subscribers) >= self.max_clients_per_job,
             api=self._api,
@@ -357,92 +326,12 @@ class JobServer:
 
     def _api(self, route: gate_http.Route) -> Any:
         if route.job_id is None:
-            return [self._describe(job) for job in self._jobs.values()]
+            return [describe(job, self.url_for(job.handle.job_id)) for job in self._jobs.values()]
         job = self._jobs[route.job_id]
         return [
             wire.to_dict(wire.Envelope(type="notification", data=event, v=None))["data"]
             for event in job.log.notifications
         ]
 
-    def _describe(self, job: _Job) -> dict[str, Any]:
-        h = job.handle
-        snap = job.log.snapshot
-        return {
-            "job_id": h.job_id,
-            "name": h.name,
-            "run_id": h.run_id,
-            "url": self.url_for(h.job_id),
-            "state": job.log.state.value,
-            "current_step": None if snap is None else snap.current_step,
-            "total_steps": h.total_steps,
-            "last_seq": job.log.last_seq,
-            "pid": os.getpid(),
-        }
-
-    def _hello(self, job: _Job, gap: bool) -> str:
-        h = job.handle
-        hello = wire.Hello(
-            name=h.name,
-            run_id=h.run_id,
-            host=socket.gethostname()[: wire.MAX_NAME],
-            pid=os.getpid(),
-            started_at=h.started_at,
-            total_steps=h.total_steps,
-            last_seq=job.log.last_seq,
-            capabilities=h.capabilities,
-            progress=job.log.snapshot,
-            state=job.log.state,
-            replay_gap=gap,
-        )
-        env = wire.Envelope(type="hello", data=hello, seq=job.log.last_seq, job_id=h.job_id, ts=time.time())
-        return wire.encode(env)
-
     async def _client(self, ws: ServerConnection) -> None:
-        route = gate_http.parse_route(ws.request.path if ws.request else "")
-        job = self._jobs.get(route.job_id or "")
-        if job is None:  # removed between the gate and here
-            await ws.close(4404, "unknown job")
-            return
-        since = route.since
-        if since is not None and (since > job.log.last_seq or route.run_id not in (None, job.handle.run_id)):
-            since = 0  # the client saw another run of this job (a restart): send everything we have
-        gap = since is not None and job.log.after(since).gap
-        sub = _Subscriber(cursor=job.log.last_seq if since is None else since)
-        job.subscribers.add(sub)
-        reader = asyncio.create_task(self._read_actions(ws, job))
-        try:
-            await ws.send(self._hello(job, gap))
-            while not reader.done():
-                frames = job.log.frames_after(sub.cursor)
-                if not frames:
-                    sub.wake.clear()
-                    waiter = asyncio.create_task(sub.wake.wait())
-                    await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    continue
-                for seq, frame in frames:
-                    await ws.send(frame)
-                    sub.cursor = seq
-        except ConnectionClosed:
-            pass
-        finally:
-            job.subscribers.discard(sub)
-            reader.cancel()
-
-    async def _read_actions(self, ws: ServerConnection, job: _Job) -> None:
-        try:
-            async for message in ws:
-                try:
-                    action = wire.decode_action(message)
-                except wire.ProtocolError as exc:
-                    self.bad_frames += 1
-                    log.warning("job %s: ignoring a bad frame from a client: %s", job.handle.job_id, exc)
-                    continue
-                log.info("job %s: client action %r", job.handle.job_id, action.action)
-                if not self._stopped:
-                    self._actions.submit(job.handle._dispatch, action)
-        except ConnectionClosed as exc:
-            codes = {frame.code for frame in (exc.rcvd, exc.sent) if frame is not None}
-            if 1009 in codes:  # message too big
-                self.bad_frames += 1
-                log.warning("job %s: closed a client: frame over %d bytes", job.handle.job_id, MAX_CLIENT_FRAME)
+        await stream.serve(self, ws)

@@ -1,0 +1,101 @@
+"""Server-side state of one served job: its handle, event log, subscribers and error merger.
+
+Touched only on the server's event-loop thread (the handle has its own lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from peft_notify import wire
+from peft_notify.emitter.buffer import EventLog
+from peft_notify.emitter.handle import JobHandle
+from peft_notify.emitter.merge import ErrorMerger
+
+__all__ = ["ServedJob", "Subscriber", "describe", "hello_frame", "is_loopback", "start_snapshot"]
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One connected client: the last seq it was sent and the run it was told about."""
+
+    cursor: int
+    run_id: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class ServedJob:
+    """A job as the server sees it."""
+
+    handle: JobHandle
+    log: EventLog
+    merger: ErrorMerger
+    subscribers: set[Subscriber] = field(default_factory=set)
+    progress_scheduled: bool = False
+    timer: asyncio.TimerHandle | None = None
+    merge_timer: asyncio.TimerHandle | None = None
+    last_progress_at: float = float("-inf")
+    job_file: Path | None = None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def hello_frame(job: ServedJob, gap: bool) -> str:
+    """The encoded ``hello`` for ``job`` now (snapshot of progress and state)."""
+    h = job.handle
+    hello = wire.Hello(
+        name=h.name,
+        run_id=h.run_id,
+        host=socket.gethostname()[: wire.MAX_NAME],
+        pid=os.getpid(),
+        started_at=h.started_at,
+        total_steps=h.total_steps,
+        last_seq=job.log.last_seq,
+        capabilities=h.capabilities,
+        progress=job.log.snapshot,
+        state=job.log.state,
+        replay_gap=gap,
+    )
+    env = wire.Envelope(type="hello", data=hello, seq=job.log.last_seq, job_id=h.job_id, ts=time.time())
+    return wire.encode(env)
+
+
+def describe(job: ServedJob, url: str) -> dict[str, object]:
+    """The ``/api/jobs`` entry of ``job``."""
+    h = job.handle
+    snap = job.log.snapshot
+    return {
+        "job_id": h.job_id,
+        "name": h.name,
+        "run_id": h.run_id,
+        "url": url,
+        "state": job.log.state.value,
+        "current_step": None if snap is None else snap.current_step,
+        "total_steps": h.total_steps,
+        "last_seq": job.log.last_seq,
+        "pid": os.getpid(),
+    }
+
+
+def start_snapshot(start_step: int | None, total: int | None) -> wire.Progress | None:
+    """The progress snapshot a job starts with (a resumed run starts past 0)."""
+    if start_step is None or start_step < 0:
+        return None
+    if total is not None and start_step > total:
+        start_step = total
+    return wire.Progress(current_step=start_step, total_steps=total)
