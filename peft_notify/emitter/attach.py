@@ -44,6 +44,10 @@ class PipeHandle:
         self._lock = threading.Lock()
         self._last_progress = float("-inf")
         self._held: dict[str, Any] | None = None
+        # In a distributed job: errors carry the rank (the wrapper merges them); other
+        # ranks than 0 send nothing else.
+        self.rank: int | None = None
+        self.errors_only = False
         os.set_blocking(fd, False)
 
     @property
@@ -51,6 +55,8 @@ class PipeHandle:
         return self._finished
 
     def progress(self, step: int, total: int | None = None, **fields: Any) -> None:
+        if self.errors_only:
+            return
         if total is not None:
             self.total_steps = total
         args = {"step": step, "total": self.total_steps, **fields}
@@ -63,17 +69,25 @@ class PipeHandle:
         self._write({"op": "progress", "args": args}, droppable=True)
 
     def notify(self, title: str, message: str = "", **fields: Any) -> None:
+        if self.errors_only:
+            return
         self._send("notify", {"title": title, "message": message, **fields})
 
     def error(self, message: str, error_type: str = "system_crash", **fields: Any) -> None:
+        if self.rank is not None:
+            fields.setdefault("rank", self.rank)
         self._send("error", {"message": message, "error_type": error_type, **fields})
 
     def warning(self, message: str, **fields: Any) -> None:
+        if self.errors_only:
+            return
         self._send("warning", {"message": message, **fields})
 
     def status(self, state: wire.JobState | str, reason: str | None = None) -> None:
         jstate = wire.JobState(state)
         self._finished = self._finished or jstate.finished
+        if self.errors_only:
+            return
         self._send("status", {"state": jstate.value, "reason": reason})
 
     def on_action(self, callback: ActionCallback) -> ActionCallback:
@@ -118,7 +132,11 @@ _attached: dict[int, PipeHandle] = {}
 
 
 def from_environment(name: str, total_steps: int | None = None) -> PipeHandle | None:
-    """A PipeHandle when running under ``peft-notify run``, else ``None``."""
+    """A PipeHandle when running under ``peft-notify run``, else ``None``.
+
+    In a distributed job (``peft-notify run -- torchrun ...``) every rank shares the pipe:
+    errors carry the rank, and ranks other than 0 send only errors.
+    """
     raw = os.environ.get(ENV_FD)
     if not raw or not raw.isdigit():
         return None
@@ -132,6 +150,12 @@ def from_environment(name: str, total_steps: int | None = None) -> PipeHandle | 
     handle = PipeHandle(
         fd, job_id=os.environ.get(ENV_JOB_ID, ""), url=os.environ.get(ENV_URL, ""), name=name, total_steps=total_steps
     )
+    from peft_notify.emitter.ranks import detect_rank
+
+    info = detect_rank()
+    if info.distributed:
+        handle.rank = info.rank
+        handle.errors_only = info.rank != 0
     _attached[fd] = handle
     return handle
 

@@ -8,6 +8,10 @@ to ``linger`` seconds so a connected app receives the last events before the pro
 
 Inside ``peft-notify run`` (``PEFT_NOTIFY_FD`` set) no server is started: reports go to
 the wrapper over an inherited pipe, so the job is reported once, not twice.
+
+In a distributed job only global rank 0 serves; the other ranks get a
+:class:`~peft_notify.emitter.ranks.RankForwarder` that sends only errors, to rank 0
+(see :mod:`peft_notify.emitter.ranks`).
 """
 
 from __future__ import annotations
@@ -135,15 +139,22 @@ def job(
 
     Raises ``PortInUseError`` when ``port`` is taken (``port=0`` picks a free one).
     """
-    from peft_notify.emitter import attach
+    from peft_notify.emitter import attach, ranks
 
     piped = attach.from_environment(name=name, total_steps=total_steps)
     if piped is not None:
         return JobContext(piped, None, owns_server=False, linger=0.0)
+    info = ranks.detect_rank()
+    key = job_id or name
+    if info.rank != 0:
+        forwarder = ranks.RankForwarder(info, key, name=name, total_steps=total_steps)
+        return JobContext(forwarder, None, owns_server=False, linger=0.0)
     owns = server is None
     if server is None:
         server = JobServer(host=host, port=port, token=token, allowed_origins=allowed_origins).start()
     handle = server.add_job(job_id, name=name, total_steps=total_steps, capabilities=capabilities)
+    if info.distributed:
+        ranks.publish(server, handle, key)
     if print_url:
         print(f"peft-notify: job {name!r} at {handle.url}", file=sys.stderr, flush=True)
     return JobContext(handle, server, owns_server=owns, linger=linger)

@@ -102,6 +102,8 @@ class EventPump:
         """An error another rank forwarded (event-loop thread)."""
         self._flush_all(job)  # keep this rank-0 process's own reports in order first
         job.merger.add(rank, item, asyncio.get_running_loop().time())
+        if self._stopped:  # shutting down: no time left to wait for more copies
+            self._flush_merged(job, force=True)
         self._schedule_merge(job)
 
     def _schedule_merge(self, job: ServedJob) -> None:

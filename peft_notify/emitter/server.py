@@ -61,7 +61,7 @@ class JobServer(EventPump):
         handshake_timeout: float = 10.0,
         discovery_files: bool = True,
         fallback_to_free_port: bool = False,
-        merge_window: float = 1.0,
+        merge_window: float = 2.0,
     ) -> None:
         if token is None and not is_loopback(host):
             token = secrets.token_urlsafe(24)  # never serve a job to the network without a token

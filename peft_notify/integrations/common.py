@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from peft_notify import wire
+from peft_notify.emitter import ranks
 from peft_notify.emitter.attach import from_environment
 from peft_notify.emitter.classify import classify_exception, is_divergent, summarize_exception
 from peft_notify.emitter.server import JobServer
@@ -37,16 +38,32 @@ class Reporter:
     _owns_server: bool = False
     _previous_hook: Any = None
 
-    def start(self, total_steps: int | None) -> Any:
-        """Get (once) the handle: the one given, the ``run`` wrapper's pipe, or a new server's job."""
+    def start(self, total_steps: int | None, *, start_step: int | None = None, rank: int | None = None) -> Any:
+        """Get (once) the handle: the one given, the ``run`` wrapper's pipe, or a new server's job.
+
+        ``start_step``: a resumed run's first step (in the first ``hello``). ``rank``: the
+        framework's global rank when it knows it; ranks other than 0 get a
+        :class:`~peft_notify.emitter.ranks.RankForwarder` (errors only, sent to rank 0).
+        """
         if self.handle is None:
             self.handle = from_environment(self.name, total_steps)
         if self.handle is None:
-            if self.server is None:
-                self.server = JobServer(host=self.host, port=self.port, token=self.token).start()
-                self._owns_server = True
-            self.handle = self.server.add_job(self.job_id, name=self.name, total_steps=total_steps)
-            print(f"peft-notify: job {self.name!r} at {self.handle.url}", file=sys.stderr, flush=True)
+            info = ranks.detect_rank()
+            if rank is not None and rank != info.rank:
+                info = ranks.RankInfo(rank, max(info.world_size, rank + 1), info.local_rank)
+            key = self.job_id or self.name
+            if info.rank != 0:
+                self.handle = ranks.RankForwarder(info, key, name=self.name, total_steps=total_steps)
+            else:
+                if self.server is None:
+                    self.server = JobServer(host=self.host, port=self.port, token=self.token).start()
+                    self._owns_server = True
+                self.handle = self.server.add_job(
+                    self.job_id, name=self.name, total_steps=total_steps, start_step=start_step
+                )
+                if info.distributed:
+                    ranks.publish(self.server, self.handle, key)
+                print(f"peft-notify: job {self.name!r} at {self.handle.url}", file=sys.stderr, flush=True)
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
         return self.handle

@@ -2,7 +2,8 @@
 
 Same behaviour as the Transformers callback: progress per batch, loss from
 ``trainer.callback_metrics`` (NaN → ``loss_divergence``), ``on_exception`` → classified
-error + failed, completion at ``on_train_end``; only global rank zero reports.
+error + failed, completion at ``on_train_end``; only global rank zero serves, the other
+ranks forward their errors to it.
 Importing this module imports ``lightning`` (or ``pytorch_lightning``).
 """
 
@@ -14,14 +15,14 @@ from typing import Any
 try:
     from lightning.pytorch.callbacks import Callback
 except ImportError:  # the older package name
-    from pytorch_lightning.callbacks import Callback
+    from pytorch_lightning.callbacks import Callback  # type: ignore[assignment]
 
 from peft_notify.integrations.common import Reporter
 
 __all__ = ["NotifyCallback"]
 
 
-class NotifyCallback(Callback):  # type: ignore[misc]
+class NotifyCallback(Callback):
     """A Lightning Callback that serves (or joins) a peft_notify job for the fit."""
 
     def __init__(
@@ -50,12 +51,12 @@ class NotifyCallback(Callback):  # type: ignore[misc]
         self._active = False
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        if not trainer.is_global_zero:
-            return
         self._active = True
         total = trainer.estimated_stepping_batches
         total = int(total) if isinstance(total, (int, float)) and 0 < total < float("inf") else None
-        self.reporter.start(total).progress(trainer.global_step, total)
+        rank = 0 if trainer.is_global_zero else max(1, int(getattr(trainer, "global_rank", 1) or 1))
+        handle = self.reporter.start(total, start_step=trainer.global_step, rank=rank)
+        handle.progress(trainer.global_step, total)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._active:

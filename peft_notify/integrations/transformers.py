@@ -3,7 +3,8 @@
 Reports progress (``on_step_end``), loss / learning rate / grad norm (``on_log``; NaN or
 inf loss → ``loss_divergence`` error, a grad-norm spike far above its running median →
 ``gradient_explosion`` warning), eval metrics (``on_evaluate``) and completion
-(``on_train_end``). Only the world process zero reports. An exception escaping
+(``on_train_end``). Only the world process zero serves the job; the other ranks forward
+their errors to it (merged: one notification naming the ranks). An exception escaping
 ``trainer.train()`` is reported when you wrap it in ``with callback.reporting():`` (or,
 uncaught, by an ``sys.excepthook`` the callback chains in). Set
 ``logging_nan_inf_filter=False`` in ``TrainingArguments`` to see NaN losses: the default
@@ -59,11 +60,10 @@ class NotifyCallback(TrainerCallback):
         return self.reporter.handle
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero:
-            return
         self._active = True
         total = state.max_steps if state.max_steps and state.max_steps > 0 else None
-        handle = self.reporter.start(total)
+        rank = 0 if state.is_world_process_zero else max(1, int(getattr(args, "process_index", 1) or 1))
+        handle = self.reporter.start(total, start_step=state.global_step, rank=rank)
         handle.progress(state.global_step, total)  # resumed runs start past 0: no retroactive milestones
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

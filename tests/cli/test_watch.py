@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from test_simulate import start_simulate
+from tests.cli.test_simulate import start_simulate
 
 
 def watch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

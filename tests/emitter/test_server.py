@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from ws_helpers import recv_json, recv_until
 
 from peft_notify import discovery, wire
 from peft_notify.emitter import JobServer, PortInUseError
+from tests.emitter.ws_helpers import recv_json, recv_until
 
 
 def _is_completed(m: dict[str, Any]) -> bool:
-    return m["type"] == "status" and m["data"]["state"] == "completed"
+    return bool(m["type"] == "status" and m["data"]["state"] == "completed")
 
 
 def _http(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -117,7 +117,7 @@ def test_unknown_job_and_path_are_404(server: JobServer) -> None:
             async with connect(url):
                 return 101, b""
         except InvalidStatus as exc:
-            return exc.response.status_code, exc.response.body
+            return exc.response.status_code, bytes(exc.response.body)
 
     status, body = asyncio.run(attempt(server.url_for("nope")))
     assert status == 404
