@@ -37,14 +37,15 @@ def emit(obj: dict[str, Any]) -> None:
 
 
 class Flood:
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, total: int = TOTAL_STEPS) -> None:
         self.jobs = jobs
+        self.total = total
         self.conns: dict[int, ServerConnection] = {}
         self.seq = [0] * jobs
         self.step = [0] * jobs
 
     def hello(self, index: int) -> str:
-        body = wire.Hello(name=f"flood-{index}", run_id=f"flood-run-{index}", host="bench", total_steps=TOTAL_STEPS)
+        body = wire.Hello(name=f"flood-{index}", run_id=f"flood-run-{index}", host="bench", total_steps=self.total)
         env = wire.Envelope(type="hello", data=body, seq=self.seq[index], job_id=f"j{index}", ts=time.time())
         return wire.encode(env)
 
@@ -56,7 +57,7 @@ class Flood:
             '"data":{"current_step":%d,"total_steps":%d,"loss":%.5f}}'
         )
         frames = [
-            template % (seq0 + k, index, step0 + k, TOTAL_STEPS, 2.0 / (1 + (step0 + k) * 1e-4))
+            template % (seq0 + k, index, min(step0 + k, self.total), self.total, 2.0 / (1 + (step0 + k) * 1e-4))
             for k in range(1, count + 1)
         ]
         self.seq[index] += count
@@ -113,12 +114,12 @@ class Flood:
             for j, ws in conns.items():
                 await ws.send(self.marker(j, str(cmd["id"])))
         t1 = time.perf_counter_ns()
-        last = {str(j): self.step[j] / TOTAL_STEPS for j in conns}
+        last = {str(j): min(1.0, self.step[j] / self.total) for j in conns}
         emit({"ev": "done", "id": cmd["id"], "t0": t0, "t1": t1, "sent": sent, "last_fraction": last})
 
 
-async def main(jobs: int) -> None:
-    flood = Flood(jobs)
+async def main(jobs: int, total: int) -> None:
+    flood = Flood(jobs, total)
     async with serve(flood.handler, "127.0.0.1", 0, max_size=2**20) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         emit({"ev": "listening", "port": port})
@@ -134,4 +135,6 @@ async def main(jobs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=1)
-    asyncio.run(main(parser.parse_args().jobs))
+    parser.add_argument("--total", type=int, default=TOTAL_STEPS, help="total_steps of every job")
+    args = parser.parse_args()
+    asyncio.run(main(args.jobs, args.total))

@@ -284,8 +284,9 @@ class AppChild:
 class FloodServer:
     """``bench.floodsrv``: a raw websockets server sending pre-encoded protocol frames (child)."""
 
-    def __init__(self, jobs: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, jobs: int, env: dict[str, str] | None = None, total: int = 10_000_000) -> None:
         self.jobs = jobs
+        self.total = total
         self.env = env
         self.proc: subprocess.Popen[str] | None = None
         self.lines: LineReader | None = None
@@ -293,7 +294,7 @@ class FloodServer:
 
     def __enter__(self) -> Self:
         self.proc = subprocess.Popen(
-            [PY, "-m", "bench.floodsrv", "--jobs", str(self.jobs)],
+            [PY, "-m", "bench.floodsrv", "--jobs", str(self.jobs), "--total", str(self.total)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
