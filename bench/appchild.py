@@ -94,7 +94,7 @@ def override_engine(overrides: dict[str, Any]) -> None:
     """Wrap ``Engine.__init__`` so every engine the app builds gets ``overrides`` applied."""
     from peft_notify.engine import Engine, EngineConfig
 
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     original = Engine.__init__
 
     def patched(self: Engine, config: EngineConfig | None = None) -> None:

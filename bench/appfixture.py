@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,11 @@ __all__ = ["BIG_RATE_LIMIT", "AppRun", "running_app"]
 # The markers that end a flood are warnings: keep the engine's popup rate limit and its dedup (which
 # masks numbers, so "bench-marker c1 j0" and "bench-marker c2 j0" are one notification) out of the way.
 BIG_RATE_LIMIT: dict[str, Any] = {"rate_capacity": 1_000_000, "dedup_window_s": 0.0}
+
+
+def text_has(needle: str) -> Callable[[dict[str, Any]], bool]:
+    """Predicate: a recorded notification whose summary or body contains ``needle``."""
+    return lambda event: needle in event.get("summary", "") or needle in event.get("body", "")
 
 
 @dataclass
@@ -41,9 +46,7 @@ class AppRun:
         t_end = 0
         for j in targets:
             needle = f"bench-marker {cmd_id} j{j}"
-            event = self.bus.wait_notify(
-                lambda e, n=needle: n in e.get("summary", "") or n in e.get("body", ""), timeout, start
-            )
+            event = self.bus.wait_notify(text_has(needle), timeout, start)
             t_end = max(t_end, int(event["t"]))
         done["t_end"] = t_end
         return done

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "Context",
@@ -39,6 +39,8 @@ __all__ = [
     "stats",
     "write_json",
 ]
+
+_N = TypeVar("_N", int, float)
 
 REPO = Path(__file__).resolve().parent.parent
 NOTES_BEGIN = "<!-- notes:begin (hand-written, kept when this file is regenerated) -->"
@@ -130,7 +132,7 @@ class Context:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="peft-bench-")))
     verbose: bool = False
 
-    def size(self, full: int, quick: int) -> int:
+    def size(self, full: _N, quick: _N) -> _N:
         return quick if self.quick else full
 
     def log(self, message: str) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench.harness import Context, Result, Row, stats
+from bench.appfixture import text_has
+from bench.harness import Context, Result, Row, percentile, stats
 from bench.session import AppChild, BenchError, PrivateBus, app_available, isolated_env
 
 NAME = "latency"
@@ -74,7 +75,7 @@ def run(ctx: Context) -> Result:
                         start = bus.count()
                         h.notify(f"bench-warmup {h.job_id}", "warm-up")
                         try:
-                            bus.wait_notify(lambda e, j=h.job_id: f"bench-warmup {j}" in e["summary"], 1.0, start)
+                            bus.wait_notify(text_has(f"bench-warmup {h.job_id}"), 1.0, start)
                             break
                         except BenchError:
                             if time.monotonic() > deadline:
@@ -85,7 +86,7 @@ def run(ctx: Context) -> Result:
                         start = bus.count()
                         t0 = time.perf_counter_ns()
                         h.progress(pct * STEPS // 100, loss=1.0)
-                        event = bus.wait_notify(lambda e, p=pct: f"{p}%" in e["summary"] + e["body"], 30, start)
+                        event = bus.wait_notify(text_has(f"{pct}%"), 30, start)
                         samples.append((int(event["t"]) - t0) / 1e6)
                         time.sleep(0.08)
             raw = asyncio.run(raw_round_trips(bus.address, ctx.size(300, 20)))
@@ -99,8 +100,6 @@ def run(ctx: Context) -> Result:
         "(JobClient, engine, history write, dispatcher, desktop-notifier) → D-Bus → recording server."
     )
     for label, q in (("p50", 50), ("p99", 99)):
-        from bench.harness import percentile
-
         o, r = percentile(samples, q), percentile(raw, q)
         result.rows.append(
             Row(

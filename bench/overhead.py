@@ -9,10 +9,12 @@ same run: a no-op Python function call and ``tqdm.update(1)`` (writing to /dev/n
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bench.harness import Context, Result, Row, Stats, stats
 from bench.session import PY, BenchError, LineReader, isolated_env, stop_process
@@ -56,6 +58,10 @@ def _noop(step: int) -> None:
     return None
 
 
+def _progress(handle: Any, step: int) -> None:
+    handle.progress(step, loss=1.0)
+
+
 def run(ctx: Context) -> Result:
     from tqdm import tqdm
 
@@ -95,7 +101,7 @@ def run(ctx: Context) -> Result:
                 for i in range(2000):
                     handle.notify(f"filler {i}", filler)
                 time.sleep(1.0)
-            measured[case] = per_call_ns(lambda step, h=handle: h.progress(step, loss=1.0), batches, calls)
+            measured[case] = per_call_ns(functools.partial(_progress, handle), batches, calls)
     finally:
         for lines in children:
             stop_process(lines.proc, 0.0, lines)

@@ -118,7 +118,7 @@ async def main() -> None:
         raise SystemExit(f"AddMatch failed: {reply}")
     bus.add_message_handler(on_message)
     emit({"ev": "ready", "t": time.perf_counter_ns()})
-    await bus.wait_for_disconnect()
+    await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def build(steps: int, callback: bool, outdir: str) -> Any:
         use_cpu=True,
         dataloader_num_workers=0,
     )
-    callbacks = []
+    callbacks: list[Any] = []
     if callback:
         from peft_notify.integrations.transformers import NotifyCallback
 
