@@ -1,31 +1,36 @@
 """``peft-notify run -- CMD ...``: serve a job for an unmodified training command.
 
-The command's stdout and stderr pass through unchanged (pipes; ``PYTHONUNBUFFERED=1`` so
-Python children flush as they go). Progress comes from its output (tqdm bars, Transformers
-log dicts; see :mod:`peft_notify.emitter.outparse`) unless the child reports itself: the
-child inherits ``PEFT_NOTIFY_FD`` (a pipe), ``PEFT_NOTIFY_JOB_ID`` and ``PEFT_NOTIFY_URL``,
-and ``peft_notify.job()`` / the callbacks inside it then report through that pipe instead
-of starting a second server, and output parsing of progress stops — one job, reported once.
+The command's stdout and stderr pass through unchanged: through a pty when ours is a
+terminal (POSIX; tqdm keeps drawing bars), through pipes otherwise (``PYTHONUNBUFFERED=1``
+so Python children flush as they go). Progress comes from its output (tqdm bars,
+Transformers log dicts; see :mod:`peft_notify.emitter.outparse`) unless the child reports
+itself: the child inherits ``PEFT_NOTIFY_FD`` (a pipe), ``PEFT_NOTIFY_JOB_ID`` and
+``PEFT_NOTIFY_URL``, and ``peft_notify.job()`` / the callbacks inside it then report
+through that pipe instead of starting a second server — one job, reported once.
 Exit 0 → completed; otherwise an error (OOM / CUDA recognised in the output) with the exit
 code and the last lines of stderr, then failed. SIGINT/SIGTERM are forwarded to the child;
 the exit status is the child's (128 + N when it died of signal N).
+
+The job advertises ``cancel`` and ``retry``. ``retry`` from the app relaunches CMD as a new
+run (new ``run_id``; connected clients get a fresh ``hello`` and start its milestones over):
+at once while the child runs (it is terminated first), or after a failure for
+``--retry-wait`` seconds (default 0: ``run`` exits with the child, as scripts expect).
+OSC 9;4 terminal progress follows the bars on a supporting terminal (``--osc/--no-osc``).
 """
 
 from __future__ import annotations
 
 import argparse
-import codecs
 import logging
-import math
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import threading
-from typing import IO, Any
+from typing import Any
 
-from peft_notify.emitter.outparse import BarSeen, ErrorSeen, LogSeen, OutputParser
+from peft_notify.cli.run_child import ChildStream, OutputMonitor, open_stream, pump
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--token", help="require this token (generated for non-loopback binds)")
     p.add_argument("--linger", type=float, default=3.0, help="seconds to let clients catch up at the end")
+    p.add_argument(
+        "--retry-wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="after a failure, keep serving S seconds so the app's Retry can relaunch CMD (default 0)",
+    )
+    p.add_argument("--no-pty", action="store_true", help="always use pipes for the command's output")
     osc = p.add_mutually_exclusive_group()
     osc.add_argument("--osc", dest="osc", action="store_true", default=None, help="force OSC 9;4 progress")
     osc.add_argument("--no-osc", dest="osc", action="store_false", help="never emit OSC 9;4 progress")
@@ -51,95 +64,45 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-class _Monitor:
-    """Turns the child's output and pipe reports into JobHandle calls (thread-safe)."""
+class _Control:
+    """What the app and signals ask for, shared by the action thread and the main thread."""
 
-    def __init__(self, handle: Any, osc: Any) -> None:
-        self.handle = handle
-        self.osc = osc
-        self.structured = False  # the child reports itself: stop guessing from output
-        self.out = OutputParser()
-        self.err = OutputParser()
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.retry = threading.Event()
+        self.quit = threading.Event()
+        self.signalled: list[int] = []
         self._lock = threading.Lock()
-        self._loss: float | None = None
-        self._step: int | None = None
 
-    def on_report(self) -> None:
-        self.structured = True
-
-    def parse(self, parser: OutputParser, text: str) -> None:
+    def on_action(self, action: Any) -> None:
         with self._lock:
-            events = parser.feed(text)
-            for event in events:
-                self._apply(event)
-
-    def finish(self) -> None:
-        with self._lock:
-            for parser in (self.out, self.err):
-                for event in parser.finish():
-                    self._apply(event)
-
-    def _apply(self, event: BarSeen | LogSeen | ErrorSeen) -> None:
-        from peft_notify.termprogress import OscState
-
-        if self.structured or isinstance(event, ErrorSeen):
-            return  # errors are classified once, at exit, from the whole output
-        if isinstance(event, BarSeen):
-            self._step = event.step
-            self.handle.progress(event.step, event.total, loss=self._loss)
-            self.osc.set(OscState.VALUE, event.step / event.total)
+            proc = self.proc
+        if action.action == "retry":
+            self.retry.set()
+        elif action.action == "cancel":
+            self.quit.set()
+        else:
             return
-        values = event.values
-        loss = values.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self.handle.error(f"loss is {loss} in the training log", "loss_divergence")
-        elif loss is not None:
-            self._loss = loss
-        if self._step is not None:  # a log dict names no step: attach it to the bar's
-            metrics = {k: v for k, v in values.items() if k.startswith("eval_") and math.isfinite(v)}
-            self.handle.progress(
-                self._step,
-                loss=loss,
-                learning_rate=values.get("learning_rate"),
-                grad_norm=values.get("grad_norm"),
-                epoch=values.get("epoch"),
-                metrics=metrics or None,
-            )
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
 
-    @property
-    def error_type(self) -> str | None:
-        types = {self.err.error_type, self.out.error_type} - {None}
-        if "oom_error" in types:
-            return "oom_error"
-        return next(iter(types), None)
+    def on_signal(self, signum: int, _frame: Any) -> None:
+        self.signalled.append(signum)
+        self.quit.set()
+        with self._lock:
+            proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signum)
 
-
-def _pump(stream: IO[bytes], sink: IO[bytes], monitor: _Monitor, parser: OutputParser) -> None:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    fd = stream.fileno()
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        try:
-            sink.write(chunk)
-            sink.flush()
-        except (OSError, ValueError):
-            pass  # our terminal went away; keep draining so the child never blocks
-        try:
-            monitor.parse(parser, decoder.decode(chunk))
-        except Exception:  # parsing must never stop the pass-through
-            log.debug("output parsing failed", exc_info=True)
+    def started(self, proc: subprocess.Popen[bytes] | None) -> None:
+        with self._lock:
+            self.proc = proc
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler: run the command; returns its exit status (see the module docstring)."""
+    """Handler: run the command (again on ``retry``); returns its exit status (see the module docstring)."""
     from peft_notify import wire
     from peft_notify.emitter import JobServer, PortInUseError
-    from peft_notify.emitter.attach import ENV_FD, ENV_JOB_ID, ENV_URL, relay
     from peft_notify.termprogress import OscProgress
 
     command = list(args.command)
@@ -155,64 +118,96 @@ def run(args: argparse.Namespace) -> int:
         print(f"peft-notify run: {exc.strerror}", file=sys.stderr)
         return 2
     name = args.name or " ".join(shlex.quote(c) for c in command)[:80]
-    handle = server.add_job(args.job_id, name=name, capabilities=["cancel"])
-    url = handle.url
-    print(
-        f"peft-notify: serving {name!r} at {url}" + (f"?token={server.token}" if server.token else ""), file=sys.stderr
-    )
+    handle = server.add_job(args.job_id, name=name, capabilities=["cancel", "retry"])
+    token = f"?token={server.token}" if server.token else ""
+    print(f"peft-notify: serving {name!r} at {handle.url}{token}", file=sys.stderr, flush=True)
     osc = OscProgress(sys.stderr, enabled=args.osc)
-    monitor = _Monitor(handle, osc)
-    read_fd, write_fd = os.pipe()
-    env = {**os.environ, ENV_FD: str(write_fd), ENV_JOB_ID: handle.job_id, ENV_URL: url, "PYTHONUNBUFFERED": "1"}
+    control = _Control()
+    handle.on_action(control.on_action)
+    previous = {sig: signal.signal(sig, control.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, pass_fds=(write_fd,))
-    except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
-        handle.error(f"could not start {command[0]!r}: {exc}", "system_crash")
-        handle.status(wire.JobState.FAILED, str(exc))
-        server.stop(linger=args.linger)
-        print(f"peft-notify run: cannot run {command[0]!r}: {exc}", file=sys.stderr)
-        return 127
-    os.close(write_fd)
-    signalled: list[int] = []
-
-    def forward(signum: int, _frame: Any) -> None:
-        signalled.append(signum)
-        if proc.poll() is None:
-            proc.send_signal(signum)
-
-    handle.on_action(lambda action: proc.terminate() if action.action == "cancel" else None)
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    threads = [
-        threading.Thread(target=_pump, args=(proc.stdout, sys.stdout.buffer, monitor, monitor.out), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, sys.stderr.buffer, monitor, monitor.err), daemon=True),
-    ]
-    reports = os.fdopen(read_fd, "rb")
-    threads.append(threading.Thread(target=relay, args=(reports, handle, monitor.on_report), daemon=True))
-    handle.status(wire.JobState.RUNNING)
-    for thread in threads:
-        thread.start()
-    try:
-        code = proc.wait()
+        while True:
+            control.retry.clear()
+            handle.status(wire.JobState.RUNNING)
+            code = _run_once(command, handle, osc, control, allow_pty=not args.no_pty)
+            if code == 0:
+                break
+            if control.retry.is_set() or _wait_for_retry(control, args.retry_wait):
+                control.quit.clear()
+                server.new_run(handle.job_id)
+                print("peft-notify run: relaunching (retry from the app)", file=sys.stderr, flush=True)
+                continue
+            break
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-    for thread in threads:
-        thread.join(timeout=10)
-    for stream in (proc.stdout, proc.stderr, reports):
-        stream.close()
-    monitor.finish()
-    _report_end(handle, monitor, code, signalled, osc)
     server.stop(linger=args.linger)
     if code == 0:
         osc.clear()
     return code if code >= 0 else 128 - code
 
 
-def _report_end(handle: Any, monitor: _Monitor, code: int, signalled: list[int], osc: Any) -> None:
+def _wait_for_retry(control: _Control, seconds: float) -> bool:
+    """Wait up to ``seconds`` for a retry; False on timeout, cancel or a signal."""
+    step = 0.05
+    for _ in range(int(seconds / step)):
+        if control.retry.wait(step):
+            return True
+        if control.quit.is_set():
+            return False
+    return control.retry.is_set()
+
+
+def _run_once(command: list[str], handle: Any, osc: Any, control: _Control, *, allow_pty: bool) -> int:
+    """Start the child, pass its output through, report its end; returns its exit status."""
+    from peft_notify import wire
+    from peft_notify.emitter.attach import ENV_FD, ENV_JOB_ID, ENV_URL, relay
+
+    monitor = OutputMonitor(handle, osc)
+    read_fd, write_fd = os.pipe()
+    out, err = open_stream(sys.stdout, allow_pty=allow_pty), open_stream(sys.stderr, allow_pty=allow_pty)
+    env = {**os.environ, ENV_FD: str(write_fd), ENV_JOB_ID: handle.job_id, ENV_URL: handle.url, "PYTHONUNBUFFERED": "1"}
+    try:
+        proc = subprocess.Popen(command, stdout=out.child_fd, stderr=err.child_fd, env=env, pass_fds=(write_fd,))
+    except OSError as exc:
+        for fd in (read_fd, write_fd):
+            os.close(fd)
+        for stream in (out, err):
+            stream.close_child_end()
+            stream.close()
+        handle.error(f"could not start {command[0]!r}: {exc}", "system_crash")
+        handle.status(wire.JobState.FAILED, str(exc))
+        print(f"peft-notify run: cannot run {command[0]!r}: {exc}", file=sys.stderr)
+        return 127
+    control.started(proc)
+    os.close(write_fd)
+    for stream in (out, err):
+        stream.close_child_end()
+    reports = os.fdopen(read_fd, "rb")
+    threads = [
+        threading.Thread(target=pump, args=(out.read_fd, sys.stdout.buffer, monitor, monitor.out), daemon=True),
+        threading.Thread(target=pump, args=(err.read_fd, sys.stderr.buffer, monitor, monitor.err), daemon=True),
+        threading.Thread(target=relay, args=(reports, handle, monitor.on_report), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    code = proc.wait()
+    control.started(None)
+    for thread in threads:
+        thread.join(timeout=10)
+    _close(out, err)
+    reports.close()
+    monitor.finish()
+    _report_end(handle, monitor, code, control, osc)
+    return code
+
+
+def _close(*streams: ChildStream) -> None:
+    for stream in streams:
+        stream.close()
+
+
+def _report_end(handle: Any, monitor: OutputMonitor, code: int, control: _Control, osc: Any) -> None:
     from peft_notify import wire
     from peft_notify.termprogress import OscState
 
@@ -221,12 +216,16 @@ def _report_end(handle: Any, monitor: _Monitor, code: int, signalled: list[int],
     if code == 0:
         handle.status(wire.JobState.COMPLETED)
         return
-    if signalled and (-code in signalled or code in (130, 143)):
-        handle.status(wire.JobState.CANCELLED, f"stopped by {signal.Signals(signalled[-1]).name}")
+    if control.retry.is_set():
+        handle.status(wire.JobState.CANCELLED, "stopped to relaunch (retry)")
+        return
+    signalled = control.signalled
+    if (signalled and (-code in signalled or code in (130, 143))) or (control.quit.is_set() and code < 0):
+        how = signal.Signals(signalled[-1]).name if signalled else "the app (cancel)"
+        handle.status(wire.JobState.CANCELLED, f"stopped by {how}")
         return
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-    tail = "\n".join(list(monitor.err.tail)[-8:]) or "\n".join(list(monitor.out.tail)[-8:])
     error_type = monitor.error_type or "system_crash"
-    handle.error(f"{how}\n{tail}".strip(), error_type)
+    handle.error(f"{how}\n{monitor.tail()}".strip(), error_type)
     handle.status(wire.JobState.FAILED, how)
     osc.set(OscState.ERROR, 1.0)

@@ -153,3 +153,126 @@ def test_no_command_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "no command given" in result.stderr
+
+
+FAIL_THEN_SUCCEED = """
+import pathlib, sys, time
+from tqdm import tqdm
+marker = pathlib.Path(__file__).with_name("ran-once")
+if not marker.exists():
+    sys.stdin.readline()  # the first run waits for the test's client
+for i in tqdm(range(8), mininterval=0):
+    time.sleep(0.08)  # slower than the 20 Hz progress coalescing: every milestone is seen
+if not marker.exists():
+    marker.write_text("1")
+    raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB")
+print("second run ok", flush=True)
+"""
+
+
+def test_retry_action_relaunches_the_command_as_a_new_run(tmp_path: Path) -> None:
+    from peft_notify.engine import Engine, EngineConfig, Notify
+    from peft_notify.ports import DndState
+
+    run = Run(tmp_path, FAIL_THEN_SUCCEED, "--retry-wait", "60")
+    assert run.proc.stdin is not None
+    retried: list[bool] = []
+
+    async def main() -> None:
+        client = JobClient(run.url, on_message=run.messages.append, since=0)
+        task = asyncio.create_task(client.run())
+        async with asyncio.timeout(60):
+            while client.hello is None:
+                await asyncio.sleep(0.01)
+            assert "retry" in client.hello.capabilities
+            run.proc.stdin.write(b"go\n")  # type: ignore[union-attr]
+            run.proc.stdin.flush()  # type: ignore[union-attr]
+            while not any(isinstance(m.data, wire.Status) and m.data.state.finished for m in run.messages):
+                await asyncio.sleep(0.01)
+            retried.append(await client.send_action(wire.Action("retry")))
+            await task
+
+    asyncio.run(main())
+    out, err = run.proc.communicate(timeout=60)
+    assert retried == [True]
+    assert run.proc.returncode == 0, err
+    assert b"second run ok" in out
+    assert b"relaunching" in err
+    hellos = [m.data for m in run.messages if isinstance(m.data, wire.Hello)]
+    assert len(hellos) == 2
+    assert hellos[0].run_id != hellos[1].run_id
+    finals = [s.state for s in run.bodies(wire.Status) if s.state.finished]
+    assert finals == [wire.JobState.FAILED, wire.JobState.COMPLETED]
+    second = run.messages[run.messages.index(next(m for m in run.messages if m.data is hellos[1])) :]
+    assert [m.data.current_step for m in second if isinstance(m.data, wire.Progress)][-1] == 8
+
+    engine = Engine(EngineConfig())
+    shown = []
+    for i, env in enumerate(run.messages):  # spaced out: no dedup or rate limit in the way
+        actions = engine.feed(env, now=1000.0 + 100 * i, dnd=DndState.OFF, job_id=env.job_id)
+        shown += [a.event for a in actions if isinstance(a, Notify)]
+    half = [e for e in shown if e.type == wire.NotificationType.PROGRESS and e.milestone == 50]
+    assert len(half) == 2  # the new run's hello reset the milestones
+    assert any(e.type == wire.NotificationType.COMPLETION for e in shown)
+
+
+TTY_CHILD = """
+import sys, time
+from tqdm import tqdm
+print("tty", sys.stdout.isatty(), sys.stderr.isatty(), flush=True)
+for i in tqdm(range(20), mininterval=0):
+    time.sleep(0.01)
+"""
+
+
+def run_in_pty(tmp_path: Path, argv: list[str], env_extra: dict[str, str]) -> tuple[int, bytes]:
+    """Run ``argv`` with stdout and stderr on a real (raw) pty; returns its exit code and every byte."""
+    import fcntl
+    import struct
+    import termios
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)  # the outer terminal adds nothing: we see exactly what was written
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    skip = ("TMUX", "KITTY_WINDOW_ID", "WT_SESSION", "PEFT_NOTIFY_OSC", "TERM_PROGRAM", "KONSOLE_VERSION")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
+    env.update({"PEFT_NOTIFY_RUNTIME_DIR": str(tmp_path / "rt"), "TERM": "xterm-256color", **env_extra})
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    code = proc.wait(60)
+    reader.join(10)
+    os.close(master)
+    return code, b"".join(chunks)
+
+
+@pytest.mark.parametrize("flag", [None, "--no-osc"])
+def test_run_on_a_terminal_uses_a_pty_and_drives_osc_progress(tmp_path: Path, flag: str | None) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(TTY_CHILD))
+    argv = [sys.executable, "-m", "peft_notify", "run", "--linger", "0"]
+    argv += [flag] if flag else []
+    code, output = run_in_pty(tmp_path, [*argv, "--", sys.executable, str(script)], {"VTE_VERSION": "8000"})
+    assert code == 0, output
+    assert b"tty True True\n" in output  # the child saw a terminal; its bytes passed through unchanged
+    assert b"\r\ntty" not in output
+    assert b"20/20" in output
+    if flag is None:
+        assert b"\x1b]9;4;1;50\x1b\\" in output  # VTE >= 0.79 shows OSC 9;4
+        assert output.rstrip().endswith(b"\x1b]9;4;0;0\x1b\\")  # cleared at the end
+    else:
+        assert b"\x1b]9;4" not in output

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.cli.test_simulate import start_simulate
 
@@ -86,3 +89,22 @@ def test_watch_local_without_jobs(tmp_path: Path) -> None:
     result = watch(tmp_path, "--local")
     assert result.returncode == 2
     assert "no local jobs" in result.stderr
+
+
+@pytest.mark.parametrize("flag", [None, "--no-osc"])
+def test_watch_on_a_terminal_drives_osc_progress(tmp_path: Path, flag: str | None) -> None:
+    from tests.cli.test_run import run_in_pty
+
+    proc, url = start_simulate(tmp_path, "--steps", "40", "--wait-client", "30")
+    argv = [sys.executable, "-m", "peft_notify", "watch", url, "--since", "0"] + ([flag] if flag else [])
+    try:
+        code, output = run_in_pty(tmp_path, argv, {"TERM_PROGRAM": "ghostty", "TERM_PROGRAM_VERSION": "1.2.0"})
+    finally:
+        _close(proc)
+    assert code == 0, output
+    assert b"\r" in output  # the live progress line
+    if flag is None:
+        assert re.search(rb"\x1b\]9;4;1;\d+\x1b\\", output)  # Ghostty >= 1.2 shows OSC 9;4
+        assert re.findall(rb"\x1b\]9;4;\d;\d+\x1b\\", output)[-1] == b"\x1b]9;4;0;0\x1b\\"  # cleared at the end
+    else:
+        assert b"\x1b]9;4" not in output
