@@ -36,11 +36,14 @@ class AppRun:
     shown_ns: int
 
     def flood_and_wait(
-        self, jobs: list[int] | str, count: int, rate: float = 0.0, timeout: float = 600
+        self, jobs: list[int] | str, count: int, rate: float = 0.0, duration: float = 0.0, timeout: float = 900
     ) -> dict[str, Any]:
-        """Flood ``jobs`` and wait until the app shows each job's end marker; adds ``t_end`` (ns)."""
+        """Flood ``jobs`` and wait until the app shows each job's end marker; adds ``t_end`` (ns).
+
+        ``duration`` > 0 stops sending after that many seconds (``done["sent"]`` says how many went).
+        """
         start = self.bus.count()
-        done = self.flood.command(cmd="flood", jobs=jobs, count=count, rate=rate, marker=True)
+        done = self.flood.command(cmd="flood", jobs=jobs, count=count, rate=rate, duration=duration, marker=True)
         cmd_id = str(done["id"])
         targets = list(done["last_fraction"])
         t_end = 0

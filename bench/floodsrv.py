@@ -9,7 +9,8 @@ stdin, one JSON object per line::
     {"cmd": "flood", "id": "x", "jobs": [0, 1] | "all", "count": 100000, "rate": 0, "marker": true}
 
 ``rate`` is messages/s over all jobs (0: as fast as possible). After the progress frames each job
-gets a marker ``warning`` notification titled ``bench-marker <id> j<i>``. stdout, one JSON object
+gets a marker ``warning`` notification titled ``bench-marker <id> j<i>`` (``"duration": S`` stops
+sending after S seconds). stdout, one JSON object
 per line: ``listening`` (port), ``connected`` (clients), ``done`` (``t0``/``t1`` perf_counter_ns,
 ``sent``, ``last_fraction`` per job).
 """
@@ -50,19 +51,19 @@ class Flood:
         return wire.encode(env)
 
     def progress_frames(self, index: int, count: int) -> list[str]:
-        """Pre-encoded frames (formatted by hand: ``wire.encode`` would dominate the flood's cost)."""
+        """Pre-encoded frames (formatted by hand: ``wire.encode`` would dominate the flood's cost).
+
+        Does not advance the job's seq/step: :meth:`flood` does, by what it actually sent.
+        """
         seq0, step0 = self.seq[index], self.step[index]
         template = (
             '{"v":1,"seq":%d,"type":"progress","job_id":"j%d","ts":"' + TS + '",'
             '"data":{"current_step":%d,"total_steps":%d,"loss":%.5f}}'
         )
-        frames = [
+        return [
             template % (seq0 + k, index, min(step0 + k, self.total), self.total, 2.0 / (1 + (step0 + k) * 1e-4))
             for k in range(1, count + 1)
         ]
-        self.seq[index] += count
-        self.step[index] += count
-        return frames
 
     def marker(self, index: int, cmd_id: str) -> str:
         self.seq[index] += 1
@@ -99,17 +100,24 @@ class Flood:
         targets = list(range(self.jobs)) if cmd.get("jobs", "all") == "all" else [int(j) for j in cmd["jobs"]]
         count = int(cmd["count"])
         rate = float(cmd.get("rate", 0))
+        deadline_ns = int(float(cmd.get("duration", 0)) * 1e9)  # 0: no time limit
         frames = {j: self.progress_frames(j, count) for j in targets}
         conns = {j: self.conns[j] for j in targets if j in self.conns}
-        sent = 0
+        sent = rounds = 0
         t0 = time.perf_counter_ns()
         for k in range(count):
             for j, ws in conns.items():
                 await ws.send(frames[j][k])
                 sent += 1
+            rounds = k + 1
             if rate > 0:
                 while sent > (time.perf_counter_ns() - t0) * rate / 1e9:
                     await asyncio.sleep(0.0005)
+            if deadline_ns and time.perf_counter_ns() - t0 >= deadline_ns:
+                break
+        for j in conns:
+            self.seq[j] += rounds
+            self.step[j] += rounds
         if cmd.get("marker", True):
             for j, ws in conns.items():
                 await ws.send(self.marker(j, str(cmd["id"])))

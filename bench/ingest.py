@@ -22,9 +22,10 @@ TITLE = "messages/s through the full desktop pipeline vs a bare websockets clien
 
 
 def run(ctx: Context) -> Result:
-    reps, count = ctx.size(5, 1), ctx.size(100_000, 2_000)
+    reps, count, seconds = ctx.size(5, 1), ctx.size(200_000, 2_000), ctx.size(8.0, 0.0)
     result = Result(NAME, TITLE)
     ours: list[float] = []
+    sizes: list[int] = []
     ref: list[float] = []
     with running_app(ctx, jobs=reps + 1, tag="ingest") as app:
         env = isolated_env(Path(ctx.workdir / "ingest-bare"))
@@ -38,9 +39,10 @@ def run(ctx: Context) -> Result:
                     clients.append(LineReader(proc, f"bare{i}"))
                 bare_flood.wait_connected(reps + 1)
                 for rep in range(reps + 1):  # rep 0 is the warm-up
-                    done = app.flood_and_wait([rep], count)
+                    done = app.flood_and_wait([rep], count, duration=seconds)
                     rate = done["sent"] / ((done["t_end"] - done["t0"]) / 1e9)
-                    bdone = bare_flood.command(cmd="flood", jobs=[rep], count=count, rate=0, marker=True)
+                    sizes.append(done["sent"])
+                    bdone = bare_flood.command(cmd="flood", jobs=[rep], count=done["sent"], rate=0, marker=True)
                     marker = clients[rep].wait_for(lambda e: e.get("ev") == "marker", 600)
                     brate = bdone["sent"] / ((marker["t"] - bdone["t0"]) / 1e9)
                     ctx.log(f"ingest rep {rep}: app {rate:,.0f} msg/s, bare client {brate:,.0f} msg/s")
@@ -53,7 +55,9 @@ def run(ctx: Context) -> Result:
     a, b = stats(ours), stats(ref)
     ratios = [o / r for o, r in zip(ours, ref, strict=True)]
     result.notes.append(
-        f"{reps} repetitions of {count:,} progress frames (after a warm-up flood), app and bare client interleaved. "
+        f"{reps} repetitions (after a warm-up flood) of up to {count:,} progress frames or {seconds:g} s of sending "
+        f"(frames per rep: {', '.join(f'{n:,}' for n in sizes)}); the bare client gets the same number of frames "
+        "as the app got in that rep; app and bare client interleaved. "
         "The flood comes from `bench/floodsrv.py`, a raw websockets server sending pre-encoded valid protocol-v1 "
         "frames as fast as it can: the real JobServer coalesces progress to 20 frames/s per job, so it cannot "
         "flood. The app runs with the engine's popup rate limit raised so the end-of-flood marker pops up."
@@ -73,5 +77,5 @@ def run(ctx: Context) -> Result:
             f"{min(ratios):.2f}–{max(ratios):.2f}",
         )
     )
-    result.raw = {"ours_msg_s": ours, "reference_msg_s": ref, "count": count}
+    result.raw = {"ours_msg_s": ours, "reference_msg_s": ref, "frames": sizes}
     return result

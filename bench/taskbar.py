@@ -24,13 +24,13 @@ def run(ctx: Context) -> Result:
     total = count * 5 // 4  # the flood ends at 80 %: a value that is easy to check
     with running_app(ctx, jobs=1, tag="taskbar", engine={"taskbar_max_hz": CONFIGURED_HZ}, total=total) as app:
         start = app.bus.count()
-        done = app.flood.command(cmd="flood", jobs=[0], count=count, rate=rate, marker=False)
+        done = app.flood_and_wait([0], count, rate=rate, duration=seconds)
         time.sleep(2.0)  # the trailing edge: the last value goes out at most 1/rate s after the flood
         events = app.bus.events("launcher", start)
     values = [e for e in events if e.get("progress") is not None]
-    t0, t1 = done["t0"], done["t1"]
+    t0, t1 = done["t0"], done["t_end"]
     during = [e for e in values if t0 <= e["t"] <= t1]
-    achieved = done["sent"] / ((t1 - t0) / 1e9)
+    achieved = done["sent"] / ((t1 - t0) / 1e9)  # what the app actually took
     windows = [sum(1 for e in values if s["t"] <= e["t"] < s["t"] + 1_000_000_000) for s in values]
     peak = max(windows, default=0)
     mean_hz = len(during) / ((t1 - t0) / 1e9)
@@ -38,8 +38,9 @@ def run(ctx: Context) -> Result:
     last = float(values[-1]["progress"]) if values else None
     last_ok = last is not None and abs(last - expected_last) <= 1e-3
     result.notes.append(
-        f"{count:,} progress frames paced at {rate:,} msg/s (achieved {achieved:,.0f} msg/s over "
-        f"{(t1 - t0) / 1e9:.1f} s), configured rate {CONFIGURED_HZ:g} Hz. Peak = most signals in any 1 s window "
+        f"Progress frames offered at {rate:,} msg/s for {seconds:g} s; the app took {done['sent']:,} frames in "
+        f"{(t1 - t0) / 1e9:.1f} s (until the end-of-flood marker reached the notification server: "
+        f"{achieved:,.0f} msg/s), configured rate {CONFIGURED_HZ:g} Hz. Peak = most signals in any 1 s window "
         "starting at a signal. The last value must match the flood's last fraction (± 0.001)."
     )
     result.rows.append(
