@@ -132,6 +132,7 @@ class JobClient:
         self._ws: ClientConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Future[None] | None = None
+        self._attempt: asyncio.Future[tuple[ClientState | None, str, bool]] | None = None
 
     async def run(self) -> ClientState:
         """Connect and keep the subscription alive until a terminal state; returns it."""
@@ -142,36 +143,22 @@ class JobClient:
             if first:
                 self._set(ClientState.CONNECTING)
             first = False
-            detail = ""
+            # A task, so that stop() also ends an attempt stuck in a handshake nobody answers.
+            self._attempt = asyncio.ensure_future(self._connect_once())
             try:
-                async with connect(
-                    _with_since(self.url, self.last_seq, self.hello.run_id if self.hello else None),
-                    additional_headers={"Authorization": f"Bearer {self.token}"} if self.token else None,
-                    origin=Origin(self.origin) if self.origin else None,
-                    open_timeout=self.open_timeout,
-                    ping_interval=self.ping_interval,
-                    max_size=_RECV_LIMIT,
-                ) as ws:
-                    self._ws = ws
-                    self.connects += 1
-                    async for frame in ws:
-                        if self._receive(frame):
-                            delays = backoff(self.base_delay, self.max_delay, self._rng)
-                    detail = _close_detail(ws)
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                reason = _response_reason(exc)
-                if status in (401, 403):
-                    return self._set(ClientState.AUTH_REFUSED, f"HTTP {status}: {reason}")
-                if status == 404:
-                    return self._set(ClientState.PROTOCOL_ERROR, f"HTTP 404: {reason}")
-                detail = f"HTTP {status}: {reason}"
-            except InvalidURI as exc:
-                return self._set(ClientState.PROTOCOL_ERROR, str(exc))
-            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
-                detail = f"{type(exc).__name__}: {exc}"
+                terminal, detail, healthy = await self._attempt
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    self._attempt.cancel()
+                    raise
+                break  # stop() cancelled the attempt
             finally:
-                self._ws = None
+                self._attempt = None
+            if terminal is not None:
+                return self._set(terminal, detail)
+            if healthy:
+                delays = backoff(self.base_delay, self.max_delay, self._rng)
             if self._stop.is_set():
                 break
             if self._finished_seen:
@@ -181,6 +168,38 @@ class JobClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
         return self._set(ClientState.STOPPED)
+
+    async def _connect_once(self) -> tuple[ClientState | None, str, bool]:
+        """One connection: ``(terminal state or None, detail, whether a hello came)``."""
+        healthy = False
+        try:
+            async with connect(
+                _with_since(self.url, self.last_seq, self.hello.run_id if self.hello else None),
+                additional_headers={"Authorization": f"Bearer {self.token}"} if self.token else None,
+                origin=Origin(self.origin) if self.origin else None,
+                open_timeout=self.open_timeout,
+                ping_interval=self.ping_interval,
+                max_size=_RECV_LIMIT,
+            ) as ws:
+                self._ws = ws
+                self.connects += 1
+                async for frame in ws:
+                    healthy = self._receive(frame) or healthy
+                return None, _close_detail(ws), healthy
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            reason = _response_reason(exc)
+            if status in (401, 403):
+                return ClientState.AUTH_REFUSED, f"HTTP {status}: {reason}", healthy
+            if status == 404:
+                return ClientState.PROTOCOL_ERROR, f"HTTP 404: {reason}", healthy
+            return None, f"HTTP {status}: {reason}", healthy
+        except InvalidURI as exc:
+            return ClientState.PROTOCOL_ERROR, str(exc), healthy
+        except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+            return None, f"{type(exc).__name__}: {exc}", healthy
+        finally:
+            self._ws = None
 
     def stop(self) -> None:
         """Ask :meth:`run` to return (closes the connection). Safe from any thread."""
@@ -194,6 +213,8 @@ class JobClient:
         self._stop.set()
         if self._ws is not None:
             self._closing = asyncio.ensure_future(self._ws.close(1000, "client stopped"))
+        elif self._attempt is not None:
+            self._attempt.cancel()  # still connecting: don't wait for the handshake timeout
 
     async def send_action(self, action: wire.Action) -> bool:
         """Send an action (``retry``, ``cancel``...) to the job; False when not connected."""

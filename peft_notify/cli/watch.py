@@ -3,7 +3,12 @@
 Feeds each envelope from :class:`~peft_notify.client.JobClient` to the engine and prints
 the decided actions: human-readable lines (with a live progress line and OSC 9;4 progress
 on a TTY) or, with ``--json``, one JSON object per action. Exit status: 0 completed,
-1 failed, 130 cancelled, 2 connection refused / protocol error / nothing to watch.
+1 failed, 130 cancelled, 2 connection refused / protocol error / nothing to watch / gave up.
+
+Retries use :func:`~peft_notify.client.backoff`. A job that never answered is given up
+after ``--give-up`` seconds (default 30: a typo in the URL should not hang a script); a
+job that was reached and then lost is retried forever (a restarting job or a flaky SSH
+tunnel comes back), unless ``--give-up-lost`` sets a limit.
 """
 
 from __future__ import annotations
@@ -34,6 +39,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--token", help="access token (or ?token= in the URL)")
     p.add_argument("--since", type=int, help="replay events after this sequence number")
     p.add_argument("--json", action="store_true", help="one JSON object per decided action")
+    p.add_argument(
+        "--give-up",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="stop (exit 2) when the job has not answered within S seconds (default 30; 0 = never)",
+    )
+    p.add_argument(
+        "--give-up-lost",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="stop (exit 2) when a job that was reached stays unreachable S seconds (default 0 = never)",
+    )
     osc = p.add_mutually_exclusive_group()
     osc.add_argument("--osc", dest="osc", action="store_true", default=None, help="force OSC 9;4 progress")
     osc.add_argument("--no-osc", dest="osc", action="store_false", help="never emit OSC 9;4 progress")
@@ -55,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
     else:
         targets = [(args.url, args.token)]
-    watcher = Watcher(sys.stdout, json_lines=args.json, osc=args.osc)
+    watcher = Watcher(
+        sys.stdout, json_lines=args.json, osc=args.osc, give_up=args.give_up, give_up_lost=args.give_up_lost
+    )
     try:
         return asyncio.run(watcher.watch(targets, since=args.since))
     except KeyboardInterrupt:
@@ -78,7 +99,15 @@ def _jsonable(value: Any) -> Any:
 class Watcher:
     """Engine + printers for any number of job connections on one asyncio loop."""
 
-    def __init__(self, out: TextIO, *, json_lines: bool = False, osc: bool | None = None) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        json_lines: bool = False,
+        osc: bool | None = None,
+        give_up: float = 30.0,
+        give_up_lost: float = 0.0,
+    ) -> None:
         from peft_notify.engine import Engine, EngineConfig
         from peft_notify.termprogress import OscProgress
 
@@ -91,29 +120,41 @@ class Watcher:
         except (AttributeError, ValueError):
             self.tty = False
         self.final: dict[str, str] = {}
+        self.give_up = give_up
+        self.give_up_lost = give_up_lost
+        self.gave_up: list[str] = []
         self._line_open = False
 
     async def watch(self, targets: list[tuple[str, str | None]], since: int | None = None) -> int:
         from peft_notify.client import ClientState, ConnectionEvent, JobClient
 
         problems: list[ClientState] = []
+        links: list[_Link] = []
 
         def make(url: str, token: str | None) -> JobClient:
+            link = _Link(url)
+
             def on_event(event: ConnectionEvent) -> None:
                 if event.state in (ClientState.AUTH_REFUSED, ClientState.PROTOCOL_ERROR):
                     problems.append(event.state)
+                link.on_event(event, time.monotonic())
                 self._print_event(url, event.state.value, event.detail, event.retry_in)
 
-            return JobClient(url, token, on_message=self.on_message, on_event=on_event, since=since)
+            client = JobClient(url, token, on_message=self.on_message, on_event=on_event, since=since)
+            link.client = client
+            links.append(link)
+            return client
 
         clients = [make(url, token) for url, token in targets]
-        ticker = asyncio.create_task(self._tick_forever())
+        tasks = [asyncio.create_task(self._tick_forever())]
+        tasks += [asyncio.create_task(self._guard(link)) for link in links]
         try:
             await asyncio.gather(*(client.run() for client in clients))
         finally:
-            ticker.cancel()
+            for task in tasks:
+                task.cancel()
             self.close()
-        if problems and not self.final:
+        if (problems or self.gave_up) and not self.final:
             return 2
         codes = [EXIT_CODES.get(state, 1) for state in self.final.values()]
         return max(codes) if codes else 2
@@ -129,6 +170,24 @@ class Watcher:
         self._perform(actions)
         if self.tty and isinstance(env.data, (wire.Progress, wire.Hello)):
             self._progress_line(job_id)
+
+    async def _guard(self, link: _Link) -> None:
+        """Stop a client that never answered within ``give_up`` s, or stayed lost ``give_up_lost`` s."""
+        started = time.monotonic()
+        while link.client is not None and not link.client.state.terminal:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            if not link.reached and self.give_up > 0 and now - started >= self.give_up:
+                why = f"it never answered within {self.give_up:g} s"
+            elif link.lost_since is not None and self.give_up_lost > 0 and now - link.lost_since >= self.give_up_lost:
+                why = f"it stayed unreachable for {self.give_up_lost:g} s"
+            else:
+                continue
+            last = f" (last error: {link.detail})" if link.detail else ""
+            self.gave_up.append(link.url)
+            print(f"peft-notify watch: gave up on {link.url}: {why}{last}", file=sys.stderr, flush=True)
+            link.client.stop()
+            return
 
     async def _tick_forever(self) -> None:
         from peft_notify.ports import DndState
@@ -193,6 +252,27 @@ class Watcher:
             self.out.write("\n")
             self._line_open = False
         self.osc.clear()
+
+
+class _Link:
+    """What the give-up guard knows about one connection."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client: Any = None
+        self.reached = False
+        self.lost_since: float | None = None
+        self.detail = ""
+
+    def on_event(self, event: Any, now: float) -> None:
+        from peft_notify.client import ClientState
+
+        if event.state is ClientState.CONNECTED:
+            self.reached, self.lost_since, self.detail = True, None, ""
+        elif event.state is ClientState.RECONNECTING:
+            self.detail = event.detail
+            if self.reached and self.lost_since is None:
+                self.lost_since = now
 
 
 def _now() -> str:

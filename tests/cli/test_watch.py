@@ -108,3 +108,31 @@ def test_watch_on_a_terminal_drives_osc_progress(tmp_path: Path, flag: str | Non
         assert re.findall(rb"\x1b\]9;4;\d;\d+\x1b\\", output)[-1] == b"\x1b]9;4;0;0\x1b\\"  # cleared at the end
     else:
         assert b"\x1b]9;4" not in output
+
+
+def test_watch_gives_up_on_a_server_that_never_answers(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP connections (backlog) but never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        result = watch(tmp_path, f"ws://127.0.0.1:{port}/ws/notifications/job", "--give-up", "1.5")
+    assert result.returncode == 2
+    assert "gave up on ws://127.0.0.1:" in result.stderr
+    assert "never answered within 1.5 s" in result.stderr
+    assert "last error" not in result.stderr  # stopped inside the first (10 s) handshake, not after it
+
+
+def test_watch_gives_up_on_a_refused_port(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: connections are refused
+    result = watch(tmp_path, f"ws://127.0.0.1:{port}/ws/notifications/job", "--give-up", "1", "--json")
+    assert result.returncode == 2
+    assert "never answered" in result.stderr
+    assert "ConnectionRefusedError" in result.stderr or "Errno 111" in result.stderr
+    states = [json.loads(line)["connection"] for line in result.stdout.splitlines() if '"connection"' in line]
+    assert "reconnecting" in states
