@@ -1,4 +1,11 @@
-"""``peft-notify simulate``: serve a simulated training job (for demos, ``watch`` and tests)."""
+"""``peft-notify simulate``: serve a simulated training job (for demos, ``watch`` and tests).
+
+``simulate --port P --job-id J [--name N] [--steps N] [--step-ms MS] [--fail-at FRACTION
+--error TYPE] [--nan-at FRACTION] [--stall-at FRACTION] [--token T] [--host H]
+[--resume-from STEP]``; points also accept a step number. Kept aliases: ``--error-type``,
+``--step-time`` / ``--rate``; extras: ``--loss-spike``, ``--eval-every``, ``--seed``,
+``--wait-client``, ``--linger``, ``--no-discovery``.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +29,20 @@ def register(subparsers: Any) -> None:
     rate.add_argument("--step-time", type=float, help="seconds per step")
     rate.add_argument("--rate", type=float, help="steps per second")
     p.add_argument("--fail-at", type=float, metavar="AT", help="fail at this fraction (0.4) or step (400)")
-    p.add_argument("--error-type", "--error", dest="error_type", default="oom_error", help="error type for --fail-at")
+    p.add_argument(
+        "--error",
+        "--error-type",
+        dest="error_type",
+        default="oom_error",
+        metavar="TYPE",
+        help="error type for --fail-at",
+    )
     p.add_argument("--nan-at", type=float, metavar="AT", help="NaN loss (loss_divergence) at this point")
     p.add_argument("--loss-spike", type=float, metavar="AT", help="a loss spike warning at this point")
     p.add_argument("--stall-at", type=float, metavar="AT", help="stop making progress at this point")
     p.add_argument("--resume-from", type=int, default=0, metavar="STEP", help="start as if resumed at STEP")
-    p.add_argument("--eval-every", type=int, default=50, metavar="K")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--eval-every", type=int, default=50, metavar="K", help="eval metrics every K steps (default 50)")
+    p.add_argument("--seed", type=int, help="random seed for the loss noise")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--token", help="require this token (generated for non-loopback binds)")

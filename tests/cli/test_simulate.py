@@ -117,3 +117,40 @@ def test_nan_loss_is_a_divergence(tmp_path: Path, flag: str) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+
+
+def test_resume_stall_and_eval_options(tmp_path: Path) -> None:
+    proc, url = start_simulate(
+        tmp_path,
+        "--steps", "40", "--resume-from", "10", "--stall-at", "0.75", "--eval-every", "5",
+        "--seed", "1", "--error", "cuda_error", "--wait-client", "30",
+    )  # fmt: skip
+    got: list[wire.Envelope] = []
+
+    async def main() -> None:
+        client = JobClient(url, on_message=got.append, since=0)
+        task = asyncio.create_task(client.run())
+        async with asyncio.timeout(30):  # stalled at step 30: nothing after it
+            while not any(isinstance(e.data, wire.Progress) and e.data.current_step == 30 for e in got):
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        client.stop()
+        await task
+
+    try:
+        asyncio.run(main())
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    progress = [e.data for e in got if isinstance(e.data, wire.Progress)]
+    assert progress[0].current_step == 11  # resumed after step 10
+    assert progress[-1].current_step == 30  # stalled at 75 %
+    evals = [p for p in progress if "eval_loss" in p.metrics]
+    assert [p.current_step for p in evals] == [15, 20, 25, 30]
+    losses = [p.loss for p in progress if p.loss is not None]
+    assert losses[-1] < losses[0]  # decaying
+    assert len(set(losses)) == len(losses)  # noisy
+    assert not any(isinstance(e.data, wire.Status) and e.data.state.finished for e in got)
