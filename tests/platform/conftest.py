@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from platform_support import PrivateDunst, name_owned, require_desktop
+
+from tests.platform.platform_support import PrivateDunst, name_owned, require_desktop
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from platform_support import PrivateDunst, fixture_text, require_desktop
 
 from peft_notify.platform.dnd import ProbeError
 from peft_notify.platform.dnd_linux import (
@@ -29,6 +28,7 @@ from peft_notify.platform.dnd_linux import (
 from peft_notify.platform.runner import CommandError, CommandResult
 from peft_notify.platform.session_bus import ServerInfo, SessionBus
 from peft_notify.ports import DndState
+from tests.platform.platform_support import PrivateDunst, fixture_text, require_desktop
 
 NOW = datetime(2025, 5, 21, 12, 0, 0)
 

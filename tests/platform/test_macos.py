@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from platform_support import FIXTURES, fixture_text
 
 from peft_notify.platform.dnd import ProbeError
 from peft_notify.platform.macos import (
@@ -22,6 +21,7 @@ from peft_notify.platform.macos import (
 )
 from peft_notify.platform.runner import CommandResult
 from peft_notify.ports import DndState, TaskbarProgress, TaskbarState
+from tests.platform.platform_support import FIXTURES, fixture_text
 
 pytestmark = pytest.mark.macos
 

@@ -9,11 +9,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from platform_support import PrivateDunst, require_desktop
 
 from peft_notify.platform.notifier import DesktopNotifierAdapter, LogNotifier, NotifierUnavailable, action_key
 from peft_notify.ports import Delivery, Notifier, NotifyRequest
 from peft_notify.wire import NotificationEvent, NotificationType, UrgencyLevel
+from tests.platform.platform_support import PrivateDunst, require_desktop
 
 
 def _request(

@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from platform_support import PrivateDunst
 
 from peft_notify.platform.dnd import CachedDndProbe, NullDndProbe
 from peft_notify.platform.linux_desktop_file import desktop_entry, desktop_file_path, icon_path, install_desktop_file
@@ -21,6 +20,7 @@ from peft_notify.platform.select import (
 from peft_notify.platform.session_bus import SessionBus
 from peft_notify.ports import DndState, Notifier
 from peft_notify.testing import RecordingNotifier, ScriptedDndProbe
+from tests.platform.platform_support import PrivateDunst
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,13 +9,13 @@ import subprocess
 import time
 
 import pytest
-from platform_support import require_desktop
 
 from peft_notify.platform.session_bus import SessionBus
 from peft_notify.platform.taskbar import NullTaskbar, TeeTaskbar
 from peft_notify.platform.taskbar_linux import UnityLauncherEntry, launcher_properties
 from peft_notify.ports import TaskbarProgress, TaskbarState
 from peft_notify.testing import RecordingTaskbar
+from tests.platform.platform_support import require_desktop
 
 
 def test_progress_is_a_double_and_visible() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import sys
 
 import pytest
-from platform_support import fixture_text
 
 from peft_notify.platform.dnd import ProbeError
 from peft_notify.platform.dnd_windows import (
@@ -21,6 +20,7 @@ from peft_notify.platform.dnd_windows import (
 from peft_notify.platform.taskbar_windows import CLSID_TASKBAR_LIST, IID_ITASKBAR_LIST3, WinTaskbar
 from peft_notify.platform.win32 import CtypesWin32Api
 from peft_notify.ports import DndState, TaskbarProgress, TaskbarState
+from tests.platform.platform_support import fixture_text
 
 pytestmark = pytest.mark.windows
 
