@@ -204,10 +204,13 @@ class JobClient:
     def stop(self) -> None:
         """Ask :meth:`run` to return (closes the connection). Safe from any thread."""
         loop = self._loop
-        if loop is None:
+        if loop is None or loop.is_closed():
             self._stop.set()
             return
-        loop.call_soon_threadsafe(self._stop_now)
+        try:
+            loop.call_soon_threadsafe(self._stop_now)
+        except RuntimeError:  # the loop closed meanwhile: run() has returned already
+            self._stop.set()
 
     def _stop_now(self) -> None:
         self._stop.set()

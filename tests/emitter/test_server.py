@@ -311,3 +311,40 @@ def _wait(pred: Any, timeout: float = 5.0) -> None:
             return
         done.wait(0.01)
     raise AssertionError("condition not reached")
+
+
+def test_resumed_job_starts_with_its_step_in_the_hello(server: JobServer) -> None:
+    server.add_job("resumed", name="r", total_steps=100, start_step=40)
+
+    async def main() -> dict[str, Any]:
+        async with connect(server.url_for("resumed")) as ws:
+            return await recv_json(ws)
+
+    hello = asyncio.run(main())
+    assert hello["type"] == "hello"
+    assert hello["data"]["progress"]["current_step"] == 40
+    assert hello["data"]["progress"]["total_steps"] == 100
+
+
+def test_new_run_sends_a_fresh_hello_on_the_open_connection(server: JobServer) -> None:
+    handle = server.add_job("again", name="again", total_steps=10)
+
+    async def main() -> list[dict[str, Any]]:
+        async with connect(server.url_for("again")) as ws:
+            first = await recv_json(ws)
+            handle.progress(5)
+            handle.status("failed", "boom")
+            got = await recv_until(ws, lambda m: m["type"] == "status")
+            run_id = await asyncio.to_thread(server.new_run, "again", total_steps=20)
+            handle.progress(1)
+            got += await recv_until(ws, lambda m: m["type"] == "progress")
+            assert got[-2]["data"]["run_id"] == run_id
+            return [first, *got]
+
+    got = asyncio.run(main())
+    kinds = [(m["type"], m["data"].get("state") or m["data"].get("current_step")) for m in got]
+    assert kinds == [("hello", "running"), ("progress", 5), ("status", "failed"), ("hello", "running"), ("progress", 1)]
+    assert got[3]["data"]["total_steps"] == 20
+    assert got[0]["data"]["run_id"] != got[3]["data"]["run_id"]
+    seqs = [m["seq"] for m in got[1:3]] + [got[4]["seq"]]
+    assert seqs == sorted(seqs)  # numbering continues: a reconnecting client misses nothing

@@ -1,15 +1,100 @@
-"""The Lightning callback (skipped when Lightning is not installed)."""
+"""A real Lightning Trainer on a tiny model (CPU) with the NotifyCallback, watched over a real socket."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
-pytestmark = pytest.mark.ml
+from peft_notify import wire
+from peft_notify.emitter import JobServer
+from tests.integrations.test_transformers import Listener, _wait_for
+
+pytestmark = [
+    pytest.mark.ml,
+    pytest.mark.slow,
+    # Lightning's own advice (few dataloader workers, ...) and deprecations are not ours.
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
+torch = pytest.importorskip("torch")
+lightning = pytest.importorskip("lightning", reason="lightning is not installed")
 
 
-def test_lightning_callback_imports_with_lightning() -> None:
-    pytest.importorskip("lightning", reason="lightning is not installed")
+class Tiny(lightning.LightningModule):  # type: ignore[misc,name-defined]
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+        self.fail_at = fail_at
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.fail_at is not None and self.global_step >= self.fail_at:
+            raise RuntimeError("CUDA error: device-side assert triggered")
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.layer(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _fit(callback: Any, steps: int, fail_at: int | None = None) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(steps * 2, 4, generator=gen)
+    data = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
+    trainer = lightning.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+    )
+    trainer.fit(Tiny(fail_at), loader)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[JobServer, Any]]:
+    server = JobServer(progress_hz=0, discovery_files=False).start()
+    handle = server.add_job("pl", name="tiny-pl")
+    yield server, handle
+    server.stop()
+
+
+def test_lightning_fit_reports_progress_and_completion(served: tuple[JobServer, Any]) -> None:
     from peft_notify.integrations.lightning import NotifyCallback
 
-    callback = NotifyCallback("x")
-    assert callback.reporter.name == "x"
+    _server, handle = served
+    listener = Listener(handle.url)
+    _fit(NotifyCallback("tiny-pl", handle=handle), steps=12)
+    _wait_for(listener, lambda m: isinstance(m.data, wire.Status) and m.data.state.finished)
+    listener.close()
+    progress = [m.data for m in listener.messages if isinstance(m.data, wire.Progress)]
+    steps = [p.current_step for p in progress]
+    assert steps == sorted(steps)
+    assert steps[-1] == 12
+    assert all(p.total_steps == 12 for p in progress)
+    assert any(p.loss is not None for p in progress)
+    statuses = [m.data.state for m in listener.messages if isinstance(m.data, wire.Status)]
+    assert statuses == [wire.JobState.COMPLETED]
+
+
+def test_lightning_exception_is_classified(served: tuple[JobServer, Any]) -> None:
+    from peft_notify.integrations.lightning import NotifyCallback
+
+    _server, handle = served
+    listener = Listener(handle.url)
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        _fit(NotifyCallback("tiny-pl", handle=handle), steps=12, fail_at=5)
+    _wait_for(listener, lambda m: isinstance(m.data, wire.Status))
+    listener.close()
+    errors = [m.data for m in listener.messages if isinstance(m.data, wire.NotificationEvent)]
+    assert [(e.error_type, e.urgency) for e in errors] == [("cuda_error", "critical")]
+    assert [m.data.state for m in listener.messages if isinstance(m.data, wire.Status)] == [wire.JobState.FAILED]

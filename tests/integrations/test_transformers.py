@@ -54,6 +54,14 @@ class Listener:
         self._thread.join(10)
 
 
+def _wait_for(listener: Listener, pred: Any) -> None:
+    """Wait (up to 10 s) until a message satisfying ``pred`` arrived."""
+    for _ in range(1000):
+        if any(pred(m) for m in listener.messages):
+            return
+        time.sleep(0.01)
+
+
 def _dataset(n: int) -> list[dict[str, Any]]:
     gen = torch.Generator().manual_seed(0)
     rows = []
@@ -63,7 +71,7 @@ def _dataset(n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _trainer(tmp_path: Path, callback: Any, steps: int, trainer_cls: Any = None) -> Any:
+def _trainer(tmp_path: Path, callback: Any, steps: int, trainer_cls: Any = None, **options: Any) -> Any:
     config = transformers.LlamaConfig(
         vocab_size=64,
         hidden_size=16,
@@ -89,9 +97,11 @@ def _trainer(tmp_path: Path, callback: Any, steps: int, trainer_cls: Any = None)
         use_cpu=True,
         disable_tqdm=True,
         logging_nan_inf_filter=False,
+        **options,
     )
     cls = trainer_cls or transformers.Trainer
-    return cls(model=model, args=args, train_dataset=_dataset(steps * 2), callbacks=[callback])
+    evals = _dataset(4) if options.get("eval_strategy") else None
+    return cls(model=model, args=args, train_dataset=_dataset(steps * 2), eval_dataset=evals, callbacks=[callback])
 
 
 @pytest.fixture
@@ -143,7 +153,7 @@ def test_trainer_with_lora_reports_progress_milestones_completion(
 def test_nan_loss_is_reported_as_divergence(tmp_path: Path, served: tuple[JobServer, Any]) -> None:
     from peft_notify.integrations.transformers import NotifyCallback
 
-    class NanTrainer(transformers.Trainer):  # type: ignore[misc]
+    class NanTrainer(transformers.Trainer):  # type: ignore[misc,name-defined]
         def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
             loss = super().compute_loss(model, inputs, *args, **kwargs)
             return loss * math.nan if self.state.global_step >= 3 else loss
@@ -165,7 +175,7 @@ def test_nan_loss_is_reported_as_divergence(tmp_path: Path, served: tuple[JobSer
 def test_exception_in_train_is_classified(tmp_path: Path, served: tuple[JobServer, Any]) -> None:
     from peft_notify.integrations.transformers import NotifyCallback
 
-    class OomTrainer(transformers.Trainer):  # type: ignore[misc]
+    class OomTrainer(transformers.Trainer):  # type: ignore[misc,name-defined]
         def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
             if self.state.global_step >= 2:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -182,6 +192,91 @@ def test_exception_in_train_is_classified(tmp_path: Path, served: tuple[JobServe
             break
         time.sleep(0.01)
     listener.close()
+    errors = [m.data for m in listener.messages if isinstance(m.data, wire.NotificationEvent)]
+    assert [(e.error_type, e.urgency) for e in errors] == [("oom_error", "critical")]
+    assert [m.data.state for m in listener.messages if isinstance(m.data, wire.Status)] == [wire.JobState.FAILED]
+
+
+def test_grad_norm_spike_is_a_gradient_explosion_and_eval_metrics_are_reported(
+    tmp_path: Path, served: tuple[JobServer, Any]
+) -> None:
+    from peft_notify.integrations.transformers import NotifyCallback
+
+    class SpikeTrainer(transformers.Trainer):  # type: ignore[misc,name-defined]
+        def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+            loss = super().compute_loss(model, inputs, *args, **kwargs)
+            return loss * 1e4 if self.state.global_step == 13 else loss  # step 14's gradients explode
+
+    _server, handle = served
+    listener = Listener(handle.url)
+    callback = NotifyCallback("tiny-lora", handle=handle)
+    _trainer(tmp_path, callback, steps=16, trainer_cls=SpikeTrainer, eval_strategy="steps", eval_steps=8).train()
+    for _ in range(1000):
+        if any(isinstance(m.data, wire.Status) and m.data.state.finished for m in listener.messages):
+            break
+        time.sleep(0.01)
+    listener.close()
+    events = [m.data for m in listener.messages if isinstance(m.data, wire.NotificationEvent)]
+    assert [(e.type, e.error_type) for e in events] == [(wire.NotificationType.WARNING, "gradient_explosion")]
+    assert "step 14" in events[0].message
+    evals = [m.data for m in listener.messages if isinstance(m.data, wire.Progress) and "eval_loss" in m.data.metrics]
+    assert evals, "on_evaluate metrics reach the progress messages"
+    assert all(math.isfinite(p.metrics["eval_loss"]) for p in evals)
+
+
+UNCAUGHT = """
+import sys
+import torch, transformers, peft
+sys.path.insert(0, sys.argv[1])
+from tests.integrations.test_transformers import _trainer
+from peft_notify.integrations.transformers import NotifyCallback
+
+class Crash(transformers.Trainer):
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        if self.state.global_step == 2:
+            sys.stdin.readline()  # the test's client is connected
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+callback = NotifyCallback("crashing", job_id="crash", linger=10)
+_trainer(__import__("pathlib").Path(sys.argv[2]), callback, steps=6, trainer_cls=Crash).train()  # no reporting()
+"""
+
+
+def test_uncaught_exception_is_reported_through_the_excepthook(tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    script = tmp_path / "crash.py"
+    script.write_text(UNCAUGHT)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PEFT_NOTIFY_RUNTIME_DIR": str(tmp_path / "rt"), "PYTHONWARNINGS": "ignore"}
+    env.pop("PEFT_NOTIFY_FD", None)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(root), str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stderr is not None
+    url = None
+    while url is None:
+        line = proc.stderr.readline().decode()
+        assert line, "the training script exited before serving"
+        found = re.search(r"job 'crashing' at (ws://\S+)", line)
+        url = found.group(1) if found else None
+    listener = Listener(url)
+    _, err = proc.communicate(b"go\n", timeout=120)
+    for _ in range(1000):
+        if any(isinstance(m.data, wire.Status) for m in listener.messages):
+            break
+        time.sleep(0.01)
+    listener.close()
+    assert proc.returncode == 1
+    assert b"OutOfMemoryError" in err  # the original hook still printed the traceback
     errors = [m.data for m in listener.messages if isinstance(m.data, wire.NotificationEvent)]
     assert [(e.error_type, e.urgency) for e in errors] == [("oom_error", "critical")]
     assert [m.data.state for m in listener.messages if isinstance(m.data, wire.Status)] == [wire.JobState.FAILED]
