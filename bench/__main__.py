@@ -2,8 +2,8 @@
 
 Options: ``--quick`` (tiny sizes), ``--only NAME...``, ``--out PATH`` (JSON; default
 bench/results.json), ``--markdown PATH`` (default docs/performance.md; ``-`` to skip),
-``--list``. Exit status 0 even when a target is missed (the table says so); 1 when a
-benchmark crashed.
+``--list``, ``--render JSON`` (regenerate the markdown from a results.json). Exit status 0
+even when a target is missed (the table says so); 1 when a benchmark crashed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from bench import harness
 
@@ -43,11 +44,19 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown", default=str(harness.REPO / "docs" / "performance.md"), help="performance.md path, - to skip"
     )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="only regenerate the markdown (and table) from a results.json"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     if args.list:
         for name in BENCHMARKS:
             print(f"{name:15} {load(name).TITLE}")
+        return 0
+    if args.render:
+        results, machine, quick = harness.load_json(args.render)
+        print(harness.render_table(results))
+        write_markdown(args.markdown, results, machine, quick)
         return 0
     ctx = harness.Context(quick=args.quick, verbose=not args.quiet)
     results = []
@@ -65,13 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     print(harness.render_table(results))
     harness.write_json(args.out, results, machine, args.quick)
     print(f"wrote {args.out}", file=sys.stderr)
-    if args.markdown != "-":
-        path = Path(args.markdown)
-        notes = harness.existing_notes(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(harness.render_markdown(results, machine, args.quick, notes))
-        print(f"wrote {path}", file=sys.stderr)
+    write_markdown(args.markdown, results, machine, args.quick)
     return 1 if any(r.error for r in results) else 0
+
+
+def write_markdown(target: str, results: list[harness.Result], machine: dict[str, Any], quick: bool) -> None:
+    """Regenerate ``target`` (``-``: skip), keeping its hand-written notes."""
+    if target == "-":
+        return
+    path = Path(target)
+    notes = harness.existing_notes(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(harness.render_markdown(results, machine, quick, notes))
+    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -307,6 +307,16 @@ DEFAULT_NOTES = """### Notes
 """
 
 
+def load_json(path: Path) -> tuple[list[Result], dict[str, Any], bool]:
+    """Results, machine and quick flag from a ``results.json`` written by :func:`write_json`."""
+    data = json.loads(path.read_text())
+    results = []
+    for item in data["results"]:
+        rows = [Row(**row) for row in item.pop("rows")]
+        results.append(Result(**item, rows=rows))
+    return results, data["machine"], bool(data["quick"])
+
+
 def existing_notes(path: Path) -> str:
     """The hand-written notes between the markers of an existing ``performance.md`` (or a default)."""
     try:

@@ -41,12 +41,12 @@ def run(ctx: Context) -> Result:
                 for rep in range(reps + 1):  # rep 0 is the warm-up
                     done = app.flood_and_wait([rep], count, duration=seconds)
                     rate = done["sent"] / ((done["t_end"] - done["t0"]) / 1e9)
-                    sizes.append(done["sent"])
                     bdone = bare_flood.command(cmd="flood", jobs=[rep], count=done["sent"], rate=0, marker=True)
                     marker = clients[rep].wait_for(lambda e: e.get("ev") == "marker", 600)
                     brate = bdone["sent"] / ((marker["t"] - bdone["t0"]) / 1e9)
                     ctx.log(f"ingest rep {rep}: app {rate:,.0f} msg/s, bare client {brate:,.0f} msg/s")
                     if rep:
+                        sizes.append(done["sent"])
                         ours.append(rate)
                         ref.append(brate)
             finally:

@@ -122,6 +122,13 @@ def test_main_writes_json_and_markdown(tmp_path: Path, monkeypatch: pytest.Monke
     assert "## How to reproduce" in md.read_text()
 
 
+def test_render_regenerates_markdown_from_json(tmp_path: Path) -> None:
+    out, md = tmp_path / "r.json", tmp_path / "perf.md"
+    harness.write_json(out, [_result()], harness.machine_info(), quick=False)
+    assert bench_main.main(["--render", str(out), "--markdown", str(md)]) == 0
+    assert "| demo | speed [msg/s] | 8 | 10 | 0.8 |" in md.read_text()
+
+
 class _DemoModule:
     NAME = "demo"
     TITLE = "a demo"
