@@ -231,6 +231,26 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _git_state() -> str:
+    """``<short commit>`` plus ``+ N modified files`` when the working tree is dirty."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (f" + {len(dirty)} modified files" if dirty else "")
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, RAM, OS, Python, Qt and library versions of this machine."""
     cpu = platform.processor() or platform.machine()
@@ -279,6 +299,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     return {
+        "git": _git_state(),
         "cpu": cpu,
         "logical_cores": os.cpu_count(),
         "ram_gib": ram,
@@ -356,6 +377,7 @@ def render_markdown(results: Sequence[Result], machine: dict[str, Any], quick: b
     out += [
         "## Machine",
         "",
+        f"- Code: commit {machine.get('git', 'unknown')}",
         f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores",
         f"- RAM: {machine['ram_gib']} GiB",
         f"- OS: {machine['os']}",
