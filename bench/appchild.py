@@ -16,8 +16,10 @@ The hooks are installed from outside the app, without touching its code:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
+import os
 import sys
 import time
 from typing import IO, Any
@@ -103,6 +105,36 @@ def override_engine(overrides: dict[str, Any]) -> None:
     Engine.__init__ = patched  # type: ignore[method-assign]
 
 
+def experiment_client_coalesce() -> None:
+    """Prototype of a fix, for before/after numbers (``BENCH_EXPERIMENT=client-coalesce``).
+
+    Progress frames that arrive in one burst are coalesced before decoding: only the last one
+    of a burst (flushed by ``call_soon``, i.e. when the receive loop yields) or the one before a
+    non-progress frame is decoded and fed. Not part of the app; see docs/performance.md.
+    """
+    from peft_notify.client import JobClient
+
+    original = JobClient._receive
+    pending: dict[int, str | bytes] = {}
+
+    def flush(client: JobClient) -> None:
+        frame = pending.pop(id(client), None)
+        if frame is not None:
+            original(client, frame)
+
+    def receive(self: JobClient, frame: str | bytes) -> bool:
+        head = frame[:80] if isinstance(frame, str) else frame[:80].decode("utf-8", "replace")
+        if '"type":"progress"' in head:
+            if id(self) not in pending:
+                asyncio.get_running_loop().call_soon(flush, self)
+            pending[id(self)] = frame
+            return False
+        flush(self)
+        return original(self, frame)
+
+    JobClient._receive = receive  # type: ignore[method-assign]
+
+
 def bare_window() -> int:
     """The reference: the smallest honest PySide6 app, a QMainWindow with a label."""
     app = QtWidgets.QApplication(sys.argv)
@@ -128,6 +160,8 @@ def main() -> int:
     install_hooks(args.lag_timer)
     if args.engine:
         override_engine(json.loads(args.engine))
+    if os.environ.get("BENCH_EXPERIMENT") == "client-coalesce":
+        experiment_client_coalesce()
     if args.bare:
         return bare_window()
     from peft_notify.cli import main as cli_main
