@@ -5,7 +5,9 @@ and calls :meth:`EventPump._wake_progress` / :meth:`EventPump._wake_now` (O(1), 
 blocking). On the loop, progress is rate limited (latest wins, trailing edge), events are
 numbered into the job's :class:`~peft_notify.emitter.buffer.EventLog`, rank-tagged errors
 go through the job's :class:`~peft_notify.emitter.merge.ErrorMerger`, and subscribers are
-woken. :class:`~peft_notify.emitter.server.JobServer` is an EventPump.
+woken; :meth:`EventPump.new_run` starts a relaunched run and :meth:`EventPump._drain` empties
+everything before the server closes. :class:`~peft_notify.emitter.server.JobServer` is an
+EventPump.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from typing import Any
 
 from peft_notify import wire
@@ -32,6 +35,22 @@ class EventPump:
     _loop: asyncio.AbstractEventLoop | None
     _stopped: bool
     progress_interval: float
+
+    async def _drain(self, linger: float) -> None:
+        """Before closing: send what is queued and held, then wait up to ``linger`` s for clients."""
+        deadline = time.monotonic() + linger
+        for job in self._jobs.values():
+            self._flush_all(job)
+        loop = asyncio.get_running_loop()
+        for job in self._jobs.values():  # give other ranks' copies of an error their merge window
+            due = job.merger.next_due()
+            if due is not None:
+                await asyncio.sleep(max(0.0, min(due - loop.time(), deadline - time.monotonic())))
+            self._flush_merged(job, force=True)
+        while time.monotonic() < deadline and any(
+            sub.cursor < job.log.last_seq for job in self._jobs.values() for sub in job.subscribers
+        ):
+            await asyncio.sleep(0.05)
 
     # ------------------------------------------------------------------ called from training threads
 
@@ -123,6 +142,25 @@ class EventPump:
             self._append(job, item)
         for sub in job.subscribers:
             sub.wake.set()
+
+    def new_run(self, job_id: str, *, total_steps: int | None = None, start_step: int | None = None) -> str:
+        """Start a new run of ``job_id`` (a relaunch): new ``run_id``, and a fresh ``hello`` to clients.
+
+        Events already reported are sent first; clients then reset the job (milestones start
+        over). Returns the new run id. Raises ``KeyError`` for an unknown job.
+        """
+        job = self._jobs[job_id]
+        run_id = uuid.uuid4().hex
+        loop = self._loop
+        if loop is None or self._stopped:
+            self._switch_run(job, run_id, total_steps, start_step)
+            return run_id
+
+        async def switch() -> None:
+            self._switch_run(job, run_id, total_steps, start_step)
+
+        asyncio.run_coroutine_threadsafe(switch(), loop).result(timeout=10)
+        return run_id
 
     def _switch_run(self, job: ServedJob, run_id: str, total_steps: int | None, start_step: int | None) -> None:
         if self._loop is not None and not self._stopped:

@@ -198,19 +198,7 @@ class JobServer(EventPump):
         signals.forget_file(path)
 
     async def _shutdown(self, linger: float) -> None:
-        deadline = time.monotonic() + linger
-        for job in self._jobs.values():
-            self._flush_all(job)
-        loop = asyncio.get_running_loop()
-        for job in self._jobs.values():  # give other ranks' copies of an error their merge window
-            due = job.merger.next_due()
-            if due is not None:
-                await asyncio.sleep(max(0.0, min(due - loop.time(), deadline - time.monotonic())))
-            self._flush_merged(job, force=True)
-        while time.monotonic() < deadline and any(
-            sub.cursor < job.log.last_seq for job in self._jobs.values() for sub in job.subscribers
-        ):
-            await asyncio.sleep(0.05)
+        await self._drain(linger)
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
@@ -277,25 +265,6 @@ class JobServer(EventPump):
             except OSError:
                 log.warning("could not write the discovery file for job %s", job_id, exc_info=True)
         return handle
-
-    def new_run(self, job_id: str, *, total_steps: int | None = None, start_step: int | None = None) -> str:
-        """Start a new run of ``job_id`` (a relaunch): new ``run_id``, and a fresh ``hello`` to clients.
-
-        Events already reported are sent first; clients then reset the job (milestones start
-        over). Returns the new run id. Raises ``KeyError`` for an unknown job.
-        """
-        job = self._jobs[job_id]
-        run_id = uuid.uuid4().hex
-        loop = self._loop
-        if loop is None or self._stopped:
-            self._switch_run(job, run_id, total_steps, start_step)
-            return run_id
-
-        async def switch() -> None:
-            self._switch_run(job, run_id, total_steps, start_step)
-
-        asyncio.run_coroutine_threadsafe(switch(), loop).result(timeout=10)
-        return run_id
 
     def remove_job(self, job_id: str) -> None:
         """Forget a job and remove its discovery file (connected clients keep their socket)."""
