@@ -23,11 +23,11 @@ from PySide6.QtCore import QObject, Signal
 from peft_notify.app.jobs_model import JobRow, Link, job_id_from_url
 from peft_notify.app.procwatch import is_local_host, process_alive
 from peft_notify.dispatch import Dispatcher
-from peft_notify.engine.actions import Action
+from peft_notify.engine.actions import Action, Notify, Record
 from peft_notify.ports import DndProbe, DndState, HistoryStore, Notifier, TaskbarProgress
 from peft_notify.settings import Settings, Subscription
 from peft_notify.wire import Action as WireAction
-from peft_notify.wire import Envelope, Hello, Progress
+from peft_notify.wire import Envelope, Hello, NotificationType, Progress
 
 __all__ = ["ClientFactory", "Controller", "EngineLike"]
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 DND_POLL_S = 2.0
 DISCOVER_S = 5.0
 MAX_TICK_SLEEP_S = 1.0
+UI_REFRESH_S = 0.1
 
 
 class EngineLike(Protocol):
@@ -119,6 +120,8 @@ class Controller(QObject):
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._actions: set[asyncio.Task[bool]] = set()
+        self._dirty: set[str] = set()
+        self._flush_handle: asyncio.TimerHandle | None = None
         self._queue: asyncio.Queue[list[Action]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self.dispatcher = Dispatcher(
@@ -147,6 +150,9 @@ class Controller(QObject):
 
     async def shutdown(self) -> None:
         """Stop every client and task; drain queued actions so history has everything."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self.flush_updates()
         for client in self._clients.values():
             client.stop()
         for task in [*self._tasks.values(), *self._background]:
@@ -277,7 +283,23 @@ class Controller(QObject):
             row.update_from_view(view)
         self._enqueue(actions)
         self._wake.set()
-        self.job_updated.emit(key)
+        if isinstance(body, Progress):
+            self._mark_dirty(key)  # a flood of progress repaints ~10 times a second, not per frame
+        else:
+            self.job_updated.emit(key)
+
+    def _mark_dirty(self, key: str) -> None:
+        self._dirty.add(key)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(UI_REFRESH_S, self.flush_updates)
+
+    def flush_updates(self) -> None:
+        """Emit ``job_updated`` for every job whose progress changed since the last flush."""
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, set()
+        for key in dirty:
+            if key in self.rows:
+                self.job_updated.emit(key)
 
     def _on_event(self, key: str, event: Any) -> None:
         row = self.rows.get(key)
@@ -380,8 +402,14 @@ class Controller(QObject):
     # -- background tasks ----------------------------------------------------------------
 
     def _enqueue(self, actions: list[Action]) -> None:
-        if actions:
-            self._queue.put_nowait(actions)
+        if not actions:
+            return
+        self._queue.put_nowait(actions)
+        for action in actions:
+            # Warnings (loss spike, stall, server "banner" warnings) stay visible in the banner strip.
+            if isinstance(action, (Notify, Record)) and action.event.type is NotificationType.WARNING:
+                key = self.key_for(action.job_id) or ""
+                self.problem.emit(key, f"⚠ {action.event.title}: {action.event.message}".rstrip(": "))
 
     async def _dispatch_worker(self) -> None:
         while True:
@@ -395,8 +423,9 @@ class Controller(QObject):
             self.history_changed.emit()
 
     async def drain(self) -> None:
-        """Wait until every queued action has been performed (tests, shutdown)."""
+        """Wait until every queued action has been performed and the UI told (tests, shutdown)."""
         await self._queue.join()
+        self.flush_updates()
 
     async def _ticker(self) -> None:
         while True:

@@ -44,6 +44,9 @@ class DetailPane(QWidget):
         super().__init__(parent)
         self.key = ""
         self.job_id = ""
+        self._tone = ""
+        self._shown_events: Sequence[HistoryEntry] | None = None
+        self._shown_key = ""
         self.title = QLabel("Select a job")
         self.title.setObjectName("DetailTitle")
         self.title.setWordWrap(True)
@@ -104,6 +107,7 @@ class DetailPane(QWidget):
                 label.setText("—")
             self.chart.set_points([])
             self.timeline.clear()
+            self._shown_events, self._shown_key, self._tone = None, "", ""
             self.retry.setVisible(False)
             self.cancel.setVisible(False)
             return
@@ -111,7 +115,9 @@ class DetailPane(QWidget):
         color = TONE_COLORS[row.tone]
         self.title.setText(row.title)
         self.state.setText(row.status_text.capitalize())
-        self.state.setStyleSheet(f"color: {color}; font-weight: 600;")
+        if self._tone != row.tone:
+            self._tone = row.tone
+            self.state.setStyleSheet(f"color: {color}; font-weight: 600;")
         self.facts["Progress"].setText(f"{row.percent_text}  ({row.step_text})")
         self.facts["ETA"].setText(format_duration(row.eta_s) if not row.finished else "—")
         self.facts["Loss"].setText("—" if row.loss is None else f"{row.loss:.5g}")
@@ -125,6 +131,9 @@ class DetailPane(QWidget):
         self.cancel.setVisible("cancel" in row.capabilities)
         self.retry.setEnabled(connected)
         self.cancel.setEnabled(connected and not row.finished)
+        if self._shown_events is events and self._shown_key == row.key:
+            return  # a progress update: the timeline has not changed
+        self._shown_events, self._shown_key = events, row.key
         self.timeline.clear()
         for entry in events:
             stamp = time.strftime("%H:%M:%S", time.localtime(entry.ts))

@@ -32,6 +32,7 @@ class JobCard(QFrame):
         self.setObjectName("JobCard")
         self._color = TONE_COLORS["idle"]
         self._selected = False
+        self._styled: tuple[str, bool] | None = None
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.name = QLabel()
         self.name.setObjectName("JobName")
@@ -79,6 +80,10 @@ class JobCard(QFrame):
         self._restyle()
 
     def _restyle(self) -> None:
+        # setStyleSheet re-polishes the whole card: only when the look actually changes.
+        if self._styled == (self._color, self._selected):
+            return
+        self._styled = (self._color, self._selected)
         outline = "2px solid palette(highlight)" if self._selected else "1px solid palette(mid)"
         self.setStyleSheet(f"#JobCard {{ border: {outline}; border-left: 5px solid {self._color}; }}")
 
@@ -89,7 +94,10 @@ class JobCard(QFrame):
         self._restyle()
         self.name.setText(row.title)
         self.state.setText(row.status_text.capitalize())
-        self.state.setStyleSheet(f"color: {color}; font-weight: 600;")
+        if self.state.property("tone") != row.tone:
+            self.state.setProperty("tone", row.tone)
+            self.state.setStyleSheet(f"color: {color}; font-weight: 600;")
+            self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; border-radius: 4px; }}")
         self.host.setText(" · ".join(x for x in (row.host or "", row.job_id) if x))
         if row.fraction is None:
             self.bar.setRange(0, 0 if row.state == "running" else 1000)  # busy indicator when total unknown
@@ -97,8 +105,6 @@ class JobCard(QFrame):
         else:
             self.bar.setRange(0, 1000)
             self.bar.setValue(round(row.fraction * 1000))
-        self.bar.setProperty("tone", row.tone)
-        self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; border-radius: 4px; }}")
         self.percent.setText(row.percent_text)
         self.details.setText("  ·  ".join(x for x in (row.step_text, row.eta_text, row.loss_text) if x))
         self.spark.set_points(row.losses, QColor(color))

@@ -9,7 +9,7 @@ import pytest
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from app_support import ClientFactory
+from tests.app.app_support import ClientFactory
 
 
 @pytest.fixture

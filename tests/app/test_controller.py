@@ -8,8 +8,6 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from app_support import ClientFactory, envelope, hello, progress
-
 from peft_notify import wire
 from peft_notify.app.controller import Controller
 from peft_notify.app.jobs_model import Link
@@ -18,6 +16,7 @@ from peft_notify.engine import Engine, EngineConfig
 from peft_notify.ports import DeliveryStatus, DndState, HistoryQuery
 from peft_notify.settings import Settings, Subscription
 from peft_notify.testing import FakeClock, MemoryHistoryStore, RecordingNotifier, RecordingTaskbar, ScriptedDndProbe
+from tests.app.app_support import ClientFactory, envelope, hello, progress
 
 URL = "ws://127.0.0.1:9/ws/notifications/job-1"
 
@@ -279,3 +278,18 @@ def test_discovery_subscribes_local_jobs_once(qapp: Any, client_factory: ClientF
     row = rig.controller.rows[URL]
     assert (row.local, row.pid, row.token, row.name) == (True, 123, "t", "local-job")
     assert rig.saved == []  # discovered jobs are not saved as subscriptions
+
+
+def test_warnings_go_to_the_banner(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        rig.controller.subscribe(URL, persist=False)
+        warning = wire.NotificationEvent(type=wire.NotificationType.WARNING, title="loss spike", message="x6")
+        rig.push(URL, envelope("job-1", 1, hello()), envelope("job-1", 2, warning))
+        await rig.controller.drain()
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    assert rig.problems == ["⚠ loss spike: x6"]

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_support import ClientFactory
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
 from pytestqt.qtbot import QtBot
@@ -23,6 +22,7 @@ from peft_notify.ports import DeliveryStatus
 from peft_notify.settings import Settings
 from peft_notify.testing import MemoryHistoryStore, RecordingNotifier, RecordingTaskbar, ScriptedDndProbe
 from peft_notify.wire import NotificationEvent, NotificationType
+from tests.app.app_support import ClientFactory
 
 URL = "ws://127.0.0.1:9/ws/notifications/job-1"
 
