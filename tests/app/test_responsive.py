@@ -128,10 +128,11 @@ def test_event_loop_stays_responsive_under_a_progress_flood(tmp_path: Path, floo
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["done"], f"the app saw only part of the flood (server sent {flood.sent})"
     lags = sorted(i - 0.020 for i in result["intervals"][1:])
-    stats = f"ticks={len(lags)} median={statistics.median(lags):.3f} p95={lags[int(len(lags) * 0.95)]:.3f} max={lags[-1]:.3f}"
+    median, p95 = statistics.median(lags), lags[int(len(lags) * 0.95)]
+    stats = f"ticks={len(lags)} median={median:.3f} p95={p95:.3f} max={lags[-1]:.3f}"
     # Generous bounds for a shared 2-core machine: the point is "no multi-second freezes".
-    assert statistics.median(lags) < 0.1, stats
-    assert lags[int(len(lags) * 0.95)] < 0.25, stats
+    assert median < 0.1, stats
+    assert p95 < 0.25, stats
     assert lags[-1] < 1.0, stats
     store = SqliteHistoryStore(tmp_path / "history.sqlite3")
     milestones = [e.milestone for e in store.query(HistoryQuery(kinds=["progress"]))]
