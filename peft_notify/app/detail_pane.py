@@ -122,7 +122,8 @@ class DetailPane(QWidget):
         self.facts["ETA"].setText(format_duration(row.eta_s) if not row.finished else "—")
         self.facts["Loss"].setText("—" if row.loss is None else f"{row.loss:.5g}")
         self.facts["Host"].setText(" · ".join(x for x in (row.host, f"pid {row.pid}" if row.pid else "") if x) or "—")
-        link = row.link.value + (f" ({row.link_detail})" if row.link_detail else "")
+        show_detail = row.link_detail and row.link is not Link.CONNECTED
+        link = row.link.value + (f" ({row.link_detail})" if show_detail else "")
         self.facts["Connection"].setText(link)
         self.facts["URL"].setText(row.key)
         self.chart.set_points(row.losses, QColor(color))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -50,6 +50,7 @@ STATUS_TEXT = {
 }
 _HEADERS = ("Time", "Job", "Kind", "Urgency", "Title", "Status")
 _ANY = "Any"
+_KIND_COLORS = {"error": "#b91c1c", "warning": "#b45309"}
 _SearchRole = Qt.ItemDataRole.UserRole
 
 
@@ -108,6 +109,8 @@ class HistoryModel(QAbstractTableModel):
             extra = f"\nvia {entry.backend}" if entry.backend else ""
             extra += f"\n{entry.detail}" if entry.detail else ""
             return f"{entry.title}\n{entry.message}{extra}"
+        if role == Qt.ItemDataRole.ForegroundRole and entry.kind in _KIND_COLORS:
+            return QColor(_KIND_COLORS[entry.kind])
         if role == Qt.ItemDataRole.FontRole and not entry.read:
             return self._bold
         if role == _SearchRole:

@@ -214,7 +214,6 @@ class MainWindow(QMainWindow):
         """Show a problem in the banner strip (and the status bar for a while)."""
         self.banner_text.setText(message)
         self.banner.show()
-        self.statusBar().showMessage(message, 15000)
 
     def on_show_job(self, key: str, record_id: int) -> None:
         """ "View Details" on a notification: raise the window on that job."""
