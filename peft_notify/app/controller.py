@@ -143,7 +143,7 @@ class Controller(QObject):
         loop = asyncio.get_running_loop()
         self._background = [loop.create_task(self._dispatch_worker()), loop.create_task(self._ticker())]
         self._background.append(loop.create_task(self._dnd_poller()))
-        if self._discover is not None and self.settings.auto_discover:
+        if self._discover is not None:
             self._background.append(loop.create_task(self._discoverer()))
         for sub in self.settings.subscriptions:
             self._add_row(sub.url, sub.token, paused=sub.paused)
@@ -472,7 +472,8 @@ class Controller(QObject):
     async def _discoverer(self) -> None:
         assert self._discover is not None
         while True:
-            self.discover_now()
+            if self.settings.auto_discover:  # the Settings dialog can switch it at any time
+                self.discover_now()
             await asyncio.sleep(DISCOVER_S)
 
     def discover_now(self) -> int:

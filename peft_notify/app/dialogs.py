@@ -165,7 +165,9 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(notifications)
         layout.addWidget(behaviour)
-        layout.addWidget(QLabel("Milestones, templates and pop-up kinds apply to jobs connected after a restart."))
+        note = QLabel("Milestones, templates, pop-up kinds, Do Not Disturb and retention apply after a restart.")
+        note.setWordWrap(True)
+        layout.addWidget(note)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
 
