@@ -1,0 +1,67 @@
+"""Tray: menu actions, tooltip, and (under the desktop session) a real embedded QSystemTrayIcon."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from peft_notify.app.jobs_model import JobRow
+from peft_notify.app.tray import Tray, tomorrow_morning
+from peft_notify.testing import FakeClock
+
+
+def _rows() -> list[JobRow]:
+    return [
+        JobRow(key="a", job_id="a", name="llama", state="running", fraction=0.4),
+        JobRow(key="b", job_id="b", name="mistral", state="failed", fraction=0.6),
+    ]
+
+
+def test_menu_entries_emit_what_the_app_needs(qtbot: QtBot) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    tray = Tray(clock.now)
+    pause_actions = [a for a in tray.pause_menu.actions() if a.text()]
+    assert [a.text() for a in pause_actions] == [
+        "For 1 hour",
+        "Until tomorrow",
+        "Until resumed",
+        "Resume notifications",
+    ]
+    received: list[object] = []
+    tray.pause_requested.connect(received.append)
+    for action in pause_actions:
+        action.trigger()
+    assert received == [clock.now() + 3600.0, tomorrow_morning(clock.now()), float("inf"), None]
+    tray.refresh(_rows(), 2)
+    jobs = tray.jobs_menu.actions()
+    assert [a.text() for a in jobs] == ["llama — 40%, running", "mistral — 60%, failed"]
+    with qtbot.waitSignal(tray.job_requested) as chosen:
+        jobs[1].trigger()
+    assert chosen.args == ["b"]
+    tip = tray.icon.toolTip()
+    assert "llama: 40% — running" in tip
+    assert "2 unread notifications" in tip
+    tray.set_paused(float("inf"))
+    assert "until resumed" in tray.pause_menu.title()
+    assert tray.resume_action.isEnabled()
+    tray.set_dnd("on")
+    assert tray.dnd_action.text() == "Do Not Disturb: on"
+    with qtbot.waitSignal(tray.mute_toggled) as muted:
+        tray.mute_action.trigger()
+    assert muted.args == [True]
+
+
+@pytest.mark.desktop
+def test_real_tray_icon_embeds(qapp: Any, qtbot: QtBot) -> None:
+    if os.environ.get("QT_QPA_PLATFORM") != "xcb" or not os.environ.get("DISPLAY"):
+        pytest.skip("needs the desktop session's X tray (QT_QPA_PLATFORM=xcb)")
+    tray = Tray()
+    if not tray.available:
+        pytest.skip("no system tray host on this display")
+    tray.show()
+    qtbot.waitUntil(tray.icon.isVisible, timeout=5000)
+    assert tray.icon.geometry().width() > 0  # embedded by the tray host, so it has a place on screen
+    tray.hide()
