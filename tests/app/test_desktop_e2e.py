@@ -170,3 +170,26 @@ def test_killed_and_restarted_simulator_loses_and_repeats_nothing(session: Sessi
     assert len(crash) == 1
     assert crash[0].urgency == "critical"
     session.wait_for("dunst to show the crash", lambda: "urgency: CRITICAL" in session.dunst(), 15)
+
+
+def test_clicking_the_error_in_dunst_reaches_the_app(session: Session) -> None:
+    import shutil
+
+    if not shutil.which("dunstctl"):
+        pytest.skip("dunstctl is not installed")
+    port = _free_port()
+    session.simulate(
+        port, "--steps", "40", "--step-ms", "100", "--fail-at", "0.75", "--wait-client", "30", "--linger", "30"
+    )
+    session.app(f"ws://127.0.0.1:{port}/ws/notifications/e2e")
+    session.wait_for("the 25% milestone", lambda: 25 in [e.milestone for e in session.history()])
+    # Sticky criticals from earlier runs would come first: clear them before ours arrives.
+    subprocess.run(["dunstctl", "close-all"], env=session.env, check=True, timeout=10)
+    session.wait_for("the error to be shown", lambda: _done(session.history(), "error"))
+    session.wait_for("dunst to print the error", lambda: "urgency: CRITICAL" in session.dunst(), 15)
+    time.sleep(0.5)
+    # dunst sorts by urgency: action 0 clicks our critical error -> on_clicked -> the app marks it read.
+    subprocess.run(["dunstctl", "action", "0"], env=session.env, check=True, timeout=10)
+    session.wait_for(
+        "the clicked error to be marked read", lambda: any(e.kind == "error" and e.read for e in session.history()), 15
+    )
