@@ -6,6 +6,14 @@ new envelope (the ``hello`` first), and on a lost connection reconnects after a 
 when :meth:`JobClient.stop` is called, when the job has finished (terminal status received
 and the server closed), or when the server refuses the token / does not know the job.
 No Qt: the desktop app and ``peft-notify watch`` both use it.
+
+Progress frames may be coalesced: when several progress frames of one job are already
+buffered, only the last one is decoded and delivered (the skipped ones are counted in
+``JobClient.coalesced``). Progress is a snapshot, so nothing is lost: the engine detects
+milestone crossings between the previous and the latest step. Every other frame (hello,
+notification, status, unknown types) is always decoded and delivered, in order. While
+frames are buffered the receive loop still lets the event loop run every
+``JobClient.yield_every`` frames, so a flood cannot starve Qt timers and repaints.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -33,6 +42,10 @@ log = logging.getLogger(__name__)
 # Larger than the protocol limit on purpose: an oversized frame is decoded, rejected and
 # skipped (logged and counted) instead of killing the connection and reconnecting forever.
 _RECV_LIMIT = 4 * wire.MAX_FRAME_BYTES
+
+# How wire.encode (our JobServer) starts a progress frame: keys in this order, no spaces.
+# Only frames that start like this are coalesced; any other frame is decoded as usual.
+_PROGRESS_HEAD = re.compile(r'\{"v":1,"seq":\d+,"type":"progress","job_id":"([^"\\]+)"')
 
 
 class ClientState(Enum):
@@ -93,6 +106,8 @@ def _with_since(url: str, since: int | None, run_id: str | None = None) -> str:
 class JobClient:
     """Subscriber for one job URL (see the module docstring)."""
 
+    yield_every = 64  # frames handled back to back before the receive loop yields to the event loop
+
     def __init__(
         self,
         url: str,
@@ -126,6 +141,7 @@ class JobClient:
         self.bad_frames = 0
         self.duplicates = 0
         self.connects = 0
+        self.coalesced = 0  # progress frames skipped because a later one of the same job was buffered
         self._rng = rng
         self._finished_seen = False
         self._stop = asyncio.Event()
@@ -133,6 +149,9 @@ class JobClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Future[None] | None = None
         self._attempt: asyncio.Future[tuple[ClientState | None, str, bool]] | None = None
+        self._parked: str | None = None  # the latest progress frame of a burst, not decoded yet
+        self._parked_job = ""
+        self._flush_handle: asyncio.Handle | None = None
 
     async def run(self) -> ClientState:
         """Connect and keep the subscription alive until a terminal state; returns it."""
@@ -183,8 +202,15 @@ class JobClient:
             ) as ws:
                 self._ws = ws
                 self.connects += 1
+                burst = 0
                 async for frame in ws:
-                    healthy = self._receive(frame) or healthy
+                    healthy = self._take(frame) or healthy
+                    burst += 1
+                    if burst >= self.yield_every:
+                        # recv() does not suspend while frames are buffered: let timers, repaints
+                        # and the parked frame's flush run.
+                        burst = 0
+                        await asyncio.sleep(0)
                 return None, _close_detail(ws), healthy
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -199,6 +225,7 @@ class JobClient:
         except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
             return None, f"{type(exc).__name__}: {exc}", healthy
         finally:
+            self._flush()  # a progress frame parked when the connection ended is still delivered
             self._ws = None
 
     def stop(self) -> None:
@@ -229,6 +256,36 @@ class JobClient:
         except ConnectionClosed:
             return False
         return True
+
+    def _take(self, frame: str | bytes) -> bool:
+        """Park a progress frame until the loop is free; handle any other frame now (in order).
+
+        A parked frame is replaced (and counted in :attr:`coalesced`) by a later progress frame
+        of the same job that arrives before the event loop got control, i.e. one that was
+        already buffered. Returns what :meth:`_receive` returns.
+        """
+        match = _PROGRESS_HEAD.match(frame) if isinstance(frame, str) else None
+        if match is None or not isinstance(frame, str):
+            self._flush()
+            return self._receive(frame)
+        job = match.group(1)
+        if self._parked is not None and job == self._parked_job:
+            self.coalesced += 1
+            self._parked = frame
+            return False
+        self._flush()
+        self._parked, self._parked_job = frame, job
+        self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        return False
+
+    def _flush(self) -> None:
+        """Decode and deliver the parked progress frame, if any."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        frame, self._parked = self._parked, None
+        if frame is not None:
+            self._receive(frame)
 
     def _receive(self, frame: str | bytes) -> bool:
         """Handle one frame; True when it was a hello (the connection is healthy)."""

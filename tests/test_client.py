@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.sync.server import ServerConnection as SyncServerConnection
+from websockets.sync.server import serve as sync_serve
 
 from peft_notify import wire
 from peft_notify.client import ClientState, ConnectionEvent, JobClient, backoff, normalize_url
 from peft_notify.emitter import JobServer
+from peft_notify.engine import Engine, Notify
 
 
 @pytest.fixture(autouse=True)
@@ -224,3 +229,123 @@ def test_send_action_reaches_the_job(server: JobServer) -> None:
 
     assert asyncio.run(main()) is True
     assert got.is_set()
+
+
+# ---------------------------------------------------------------- progress coalescing
+
+
+def _frame(seq: int, body: wire.Body, kind: str) -> str:
+    return wire.encode(wire.Envelope(type=kind, data=body, seq=seq, job_id="j", ts=0.0))
+
+
+def _burst_after_hello(frames: list[str], rec: Recorder, client_setup: object = None) -> JobClient:
+    """Serve hello, then ``frames`` while the client is still busy with the hello (so they are buffered)."""
+    seen_hello, sent = threading.Event(), threading.Event()
+
+    def handler(ws: SyncServerConnection) -> None:
+        ws.send(_frame(0, wire.Hello(name="n", run_id="r", total_steps=100), "hello"))
+        seen_hello.wait(5)  # the burst must not share a read with the hello
+        for frame in frames:
+            ws.send(frame)
+        sent.set()
+        with contextlib.suppress(Exception):
+            ws.recv()  # until the client closes
+
+    def on_message(env: wire.Envelope) -> None:
+        if isinstance(env.data, wire.Hello):
+            seen_hello.set()
+            sent.wait(5)  # blocks the client's loop: the burst piles up in the socket meanwhile
+            time.sleep(0.05)
+        rec.on_message(env)
+
+    with sync_serve(handler, "127.0.0.1", 0) as srv:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        port = srv.socket.getsockname()[1]
+        client = JobClient(f"ws://127.0.0.1:{port}/ws/notifications/j", on_message=on_message)
+        if callable(client_setup):
+            client_setup(client)
+
+        async def main() -> None:
+            task = asyncio.create_task(client.run())
+            await rec.until(lambda: any(isinstance(m.data, wire.Status) for m in rec.messages))
+            client.stop()
+            await asyncio.wait_for(task, 10)
+
+        asyncio.run(main())
+        srv.shutdown()
+    return client
+
+
+def test_a_buffered_progress_burst_is_coalesced_and_milestones_still_fire() -> None:
+    """40 buffered progress frames crossing 25/50/75: one is decoded; the engine names the passed ones."""
+    progress = [_frame(i, wire.Progress(current_step=2 * i, total_steps=100), "progress") for i in range(1, 41)]
+    end = _frame(41, wire.Status(state=wire.JobState.PAUSED), "status")
+    rec = Recorder()
+    client = _burst_after_hello([*progress, end], rec)
+
+    delivered = [m for m in rec.messages if isinstance(m.data, wire.Progress)]
+    assert [m.seq for m in delivered] == [40]
+    assert client.coalesced == 39
+    assert client.last_seq == 41
+    assert [m.type for m in rec.messages] == ["hello", "progress", "status"]
+    engine = Engine()
+    notifies = [a for m in rec.messages for a in engine.feed(m, now=1000.0) if isinstance(a, Notify)]
+    (milestone,) = notifies
+    assert milestone.event.milestone == 75
+    assert "passed 25 % and 50 % too" in milestone.event.message
+
+
+def test_non_progress_frames_are_delivered_in_order_between_coalesced_progress() -> None:
+    def prog(seq: int, step: int) -> str:
+        return _frame(seq, wire.Progress(current_step=step, total_steps=100), "progress")
+
+    warn = wire.NotificationEvent(type=wire.NotificationType.WARNING, title="t", message="spike")
+    frames = [
+        prog(1, 1),
+        prog(2, 2),
+        _frame(3, warn, "notification"),
+        prog(4, 4),
+        '{"v":1,"seq":5,"type":"future","job_id":"j","ts":"2026-01-01T00:00:00.000Z","data":{}}',
+        prog(6, 6),
+        prog(7, 7),
+        _frame(8, wire.Status(state=wire.JobState.PAUSED), "status"),
+    ]
+    rec = Recorder()
+    client = _burst_after_hello(frames, rec)
+    assert [m.seq for m in rec.messages] == [0, 2, 3, 4, 5, 7, 8]
+    assert [m.type for m in rec.messages] == [
+        "hello",
+        "progress",
+        "notification",
+        "progress",
+        "future",
+        "progress",
+        "status",
+    ]
+    assert client.coalesced == 2
+
+
+def test_the_receive_loop_yields_to_the_event_loop_during_a_burst() -> None:
+    """A callback scheduled by the first frame of a burst runs before the burst is done."""
+    seen: list[int] = []
+    rec = Recorder()
+    warn = wire.NotificationEvent(type=wire.NotificationType.WARNING, title="t", message="start")
+    progress = [_frame(i, wire.Progress(current_step=i, total_steps=100), "progress") for i in range(2, 62)]
+    frames = [_frame(1, warn, "notification"), *progress, _frame(62, wire.Status(state=wire.JobState.PAUSED), "status")]
+    original = rec.on_message
+
+    def on_message(env: wire.Envelope) -> None:
+        original(env)
+        if isinstance(env.data, wire.NotificationEvent):
+            asyncio.get_running_loop().call_soon(lambda: seen.append(client_ref[0].coalesced))
+
+    client_ref: list[JobClient] = []
+
+    def setup(client: JobClient) -> None:
+        client.yield_every = 8
+        client_ref.append(client)
+
+    rec.on_message = on_message  # type: ignore[method-assign]
+    client = _burst_after_hello(frames, rec, setup)
+    assert client.coalesced + len([m for m in rec.messages if isinstance(m.data, wire.Progress)]) == 60
+    assert seen and seen[0] < 8  # without yielding it would only run after all 60 frames (coalesced 59)
