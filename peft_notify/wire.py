@@ -116,7 +116,10 @@ class JobState(str, Enum):
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+        return self in _FINISHED
+
+
+_FINISHED: Final = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
 
 @dataclass

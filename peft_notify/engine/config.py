@@ -8,6 +8,7 @@ is remembered in ``Templates.errors`` (shown by ``peft-notify doctor``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -117,9 +118,9 @@ class EngineConfig:
     stall_factor: float = 10.0
     sounds: bool = True
 
-    @property
+    @functools.cached_property
     def progress_milestones(self) -> tuple[int, ...]:
-        """The milestones below 100, sorted and unique (100 is the completion)."""
+        """The milestones below 100, sorted and unique (100 is the completion). Computed once."""
         return tuple(sorted({int(m) for m in self.milestones if 0 < m < 100}))
 
     @property

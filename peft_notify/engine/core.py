@@ -10,6 +10,7 @@ envelope; time always comes in as ``now``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Final
 
 from peft_notify.engine.actions import Action
@@ -20,7 +21,7 @@ from peft_notify.engine.job import Job, JobView
 from peft_notify.engine.limits import TokenBucket
 from peft_notify.engine.notices import stall_event
 from peft_notify.engine.rules import Rules
-from peft_notify.engine.taskbar import Coalescer, aggregate
+from peft_notify.engine.taskbar import Coalescer, Indicator, Tally
 from peft_notify.ports import DndState
 from peft_notify.wire import Envelope, Hello, JobState, NotificationEvent, Progress, Status
 
@@ -42,6 +43,7 @@ class Engine:
         self._quiet = QuietPeriods(self.config.respect_dnd)
         self._gate = Gate(self.config, self._quiet)
         self._taskbar = Coalescer(self.config.taskbar_interval_s)
+        self._tally = Tally()
         self._rules = Rules(self.config, self.templates, self._gate)
         self._now = 0.0
         self._rules.check_templates()
@@ -75,7 +77,7 @@ class Engine:
             actions += self._rules.on_notification(job, body, now, seq)
         else:
             actions += self._rules.on_status(job, body, now, seq)
-        return actions + self._refresh_taskbar(now)
+        return actions + self._refresh_taskbar(now, [job])
 
     def tick(self, *, now: float, dnd: DndState | None = None) -> list[Action]:
         """Run the timers: DND/pause-ended summary, stall detection, taskbar trailing edge.
@@ -85,7 +87,7 @@ class Engine:
         actions = self._observe(now, dnd)
         for job in self._jobs.values():
             actions += self._check_stall(job, now)
-        actions += self._taskbar.tick(now)
+        actions += self._taskbar.tick(now, self._indicator)
         self._gate.dedup.prune(now)
         return actions
 
@@ -109,7 +111,7 @@ class Engine:
         if detail:
             message += f" ({detail})"
         actions = self._rules.error(job, now, None, message=message, error_type="system_crash")
-        return actions + self._refresh_taskbar(now)
+        return actions + self._refresh_taskbar(now, [job])
 
     def set_user_pause(self, until: float | None, *, now: float) -> list[Action]:
         """Pause notifications until ``until`` (``None``: resume now).
@@ -124,14 +126,15 @@ class Engine:
         self._now = max(self._now, now)
         for job in self._jobs.values():
             job.failure_seen = job.state is JobState.FAILED
-        return self._gate.acknowledge() + self._refresh_taskbar(now)
+        return self._gate.acknowledge() + self._refresh_taskbar(now, self._jobs.values())
 
     def forget(self, job_id: str) -> list[Action]:
         """Drop ``job_id`` (unsubscribed) and re-aggregate the taskbar."""
         if self._jobs.pop(job_id, None) is None:
             return []
         self._gate.dedup.forget(job_id)
-        return self._refresh_taskbar(self._now)
+        self._tally.put(job_id, None)
+        return self._refresh_taskbar(self._now, (), changed=True)
 
     # ------------------------------------------------------------------ queries
 
@@ -182,6 +185,11 @@ class Engine:
         job.stalled = True
         return self._gate.deliver(job.job_id, job.display_name, stall_event(job.display_name, idle), "stall", now)
 
-    def _refresh_taskbar(self, now: float) -> list[Action]:
-        parts = [c for job in self._jobs.values() if (c := job.contribution()) is not None]
-        return self._taskbar.offer(aggregate(parts), now)
+    def _refresh_taskbar(self, now: float, touched: Iterable[Job], *, changed: bool = False) -> list[Action]:
+        """Offer the taskbar indicator after ``touched`` jobs may have changed (aggregated lazily)."""
+        for job in touched:
+            changed = self._tally.put(job.job_id, job.contribution()) or changed
+        return self._taskbar.offer_lazy(self._tally.head, changed, self._indicator, now)
+
+    def _indicator(self) -> Indicator:
+        return self._tally.indicator(self._jobs)

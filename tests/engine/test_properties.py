@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from peft_notify.engine import ClearTaskbar, Engine, EngineConfig, MergeRepeat, Notify, Record, SetTaskbar
 from peft_notify.engine.actions import Action
-from peft_notify.engine.taskbar import Coalescer
+from peft_notify.engine.taskbar import Coalescer, aggregate
 from peft_notify.ports import DeliveryStatus, DndState, TaskbarState
 from peft_notify.wire import (
     Envelope,
@@ -276,3 +276,65 @@ def test_a_tick_at_next_tick_at_always_fires_the_stall(gaps: list[float], start:
         warnings += [n for n in notifies(engine.tick(now=due)) if n.key == "stall"]
     assert len(warnings) == 1
     assert engine.next_tick_at() is None
+
+
+def _last_indicator(actions: list[Action]) -> Action:
+    bars = [a for a in actions if isinstance(a, (SetTaskbar, ClearTaskbar))]
+    return bars[-1] if bars else ClearTaskbar()
+
+
+def _eager_indicator(engine: Engine) -> Action:
+    """The oracle: every job's contribution aggregated now (what the engine did per message before)."""
+    jobs = engine._jobs.values()  # white-box oracle for the lazy aggregation
+    return aggregate([c for job in jobs if (c := job.contribution()) is not None])
+
+
+@st.composite
+def taskbar_envelopes(draw: st.DrawFn) -> Envelope:
+    """Mostly progress of a known total (values that change within an interval), some state changes."""
+    body = draw(
+        st.one_of(
+            st.builds(Progress, current_step=st.integers(0, 1000), total_steps=st.just(1000)),
+            st.builds(Progress, current_step=st.integers(0, 1000), total_steps=st.just(1000)),
+            st.builds(Status, state=st.sampled_from(JobState)),
+            st.builds(NotificationEvent, type=st.just(NotificationType.ERROR), title=TEXT, message=TEXT),
+            hello_bodies,
+        )
+    )
+    return Envelope(type="x", data=body, seq=None, job_id=draw(JOB_IDS), ts=T0)
+
+
+OPS = st.sampled_from(["feed"] * 6 + ["tick", "ack", "forget"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    script=st.lists(st.tuples(taskbar_envelopes(), st.floats(0, 0.3), OPS), max_size=40),
+    hz=st.sampled_from([0.0, 2.0, 10.0]),
+)
+def test_lazy_taskbar_aggregation_settles_on_the_eager_aggregate(
+    script: list[tuple[Envelope, float, str]], hz: float
+) -> None:
+    """Aggregating at most once per interval loses nothing: after the trailing edge the taskbar
+    shows the aggregate of every job's contribution, and no more often than the rate allows."""
+    engine = Engine(EngineConfig(taskbar_max_hz=hz))
+    now = T0
+    shown: list[Action] = []
+    for env, gap, op in script:
+        now += gap
+        if op == "tick":
+            shown += engine.tick(now=now)
+        elif op == "ack":
+            shown += engine.acknowledge(now=now)
+        elif op == "forget":
+            shown += engine.forget(env.job_id or "conn")
+        else:
+            shown += engine.feed(env, now=now, job_id="conn")
+        if hz == 0:
+            assert _last_indicator(shown) == _eager_indicator(engine)  # no coalescing: always current
+    for _ in range(3):
+        due = engine.next_tick_at()
+        if due is not None and due < now + 1:  # the taskbar's trailing edge (a stall is minutes away)
+            now = max(now, due)
+            shown += engine.tick(now=now)
+    assert _last_indicator(shown) == _eager_indicator(engine)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import pytest
 
 from peft_notify.engine import ClearTaskbar, Engine, EngineConfig, SetTaskbar
-from peft_notify.engine.taskbar import Coalescer, Contribution, aggregate, taskbar_fraction
+from peft_notify.engine.taskbar import Coalescer, Contribution, Tally, aggregate, taskbar_fraction
 from peft_notify.ports import TaskbarState
 from peft_notify.wire import JobState, NotificationType
 
@@ -113,3 +115,73 @@ def test_coalescer_clock_going_back_delivers_at_once() -> None:
     bar = Coalescer(10.0)
     bar.offer(SetTaskbar(0.1, NORMAL), T0)
     assert bar.offer(SetTaskbar(0.2, NORMAL), T0 - 5) == [SetTaskbar(0.2, NORMAL)]
+
+
+def test_tally_head_is_the_aggregate_state_and_count_without_aggregating() -> None:
+    assert Tally().head is None
+    tally = Tally()
+    assert tally.put("a", Contribution(0.5, NORMAL)) is True
+    assert tally.put("a", Contribution(0.5, NORMAL)) is False
+    assert tally.put("b", Contribution(None, PAUSED)) is True
+    assert tally.head == (NORMAL, 2)
+    assert tally.put("a", Contribution(0.5, ERROR)) is True
+    assert tally.head == (ERROR, 2)
+    assert tally.indicator(["b", "a", "gone"]) == SetTaskbar(0.5, ERROR, jobs=2)
+    tally.put("a", None)
+    assert tally.head == (PAUSED, 1)
+    tally.put("c", Contribution(None, NORMAL))
+    assert tally.head == (TaskbarState.INDETERMINATE, 2)
+    assert tally.put("missing", None) is False
+
+
+def test_offer_lazy_builds_at_most_once_per_interval_and_never_delays_a_state_change() -> None:
+    bar = Coalescer(1.0)
+    builds: list[float] = []
+
+    def build(value: float, state: TaskbarState = NORMAL) -> Callable[[], SetTaskbar]:
+        def make() -> SetTaskbar:
+            builds.append(value)
+            return SetTaskbar(value, state)
+
+        return make
+
+    assert bar.offer_lazy((NORMAL, 1), True, build(0.1), T0) == [SetTaskbar(0.1, NORMAL)]
+    assert bar.offer_lazy((NORMAL, 1), True, build(0.2), T0 + 0.1) == []
+    assert bar.offer_lazy((NORMAL, 1), True, build(0.3), T0 + 0.2) == []
+    assert builds == [0.1]
+    assert bar.due_at() == T0 + 1.0
+    assert bar.tick(T0 + 0.9, build(0.3)) == []
+    assert bar.tick(T0 + 1.0, build(0.3)) == [SetTaskbar(0.3, NORMAL)]
+    assert bar.due_at() is None
+    # A build that shows nothing new still counts: the next one waits an interval.
+    assert bar.offer_lazy((NORMAL, 1), True, build(0.3), T0 + 2.0) == []
+    assert bar.offer_lazy((NORMAL, 1), True, build(0.4), T0 + 2.5) == []
+    assert bar.due_at() == T0 + 3.0
+    assert bar.offer_lazy((ERROR, 1), False, build(0.4, ERROR), T0 + 2.6) == [SetTaskbar(0.4, ERROR)]
+    assert bar.due_at() is None
+    assert bar.offer_lazy(None, True, ClearTaskbar, T0 + 2.7) == [ClearTaskbar()]
+    assert bar.offer_lazy(None, False, ClearTaskbar, T0 + 2.8) == []
+    assert builds == [0.1, 0.3, 0.3, 0.4]
+
+
+def test_engine_aggregates_a_many_job_flood_at_the_taskbar_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(EngineConfig(taskbar_max_hz=10.0))
+    for i in range(50):
+        engine.feed(hello(job_id=f"j{i}", run_id=f"r{i}", step=0), now=T0)
+    calls: list[int] = []
+    original = Tally.indicator
+
+    def counting(self: Tally, order: Iterable[str]) -> ClearTaskbar | SetTaskbar:
+        calls.append(1)
+        return original(self, order)
+
+    monkeypatch.setattr(Tally, "indicator", counting)
+    now = T0 + 1.0
+    bars = []
+    for step in range(1, 21):  # 1,000 progress messages within 0.2 s: two intervals
+        for i in range(50):
+            now += 0.0002
+            bars += only(engine.feed(progress(step, job_id=f"j{i}"), now=now), SetTaskbar)
+    assert len(calls) <= 3
+    bars += only(engine.tick(now=engine.next_tick_at() or now), SetTaskbar)
+    assert bars[-1] == SetTaskbar(0.02, NORMAL, jobs=50)
