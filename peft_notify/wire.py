@@ -348,6 +348,10 @@ def _reject_constant(name: str) -> Any:
     raise ProtocolError(f"non-finite number {name} is not allowed")
 
 
+# One decoder for every frame: json.loads(..., parse_constant=...) builds a new one per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _load(frame: str | bytes) -> Any:
     if isinstance(frame, (bytes, bytearray, memoryview)):
         raw = bytes(frame)
@@ -358,14 +362,19 @@ def _load(frame: str | bytes) -> Any:
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"frame is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     elif isinstance(frame, str):
-        # Cheap upper bound first: a str of N chars is at most 4N bytes.
-        if len(frame) > MAX_FRAME_BYTES or len(frame.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
+        # Cheap bounds first: a str of N chars is N..4N bytes, so most frames need no encoding.
+        too_long = len(frame) > MAX_FRAME_BYTES or (
+            4 * len(frame) > MAX_FRAME_BYTES and len(frame.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES
+        )
+        if too_long:
             raise ProtocolError(f"frame exceeds the {MAX_FRAME_BYTES}-byte limit")
         text = frame
     else:
         raise ProtocolError(f"frame must be str or bytes, not {type(frame).__name__}")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):  # what json.loads rejects before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except ProtocolError:
         raise
     except RecursionError:

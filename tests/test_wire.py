@@ -265,6 +265,22 @@ def test_oversized_frames_are_rejected_before_parsing() -> None:
     assert "exceeds" in str(reason_of(big.encode()))
 
 
+def test_the_byte_limit_counts_utf8_bytes_of_str_frames() -> None:
+    def warning(message: str) -> str:
+        text = frame("notification", {"type": "warning", "title": "t", "message": message})
+        return text.replace("\\u00e9", "é")  # as a server with ensure_ascii=False sends it
+
+    fits = warning("é" * 4000)  # 2 bytes each: well under the limit in bytes and in characters
+    assert wire.decode(fits).data.message == "é" * 4000  # type: ignore[union-attr]
+    over = warning("é" * (MAX_FRAME_BYTES // 2))  # under the limit in characters, over it in bytes
+    assert len(over) < MAX_FRAME_BYTES
+    assert "exceeds" in str(reason_of(over))
+
+
+def test_a_str_frame_with_a_byte_order_mark_is_not_json() -> None:
+    assert "UTF-8 BOM" in str(reason_of("\ufeff" + frame("progress", {"current_step": 1})))
+
+
 def test_non_utf8_and_non_json_frames() -> None:
     assert "UTF-8" in str(reason_of(b"\xff\xfe{}"))
     assert "not valid JSON" in str(reason_of("{not json"))
