@@ -37,6 +37,7 @@ DND_POLL_S = 2.0
 DISCOVER_S = 5.0
 MAX_TICK_SLEEP_S = 1.0
 UI_REFRESH_S = 0.1
+SHUTDOWN_S = 3.0
 
 
 class EngineLike(Protocol):
@@ -157,12 +158,17 @@ class Controller(QObject):
             client.stop()
         for task in [*self._tasks.values(), *self._background]:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), *self._background, return_exceptions=True)
+        tasks = [*self._tasks.values(), *self._background]
+        if tasks:
+            # Bounded: a connection that ignores cancellation must not keep the app from quitting.
+            _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_S)
+            if pending:
+                log.warning("%d tasks did not stop within %g s", len(pending), SHUTDOWN_S)
         while not self._queue.empty():
             await self.dispatcher.perform(self._queue.get_nowait())
         for notifier in self.dispatcher.notifiers:
             try:
-                await notifier.close()
+                await asyncio.wait_for(notifier.close(), SHUTDOWN_S)
             except Exception:
                 log.debug("closing notifier failed", exc_info=True)
 

@@ -51,7 +51,9 @@ class AppShell(QObject):
         self.window = MainWindow(controller)
         self.tray = Tray(controller.clock)
         self._quit = asyncio.Event()
-        self._refresh_pending = False
+        # Owned by the window, so it cannot fire after the window is gone.
+        self._tray_timer = QTimer(self.window, singleShot=True, interval=250)
+        self._tray_timer.timeout.connect(self.refresh_tray)
 
         w, t, c = self.window, self.tray, controller
         w.add_job_requested.connect(self.on_add_job)
@@ -88,12 +90,10 @@ class AppShell(QObject):
 
     def schedule_tray_refresh(self) -> None:
         # Progress can arrive hundreds of times a second: redraw the tray at most ~4 times a second.
-        if not self._refresh_pending:
-            self._refresh_pending = True
-            QTimer.singleShot(250, self.refresh_tray)
+        if not self._tray_timer.isActive():
+            self._tray_timer.start()
 
     def refresh_tray(self) -> None:
-        self._refresh_pending = False
         rows = list(self.controller.rows.values())
         unread = self.window.history_view.unread_count()
         self.tray.refresh(rows, unread)

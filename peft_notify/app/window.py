@@ -138,8 +138,8 @@ class MainWindow(QMainWindow):
         controller.history_changed.connect(self.on_history_changed)
         controller.problem.connect(self.on_problem)
         controller.show_job.connect(self.on_show_job)
-        controller.dnd_changed.connect(lambda _state: self.update_status())
-        controller.pause_changed.connect(lambda _until: self.update_status())
+        controller.dnd_changed.connect(self.on_state_changed)
+        controller.pause_changed.connect(self.on_state_changed)
         for key in controller.rows:
             self.on_job_updated(key)
         self.update_buttons()
@@ -274,6 +274,9 @@ class MainWindow(QMainWindow):
     def show_entry(self, job_id: str, entry_id: int) -> None:
         key = self.controller.key_for(job_id)
         self.on_show_job(key or "", entry_id)
+
+    def on_state_changed(self, _value: object = None) -> None:
+        self.update_status()
 
     def update_status(self) -> None:
         parts = [f"Do Not Disturb: {self.controller.dnd.value}"]

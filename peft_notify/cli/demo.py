@@ -120,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
             )
             from peft_notify.cli import watch
 
+            def close_when_done() -> None:  # watch returns once the finished job's server closes
+                threads[0].join()
+                server.stop(linger=2.0)
+
+            threading.Thread(target=close_when_done, daemon=True, name="demo-close").start()
             parser = argparse.ArgumentParser()
             watch.register(parser.add_subparsers())
             return int(watch.run(parser.parse_args(["watch", urls[0]])))
