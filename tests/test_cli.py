@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,51 @@ def test_importing_the_package_and_cli_stays_light() -> None:
 def test_unknown_attribute_of_the_package_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = peft_notify.no_such_name  # type: ignore[attr-defined]
+
+
+def test_building_the_parser_imports_no_sub_command_dependencies() -> None:
+    """``register`` stays cheap: only argparse and the stdlib, whatever the command (startup time)."""
+    code = (
+        "import sys, peft_notify.cli as c; before = set(sys.modules); c.build_parser(); "
+        "print(sorted(m for m in set(sys.modules) - before "
+        "if m.startswith(('peft_notify', 'websockets', 'platformdirs', 'dbus_fast')) "
+        "and not m.startswith('peft_notify.cli.') or m == 'peft_notify.cli.run_child'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("argv", "chosen"),
+    [
+        ([], "app"),
+        (["-v"], "app"),
+        (["-vv", "watch", "ws://h:1/ws/notifications/j"], "watch"),
+        (["--verbose", "history", "--json"], "history"),
+        (["run", "--", "python", "--help"], "run"),
+        (["--help"], None),
+        (["-h", "watch"], None),
+        (["--version"], None),
+        (["no-such-command"], None),
+        (["--minimized"], None),
+    ],
+)
+def test_main_registers_only_the_chosen_sub_command(argv: list[str], chosen: str | None) -> None:
+    assert cli.chosen_subcommand(argv) == chosen
+
+
+def test_top_level_help_lists_every_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for name in cli.SUBCOMMANDS:
+        assert name in result.stdout
+
+
+def test_a_chosen_command_does_not_import_the_others(tmp_path: Path) -> None:
+    code = (
+        "import sys, peft_notify.cli as c; "
+        f"c.main(['history', '--json', '--db', {str(tmp_path / 'h.db')!r}]); "
+        "print(sorted(m for m in sys.modules if m.startswith('peft_notify.cli.')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "['peft_notify.cli.history']"

@@ -24,8 +24,12 @@ SUBCOMMANDS: tuple[str, ...] = ("app", "demo", "simulate", "watch", "run", "doct
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every sub-command that imports on this install."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every sub-command that imports on this install, or with ``only`` that one.
+
+    ``only`` is for :func:`main`: parsing ``peft-notify app`` need not import the other
+    sub-command modules. An ``only`` that does not import gives the full parser.
+    """
     parser = argparse.ArgumentParser(
         prog="peft-notify",
         description="Desktop notifications and taskbar progress for training jobs.",
@@ -34,15 +38,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"peft-notify {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    names = SUBCOMMANDS if only is None else (only,)
+    for name in names:
         try:
             module = importlib.import_module(f"peft_notify.cli.{name}")
         except ModuleNotFoundError as exc:
             if exc.name != f"peft_notify.cli.{name}":
                 raise
+            if only is not None:
+                return build_parser()
             continue
         module.register(sub)
     return parser
+
+
+def chosen_subcommand(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` runs (``app`` when it names none), or ``None`` when the full parser is needed.
+
+    The full parser is needed for top-level ``--help`` (it lists every command) and for a
+    first argument that is not a known command (the error lists the valid ones).
+    """
+    for arg in argv:
+        if arg in ("-h", "--help", "--version") or (arg.startswith("--") and arg != "--verbose"):
+            return None
+        if arg.startswith("-"):
+            continue  # -v, -vv: the only top-level options, and they take no value
+        return arg if arg in SUBCOMMANDS else None
+    return "app"
 
 
 def configure_logging(verbosity: int) -> None:
@@ -52,12 +74,13 @@ def configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``peft-notify`` console script. Returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(chosen_subcommand(arguments))
+    args = parser.parse_args(arguments)
     configure_logging(args.verbose)
     if args.command is None:
         try:
-            args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "app"])
+            args = parser.parse_args([*arguments, "app"])
         except SystemExit:
             parser.error(
                 "no command given and the desktop app is not available here: pip install 'peft-notify[desktop]'"

@@ -28,9 +28,10 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from peft_notify.cli.run_child import ChildStream, OutputMonitor, open_stream, pump
+if TYPE_CHECKING:  # the emitter (via run_child) is imported by the handler: --help and other commands stay fast
+    from peft_notify.cli.run_child import ChildStream, OutputMonitor
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ def _wait_for_retry(control: _Control, seconds: float) -> bool:
 def _run_once(command: list[str], handle: Any, osc: Any, control: _Control, *, allow_pty: bool) -> int:
     """Start the child, pass its output through, report its end; returns its exit status."""
     from peft_notify import wire
+    from peft_notify.cli.run_child import OutputMonitor, open_stream, pump
     from peft_notify.emitter.attach import ENV_FD, ENV_JOB_ID, ENV_URL, relay
 
     monitor = OutputMonitor(handle, osc)

@@ -20,9 +20,10 @@ import sys
 import time
 from dataclasses import asdict, is_dataclass
 from enum import Enum
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from peft_notify import wire
+if TYPE_CHECKING:  # imported where used: registering the sub-command stays cheap
+    from peft_notify import wire
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 
@@ -160,6 +161,7 @@ class Watcher:
         return max(codes) if codes else 2
 
     def on_message(self, env: wire.Envelope) -> None:
+        from peft_notify import wire
         from peft_notify.ports import DndState
 
         job_id = env.job_id or ""
@@ -199,6 +201,7 @@ class Watcher:
             self._perform(self.engine.tick(now=time.time(), dnd=DndState.OFF))
 
     def _perform(self, actions: list[Any]) -> None:
+        from peft_notify import wire
         from peft_notify.engine import ClearTaskbar, MergeRepeat, Notify, Record, SetTaskbar
 
         for action in actions:
