@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Not on Linux: Qt sends the Unity LauncherEntry signal on the path
+# /com/canonical/unity/launcherentry/<desktopFileName>, and our desktop file name
+# ("peft-notify") has a '-', which D-Bus object paths may not contain, so every call only
+# logs "Invalid object path". platform.taskbar.UnityLauncherEntry already sends the count.
+QT_BADGE = not sys.platform.startswith("linux")
 
 
 class QtAdapterUnavailable(Exception):
@@ -98,17 +105,19 @@ class TrayBalloonNotifier:
 
 class QtWindowTaskbar:
     """Window attention (``QApplication.alert``: urgency hint / FlashWindow / dock bounce) and
-    ``QGuiApplication.setBadgeNumber`` (Qt ≥ 6.5: macOS dock, Unity count, Windows overlay).
+    ``QGuiApplication.setBadgeNumber`` (Qt ≥ 6.5: macOS dock, Windows overlay; not on Linux,
+    see :data:`QT_BADGE`).
 
     Draws no progress: pair it with the platform's native taskbar in a ``TeeTaskbar``.
     """
 
     name = "qt-alert"
 
-    def __init__(self, window: QWidget | None) -> None:
+    def __init__(self, window: QWidget | None, *, qt_badge: bool = QT_BADGE) -> None:
         if window is None:
             raise QtAdapterUnavailable("the app gave no main window")
         self._window = window
+        self.qt_badge = qt_badge
 
     def set(self, value: float, state: TaskbarState) -> None:
         return None
@@ -121,6 +130,8 @@ class QtWindowTaskbar:
         QApplication.alert(self._window, 0 if critical else 5000)
 
     def badge(self, count: int) -> None:
+        if not self.qt_badge:
+            return
         app = QGuiApplication.instance()
         setter = getattr(app, "setBadgeNumber", None)  # Qt >= 6.5
         if setter is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from peft_notify.app.qtplatform import (
+    QT_BADGE,
     QtAdapterUnavailable,
     QtWindowTaskbar,
     TrayBalloonNotifier,
@@ -70,6 +72,15 @@ def test_window_taskbar_requires_a_window_and_alerts(qapp: QApplication) -> None
     taskbar.attention(True)
     taskbar.badge(3)
     taskbar.clear()
+    QtWindowTaskbar(window, qt_badge=True).badge(2)  # what macOS and Windows do
+
+
+@pytest.mark.linux
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_linux_leaves_the_badge_to_the_unity_launcher_entry(qapp: QApplication) -> None:
+    """Qt's own badge would log 'Invalid object path' for our desktop file name (peft-notify)."""
+    assert QT_BADGE is False
+    assert QtWindowTaskbar(QWidget()).qt_badge is False
 
 
 @pytest.mark.desktop
