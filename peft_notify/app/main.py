@@ -162,6 +162,9 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
         set_autostart=set_autostart,
         engine_defaults=_engine_defaults(),
     )
+    # Show the window before choosing notifiers (desktop-notifier's D-Bus set-up takes ~0.1 s):
+    # it paints while the selection awaits. Messages wait for the controller, started after it.
+    shell.start(options.minimized or settings.start_minimized)
     adapters = await build_adapters(
         on_action, tray=shell.tray.icon if shell.tray.available else None, window=shell.window
     )
@@ -177,7 +180,6 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
     for problem in (settings.load_error, history_problem):
         if problem:
             controller.problem.emit("", problem)
-    shell.start(options.minimized or settings.start_minimized)
     if options.on_started is not None:
         options.on_started(shell)
     previous = signal.signal(signal.SIGTERM, lambda *_: shell.quit())  # a clean quit keeps history complete

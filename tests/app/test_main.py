@@ -1,0 +1,42 @@
+"""run_app start-up order: the window shows before the notifiers are chosen (start-up time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Runs in a child process (one QApplication per process): records whether the window was
+# already visible when run_app asked for the adapters, then quits.
+_CHILD = """
+import json, sys
+from pathlib import Path
+import peft_notify.app.main as m
+
+tmp, seen, real = Path(sys.argv[1]), [], m.build_adapters
+
+async def spy(on_action, *, tray=None, window=None):
+    seen.append(window.isVisible())
+    return await real(on_action, tray=tray, window=window)
+
+m.build_adapters = spy
+status = m.run_app(m.AppOptions(local=False, settings_path=tmp / "settings.toml", history_path=tmp / "h.sqlite3",
+                                instance_name=f"{tmp}/instance.sock", quit_after_s=0.5, persist_urls=False))
+print(json.dumps({"status": status, "visible": seen}))
+"""
+
+
+def test_the_window_shows_before_adapters_are_selected(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
+        (tmp_path / name).mkdir(mode=0o700)
+        env[name] = str(tmp_path / name)
+    if not env.get("DISPLAY"):
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"status": 0, "visible": [True]}
