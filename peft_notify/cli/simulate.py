@@ -91,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        handle = server.add_job(args.job_id, name=args.name, total_steps=args.steps, capabilities=["cancel"])
+        handle = server.add_job(
+            args.job_id,
+            name=args.name,
+            total_steps=args.steps,
+            capabilities=["cancel"],
+            # A resumed run announces where it starts, so milestones it had passed never fire again.
+            start_step=args.resume_from or None,
+        )
         url = handle.url + (f"?token={server.token}" if server.token else "")
         print(url, flush=True)
         waited = _wait_for_client(server, args.job_id, args.wait_client, stop)

@@ -179,11 +179,6 @@ def test_killed_simulator_is_flagged_and_the_restarted_run_is_followed(session: 
     session.wait_for("dunst to show the crash", lambda: "urgency: CRITICAL" in session.dunst(), 15)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine rule 1: a new run whose hello has no progress snapshot baselines at step 0, so the resumed "
-    "run's first progress (61/200) fires 25 % again; reported to the engine owner",
-)
 def test_resumed_run_does_not_repeat_a_passed_milestone(session: Session) -> None:
     # --wait-client: the app's hello from the restarted job always comes before its first progress.
     entries = _kill_and_resume(session, "--wait-client", "30")
