@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -73,7 +72,7 @@ def flood() -> Iterator[FloodServer]:
         yield server
 
 
-# Runs in a child process: the app with a 20 ms QTimer that records its real intervals.
+# Runs in a child process: the app with a 20 ms QTimer that records the step the UI shows at each tick.
 _CHILD = """
 import json, sys, time
 from pathlib import Path
@@ -85,14 +84,11 @@ intervals, result = [], {"done": False}
 
 def started(shell):
     timer = QTimer(shell)
-    last = [time.monotonic()]
 
     def tick():
-        now = time.monotonic()
         rows = list(shell.controller.rows.values())
-        if rows and rows[0].step > 0:  # measure while the flood arrives, not the app's start-up
-            intervals.append(now - last[0])
-        last[0] = now
+        if rows and 0 < rows[0].step < steps:  # ticks while the flood is still arriving
+            intervals.append(rows[0].step)
         if rows and rows[0].step >= steps:
             result["done"] = True
             shell.quit()
@@ -127,13 +123,11 @@ def test_event_loop_stays_responsive_under_a_progress_flood(tmp_path: Path, floo
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["done"], f"the app saw only part of the flood (server sent {flood.sent})"
-    lags = sorted(i - 0.020 for i in result["intervals"][1:])
-    median, p95 = statistics.median(lags), lags[int(len(lags) * 0.95)]
-    stats = f"ticks={len(lags)} median={median:.3f} p95={p95:.3f} max={lags[-1]:.3f}"
-    # Generous bounds for a shared 2-core machine: the point is "no multi-second freezes".
-    assert median < 0.1, stats
-    assert p95 < 0.25, stats
-    assert lags[-1] < 1.0, stats
+    # Behaviour, not timing (latency numbers live in bench/responsiveness.py): the loop kept running
+    # the timer *during* the flood, and each tick saw the UI model further along - no starvation.
+    seen = result["intervals"]
+    assert len(set(seen)) >= 5, f"the timer ran only {len(seen)} times mid-flood: {seen[:20]}"
+    assert seen == sorted(seen)
     store = SqliteHistoryStore(tmp_path / "history.sqlite3")
     milestones = [e.milestone for e in store.query(HistoryQuery(kinds=["progress"]))]
     store.close()
