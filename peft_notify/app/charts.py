@@ -6,13 +6,36 @@ scales to the widget (and to the screen's device pixel ratio), so it stays sharp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-__all__ = ["LossChart"]
+__all__ = ["LossChart", "nice_ticks"]
+
+
+def nice_ticks(lo: float, hi: float, count: int = 6) -> tuple[list[float], int]:
+    """Round axis ticks covering [lo, hi] (1, 2 or 5 × 10^k apart) and the decimals to print them with.
+
+    ``nice_ticks(0.5386, 2.539)`` → ``([0.5, 1.0, 1.5, 2.0, 2.5, 3.0], 1)``.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        raise ValueError(f"need finite lo < hi, got {lo!r}, {hi!r}")
+    raw = (hi - lo) / max(1, count - 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    start = math.floor(lo / step) * step
+    ticks: list[float] = []
+    value = start
+    while value < hi + step * 1e-9:
+        ticks.append(round(value, 12))
+        value = start + len(ticks) * step
+    if ticks[-1] < hi:
+        ticks.append(round(value, 12))
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return ticks, decimals
 
 
 class LossChart(QWidget):
@@ -66,19 +89,21 @@ class LossChart(QWidget):
             y = area.bottom() - (loss - lo) / (hi - lo) * area.height()
             return QPointF(x, y)
 
+        ticks, decimals = nice_ticks(lo, hi) if self.detailed else ([lo, hi], 0)
+        lo, hi = ticks[0], ticks[-1]  # the axis spans whole ticks
         if self.detailed:
             grid = QColor(self.palette().text().color())
             grid.setAlpha(40)
-            painter.setPen(QPen(grid, 1))
             text_color = self.palette().placeholderText().color()
-            for i in range(5):
-                y = area.top() + i * area.height() / 4
+            for value in ticks:
+                y = area.bottom() - (value - lo) / (hi - lo) * area.height()
                 painter.setPen(QPen(grid, 1))
                 painter.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
                 painter.setPen(text_color)
-                value = hi - i * (hi - lo) / 4
                 label = QRectF(0, y - metrics.height() / 2, area.left() - 6, metrics.height())
-                painter.drawText(label, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{value:.4g}")
+                painter.drawText(
+                    label, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{value:.{decimals}f}"
+                )
             bottom = QRectF(area.left(), area.bottom() + 4, area.width(), metrics.height())
             painter.drawText(bottom, Qt.AlignmentFlag.AlignLeft, f"step {first:,}")
             painter.drawText(bottom, Qt.AlignmentFlag.AlignRight, f"step {steps[-1]:,}")
