@@ -17,29 +17,31 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import platformdirs
-import qasync
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
-from peft_notify.app.adapters import build_adapters
 from peft_notify.app.controller import Controller
-from peft_notify.app.qtplatform import render_loss_curve_png
 from peft_notify.app.shell import AppShell
 from peft_notify.app.single import SingleInstance
-from peft_notify.autostart import set_autostart
-from peft_notify.client import JobClient
 from peft_notify.discovery import list_job_files
 from peft_notify.engine import Engine, EngineConfig
 from peft_notify.history import HistoryError, SqliteHistoryStore
 from peft_notify.platform.dnd import NullDndProbe
-from peft_notify.platform.notifier import LogNotifier
 from peft_notify.platform.taskbar import NullTaskbar
-from peft_notify.ports import HistoryStore
+from peft_notify.ports import ActionHandler, HistoryStore
 from peft_notify.settings import Settings, default_settings_path, load_settings, save_settings
-from peft_notify.testing import MemoryHistoryStore
 from peft_notify.wire import Envelope, NotificationEvent, NotificationType
+
+if TYPE_CHECKING:
+    from peft_notify.app.adapters import Adapters
+    from peft_notify.client import JobClient
+
+# Start-up order (launch → first paint is a benchmark, bench/startup.py): only Qt, the widgets
+# and what they display (controller, settings, history) are imported before the window shows.
+# qasync, websockets (client), desktop-notifier and the platform adapters, the tray's loss-curve
+# renderer and autostart are imported once the window has painted.
 
 __all__ = ["AppOptions", "engine_config", "run_app"]
 
@@ -92,6 +94,8 @@ def _open_history(path: Path | None, settings: Settings) -> tuple[HistoryStore, 
     try:
         store = SqliteHistoryStore(path, retention_days=settings.retention_days)
     except HistoryError as exc:
+        from peft_notify.testing import MemoryHistoryStore
+
         log.error("history unavailable, keeping it in memory for this session: %s", exc)
         return MemoryHistoryStore(), f"History is not being saved this session: {exc}"
     return store, store.recovered
@@ -104,11 +108,17 @@ def _make_client(
     on_event: Callable[[Any], None],
     since: int | None,
 ) -> JobClient:
+    from peft_notify.client import JobClient
+
     return JobClient(url, token, on_message=on_message, on_event=on_event, since=since)
 
 
 def _loss_curve_attachment(controller: Controller) -> Callable[[str, NotificationEvent], Path | None]:
     """Completion notifications carry a PNG of the job's loss curve (where the platform shows one)."""
+    import platformdirs
+
+    from peft_notify.app.qtplatform import render_loss_curve_png
+
     cache = Path(platformdirs.user_cache_dir("peft-notify", appauthor=False))
 
     def attachment(job_id: str, event: NotificationEvent) -> Path | None:
@@ -124,7 +134,33 @@ def _loss_curve_attachment(controller: Controller) -> Callable[[str, Notificatio
     return attachment
 
 
-async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -> int:
+def _set_autostart(enabled: bool) -> object:
+    from peft_notify.autostart import set_autostart
+
+    return set_autostart(enabled)
+
+
+async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: Any = None) -> Adapters:
+    """:func:`peft_notify.app.adapters.build_adapters`, imported when the window has shown."""
+    from peft_notify.app.adapters import build_adapters as build
+
+    return await build(on_action, tray=tray, window=window)
+
+
+@dataclasses.dataclass
+class _Parts:
+    """What :func:`_build` made before the event loop runs."""
+
+    settings: Settings
+    history: HistoryStore
+    history_problem: str | None
+    controller: Controller
+    shell: AppShell
+    on_action: ActionHandler  # the notifiers' button/click handler
+
+
+def _build(options: AppOptions) -> _Parts:
+    """Settings, history, controller (still without notifiers or connections) and the shell."""
     settings_path = options.settings_path or default_settings_path()
     settings = load_settings(settings_path)
     history, history_problem = _open_history(options.history_path, settings)
@@ -142,13 +178,13 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
         if "c" in holder:
             holder["c"].handle_action(job_id, record_id, action)
 
-    # The controller starts with the always-working adapters; the real ones are chosen once the
-    # window and tray exist (the tray balloon and window alert need them).
+    # No notifiers yet: nothing is dispatched before controller.start(), which runs only once
+    # the real adapters are chosen (the tray balloon and window alert need the widgets).
     controller = Controller(
         settings_for_run,
         engine=Engine(engine_config(settings)),
         history=history,
-        notifiers=[LogNotifier()],
+        notifiers=[],
         taskbar=NullTaskbar(),
         dnd_probe=NullDndProbe(),
         client_factory=_make_client,
@@ -159,14 +195,47 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
     shell = AppShell(
         controller,
         list_local_jobs=list_job_files,
-        set_autostart=set_autostart,
+        set_autostart=_set_autostart,
         engine_defaults=_engine_defaults(),
     )
-    # Show the window before choosing notifiers (desktop-notifier's D-Bus set-up takes ~0.1 s):
-    # it paints while the selection awaits. Messages wait for the controller, started after it.
-    shell.start(options.minimized or settings.start_minimized)
+    return _Parts(settings, history, history_problem, controller, shell, on_action)
+
+
+class _ExposeWaiter(QObject):
+    """Quits ``loop`` at the first Expose of the watched window (its first paint follows at once)."""
+
+    def __init__(self, loop: QEventLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Expose:
+            self.loop.quit()
+        return False
+
+
+def _paint_first(window: QWidget, limit_ms: int = 300) -> None:
+    """Let Qt map and paint a just-shown window before the slow imports (input and sockets wait).
+
+    Returns at once for a hidden window; after ``limit_ms`` at most where no Expose comes.
+    """
+    handle = window.windowHandle()
+    if not window.isVisible() or handle is None or handle.isExposed():
+        return
+    loop = QEventLoop()
+    waiter = _ExposeWaiter(loop)
+    handle.installEventFilter(waiter)
+    QTimer.singleShot(limit_ms, loop.quit)
+    # Clicks and second launches (QLocalServer) are handled once the controller runs.
+    flags = QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents | QEventLoop.ProcessEventsFlag.ExcludeSocketNotifiers
+    loop.exec(flags)
+    handle.removeEventFilter(waiter)
+
+
+async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> int:
+    settings, history, controller, shell = parts.settings, parts.history, parts.controller, parts.shell
     adapters = await build_adapters(
-        on_action, tray=shell.tray.icon if shell.tray.available else None, window=shell.window
+        parts.on_action, tray=shell.tray.icon if shell.tray.available else None, window=shell.window
     )
     controller.dispatcher.notifiers = adapters.notifiers
     controller.dispatcher.taskbar = adapters.taskbar
@@ -177,7 +246,7 @@ async def _run(app: QApplication, options: AppOptions, single: SingleInstance) -
     controller.start()
     for url in options.urls:
         controller.subscribe(url, options.token, persist=options.persist_urls)
-    for problem in (settings.load_error, history_problem):
+    for problem in (settings.load_error, parts.history_problem):
         if problem:
             controller.problem.emit("", problem)
     if options.on_started is not None:
@@ -218,12 +287,17 @@ def run_app(options: AppOptions | None = None) -> int:
             options.on_forwarded()
         return 0
     single.listen()
+    started = time.monotonic()
+    parts = _build(options)
+    parts.shell.start(options.minimized or parts.settings.start_minimized)
+    _paint_first(parts.shell.window)
+    import qasync
+
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    started = time.monotonic()
     try:
         with loop:
-            status: int = loop.run_until_complete(_run(app, options, single))
+            status: int = loop.run_until_complete(_run(options, single, parts))
             return status
     finally:
         log.info("app ran for %.1f s", time.monotonic() - started)

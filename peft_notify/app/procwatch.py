@@ -10,8 +10,6 @@ import socket
 from functools import cache
 from urllib.parse import urlsplit
 
-import psutil
-
 __all__ = ["is_local_host", "process_alive"]
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
@@ -33,6 +31,8 @@ def is_local_host(host: str, url: str = "") -> bool:
 
 def process_alive(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie."""
+    import psutil  # here, not at module level: the app imports this module before its window shows
+
     try:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):

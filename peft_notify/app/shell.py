@@ -16,7 +16,6 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from peft_notify.app.controller import Controller
-from peft_notify.app.dialogs import AddJobDialog, SettingsDialog, show_about
 from peft_notify.app.jobs_model import aggregate_progress
 from peft_notify.app.tray import Tray, draw_icon, overall_tone
 from peft_notify.app.window import MainWindow
@@ -58,7 +57,7 @@ class AppShell(QObject):
         w, t, c = self.window, self.tray, controller
         w.add_job_requested.connect(self.on_add_job)
         w.settings_requested.connect(self.on_settings)
-        w.about_requested.connect(lambda: show_about(self.window, self.selections))
+        w.about_requested.connect(self.on_about)
         w.quit_requested.connect(self.quit)
         w.close_requested.connect(self.on_close_requested)
         w.history_view.unread_changed.connect(lambda _n: self.schedule_tray_refresh())
@@ -117,9 +116,16 @@ class AppShell(QObject):
     def on_mute(self, muted: bool) -> None:
         self.controller.update_settings(dataclasses.replace(self.controller.settings, sounds=not muted))
 
-    # -- dialogs -------------------------------------------------------------------------
+    # -- dialogs (imported when first opened: the window shows sooner) ----------------------
+
+    def on_about(self) -> None:
+        from peft_notify.app.dialogs import show_about
+
+        show_about(self.window, self.selections)
 
     def on_add_job(self) -> None:
+        from peft_notify.app.dialogs import AddJobDialog
+
         try:
             local = [j for j in self.list_local_jobs() if j.url not in self.controller.rows]
         except Exception:
@@ -131,6 +137,8 @@ class AppShell(QObject):
             self.controller.subscribe(url, token)
 
     def on_settings(self) -> None:
+        from peft_notify.app.dialogs import SettingsDialog
+
         before = self.controller.settings
         dialog = SettingsDialog(before, self.engine_defaults, self.window)
         if dialog.exec() != QDialog.DialogCode.Accepted:
