@@ -284,15 +284,20 @@ class Controller(QObject):
                 row.add_loss(body.progress.current_step, body.progress.loss)
         elif isinstance(body, Progress) and body.loss is not None:
             row.add_loss(body.current_step, body.loss)
-        view = self.engine.job(row.job_id)
-        if view is not None:
-            row.update_from_view(view)
         self._enqueue(actions)
         self._wake.set()
         if isinstance(body, Progress):
-            self._mark_dirty(key)  # a flood of progress repaints ~10 times a second, not per frame
+            # A flood of progress refreshes the row (engine.job builds a view) and repaints
+            # ~10 times a second in flush_updates, not per frame.
+            self._mark_dirty(key)
         else:
+            self._refresh_row(row)
             self.job_updated.emit(key)
+
+    def _refresh_row(self, row: JobRow) -> None:
+        view = self.engine.job(row.job_id)
+        if view is not None:
+            row.update_from_view(view)
 
     def _mark_dirty(self, key: str) -> None:
         self._dirty.add(key)
@@ -300,11 +305,13 @@ class Controller(QObject):
             self._flush_handle = asyncio.get_running_loop().call_later(UI_REFRESH_S, self.flush_updates)
 
     def flush_updates(self) -> None:
-        """Emit ``job_updated`` for every job whose progress changed since the last flush."""
+        """Refresh the row of every job whose progress changed since the last flush; emit ``job_updated``."""
         self._flush_handle = None
         dirty, self._dirty = self._dirty, set()
         for key in dirty:
-            if key in self.rows:
+            row = self.rows.get(key)
+            if row is not None:
+                self._refresh_row(row)
                 self.job_updated.emit(key)
 
     def _on_event(self, key: str, event: Any) -> None:
@@ -331,9 +338,7 @@ class Controller(QObject):
             return
         detail = f"process {row.pid} is gone and the connection dropped"
         self._enqueue(self.engine.process_exited(row.job_id, now=self.clock(), detail=detail))
-        view = self.engine.job(row.job_id)
-        if view is not None:
-            row.update_from_view(view)
+        self._refresh_row(row)
         self.problem.emit(row.key, f"{row.title}: training process exited unexpectedly ({detail})")
 
     # -- outgoing ------------------------------------------------------------------------
