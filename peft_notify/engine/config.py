@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MILESTONE_TITLE: Final = "{job}: {percent}% complete"
 DEFAULT_MILESTONE_MESSAGE: Final = "Step {step}/{total} · ETA {eta}"
-DEFAULT_COMPLETION_TITLE: Final = "Training Complete! 🎉"
+DEFAULT_COMPLETION_TITLE: Final = "{job}: training complete"
 DEFAULT_COMPLETION_MESSAGE: Final = "{job} finished at step {step}."
 
 
