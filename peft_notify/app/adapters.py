@@ -9,6 +9,7 @@ always starts. ``summary`` feeds the About box: (port, chosen, [skipped: why, ..
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from peft_notify.platform.select import Selection, select_dnd_probe, select_noti
 from peft_notify.platform.taskbar import NullTaskbar, TeeTaskbar
 from peft_notify.ports import ActionHandler, DndProbe, Notifier, TaskbarProgress
 
-__all__ = ["Adapters", "build_adapters", "describe_selection"]
+__all__ = ["Adapters", "build_adapters", "describe_selection", "install_launcher_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,24 @@ def describe_selection(port: str, selection: Selection[Any]) -> tuple[str, str, 
     return port, " → ".join(selection.names), lines
 
 
+def install_launcher_entry() -> bool:
+    """Install/refresh our ``.desktop`` file and icon (docks match LauncherEntry progress by it).
+
+    Idempotent; returns whether anything was written. A read-only home is logged, not raised:
+    the app then simply has no launcher progress.
+    """
+    from peft_notify.platform.linux_desktop_file import desktop_file_path, install_desktop_file
+
+    try:
+        changed = install_desktop_file()
+    except OSError as exc:
+        log.warning("cannot install %s (no launcher progress): %s", desktop_file_path(), exc)
+        return False
+    if changed:
+        log.info("installed %s", desktop_file_path())
+    return changed
+
+
 async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: Any = None) -> Adapters:
     """Select adapters on the running loop. Never raises: the fallbacks always work."""
     summary: Summary = []
@@ -55,6 +74,8 @@ async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: 
     except Exception as exc:
         log.error("notifier selection failed; notifications go to the log", exc_info=True)
         summary.append(("Notifications", "log", [f"selection failed: {exc}"]))
+    if sys.platform.startswith("linux"):
+        install_launcher_entry()
     try:
         hwnd = (lambda: int(window.winId())) if window is not None else None
         chosen_taskbar = await select_taskbar(hwnd=hwnd, extra=taskbar_candidates(window=window))
