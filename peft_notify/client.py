@@ -262,10 +262,11 @@ class JobClient:
 
         A parked frame is replaced (and counted in :attr:`coalesced`) by a later progress frame
         of the same job that arrives before the event loop got control, i.e. one that was
-        already buffered. Returns what :meth:`_receive` returns.
+        already buffered. Progress carrying ``metrics`` (an evaluation) is never parked.
+        Returns what :meth:`_receive` returns.
         """
         match = _PROGRESS_HEAD.match(frame) if isinstance(frame, str) else None
-        if match is None or not isinstance(frame, str):
+        if match is None or not isinstance(frame, str) or '"metrics":' in frame:  # evaluations are kept
             self._flush()
             return self._receive(frame)
         job = match.group(1)

@@ -325,6 +325,21 @@ def test_non_progress_frames_are_delivered_in_order_between_coalesced_progress()
     assert client.coalesced == 2
 
 
+def test_progress_with_evaluation_metrics_is_never_coalesced() -> None:
+    def prog(seq: int, step: int, **metrics: float) -> str:
+        return _frame(seq, wire.Progress(current_step=step, total_steps=100, metrics=metrics), "progress")
+
+    frames = [prog(1, 1), prog(2, 2, eval_loss=1.5), prog(3, 3), prog(4, 4), prog(5, 5, eval_loss=1.2), prog(6, 6)]
+    frames.append(_frame(7, wire.Status(state=wire.JobState.PAUSED), "status"))
+    rec = Recorder()
+    client = _burst_after_hello(frames, rec)
+    delivered = [m.data for m in rec.messages if isinstance(m.data, wire.Progress)]
+    evals = [(p.current_step, p.metrics["eval_loss"]) for p in delivered if p.metrics]
+    assert evals == [(2, 1.5), (5, 1.2)]
+    assert delivered[-1].current_step == 6
+    assert client.coalesced == 1  # only step 3 (superseded by 4); an evaluation flushes what is parked before it
+
+
 def test_the_receive_loop_yields_to_the_event_loop_during_a_burst() -> None:
     """A callback scheduled by the first frame of a burst runs before the burst is done."""
     seen: list[int] = []

@@ -139,7 +139,11 @@ class JobHandle:
         grad_norm: float | None = None,
         metrics: Mapping[str, float] | None = None,
     ) -> None:
-        """Report the current step (coalesced: only the latest is guaranteed to be sent)."""
+        """Report the current step (coalesced: only the latest is guaranteed to be sent).
+
+        A report with ``metrics`` (an evaluation) is never coalesced away: it goes out as its
+        own frame, so ``eval_loss`` at step 500 reaches the app as step 500's.
+        """
         if total is not None:
             self.total_steps = total
         values: dict[str, Any] = {
@@ -152,6 +156,11 @@ class JobHandle:
         }
         if metrics:
             values["metrics"] = dict(metrics)
+            with self._lock:
+                self._latest = None  # older than this report: superseded
+                self._pending.append(values)
+            self._server._wake_now(self)
+            return
         with self._lock:
             self._latest = values
         self._server._wake_progress(self)

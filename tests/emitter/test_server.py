@@ -277,6 +277,24 @@ def test_progress_is_coalesced_latest_always_sent(server: JobServer) -> None:
     assert steps == sorted(steps)
 
 
+def test_evaluations_are_never_coalesced_away(server: JobServer) -> None:
+    handle = server.add_job("ev", total_steps=10_000)
+
+    async def main() -> list[dict[str, Any]]:
+        async with connect(server.url_for("ev")) as ws:
+            await recv_json(ws)
+            for step in range(1, 10_001):
+                handle.progress(step, metrics={"eval_loss": 1.0 / step} if step % 1000 == 0 else None)
+            return await recv_until(ws, lambda m: m["data"].get("current_step") == 10_000)
+
+    got = asyncio.run(main())
+    assert len(got) < 10_000  # plain progress is still coalesced
+    evals = [m["data"]["current_step"] for m in got if "metrics" in m["data"]]
+    assert evals == list(range(1000, 10_001, 1000))  # every evaluation, at its own step
+    steps = [m["data"]["current_step"] for m in got]
+    assert steps == sorted(steps)
+
+
 def test_port_in_use_is_a_clear_error_or_falls_back(server: JobServer) -> None:
     with pytest.raises(PortInUseError, match="already in use"):
         JobServer(port=server.port, discovery_files=False).start()
