@@ -14,6 +14,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
+from peft_notify.engine.config import format_eta
+
 __all__ = ["JobRow", "Link", "aggregate_progress", "format_duration", "job_id_from_url"]
 
 MAX_LOSS_POINTS = 600
@@ -43,16 +45,7 @@ def job_id_from_url(url: str) -> str:
 
 def format_duration(seconds: float | None) -> str:
     """``1h 02m`` / ``3m 20s`` / ``45s``; an em dash when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return format_eta(seconds, unknown="—")
 
 
 @dataclass

@@ -35,10 +35,10 @@ DEFAULT_COMPLETION_TITLE: Final = "{job}: training complete"
 DEFAULT_COMPLETION_MESSAGE: Final = "{job} finished at step {step}."
 
 
-def format_eta(seconds: float | None) -> str:
-    """Seconds → ``"1h 02m"``, ``"3m 20s"``, ``"45s"``; ``"unknown"`` for None or non-finite."""
+def format_eta(seconds: float | None, unknown: str = "unknown") -> str:
+    """Seconds → ``"1h 02m"``, ``"3m 20s"``, ``"45s"``; ``unknown`` for None, negative or non-finite."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "unknown"
+        return unknown
     total = round(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
