@@ -130,7 +130,9 @@ class DetailPane(QWidget):
         connected = row.link is Link.CONNECTED
         self.retry.setVisible("retry" in row.capabilities)
         self.cancel.setVisible("cancel" in row.capabilities)
-        self.retry.setEnabled(connected)
+        # Retry relaunches the run: only once it has ended, never by a stray click on a live run.
+        self.retry.setEnabled(connected and row.finished)
+        self.retry.setToolTip("" if row.finished else "Retry becomes available when the run has ended")
         self.cancel.setEnabled(connected and not row.finished)
         if self._shown_events is events and self._shown_key == row.key:
             return  # a progress update: the timeline has not changed

@@ -84,6 +84,9 @@ def test_empty_state_then_a_job_card(window: MainWindow) -> None:
     assert window.detail.title.text() == "llama"
     assert window.detail.facts["Host"].text() == "gpu"
     assert not window.detail.retry.isHidden()
+    assert not window.detail.retry.isEnabled()  # a running job is not relaunched by a stray click
+    row.state = "failed"
+    window.controller.job_updated.emit(URL)
     assert window.detail.retry.isEnabled()
 
 
