@@ -17,7 +17,7 @@ try:
 except ImportError:  # the older package name
     from pytorch_lightning.callbacks import Callback  # type: ignore[assignment]
 
-from peft_notify.integrations.common import Reporter
+from peft_notify.integrations.common import Reporter, _num
 
 __all__ = ["NotifyCallback"]
 
@@ -61,10 +61,10 @@ class NotifyCallback(Callback):
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._active:
             return
-        logs = {k: _float(v) for k, v in trainer.callback_metrics.items()}
+        logs = {k: _num(v) for k, v in trainer.callback_metrics.items()}
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
-            logs["loss"] = _float(loss)
+            logs["loss"] = _num(loss)
         logs["epoch"] = float(trainer.current_epoch)
         self.reporter.log(trainer.global_step, self.reporter.handle.total_steps, logs)
 
@@ -77,10 +77,3 @@ class NotifyCallback(Callback):
         if self._active:
             self._active = False
             self.reporter.finish(completed=True)
-
-
-def _float(value: Any) -> Any:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

@@ -61,7 +61,7 @@ class NotifyCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._active = True
-        total = state.max_steps if state.max_steps and state.max_steps > 0 else None
+        total = _total(state)
         rank = 0 if state.is_world_process_zero else max(1, int(getattr(args, "process_index", 1) or 1))
         handle = self.reporter.start(total, start_step=state.global_step, rank=rank)
         handle.progress(state.global_step, total)  # resumed runs start past 0: no retroactive milestones
