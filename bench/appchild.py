@@ -112,7 +112,7 @@ def experiment_client_coalesce() -> None:
     of a burst (flushed by ``call_soon``, i.e. when the receive loop yields) or the one before a
     non-progress frame is decoded and fed. Not part of the app; see docs/performance.md.
     """
-    from peft_notify.client import JobClient
+    from peft_notify.desktop.client import JobClient
 
     original = JobClient._receive
     pending: dict[int, str | bytes] = {}

@@ -174,7 +174,7 @@ class HistoryQuery:
 class HistoryStore(Protocol):
     """Durable notification history. ``record`` is called *before* the OS sees a notification.
 
-    Raises ``peft_notify.history.HistoryError`` for environment failures.
+    Raises ``peft_notify.desktop.history.HistoryError`` for environment failures.
     """
 
     def record(

@@ -118,7 +118,7 @@ def calculate_taskbar_progress(current_step: int, total_steps: int) -> float:
 
 async def _read_dnd() -> DndState:
     """Ask the platform layer's default probe on a session bus we own (and close)."""
-    select = importlib.import_module("peft_notify.platform.select")
+    select = importlib.import_module("peft_notify.platform.choose")
     bus: Any = importlib.import_module("peft_notify.platform.session_bus").SessionBus()
     try:
         probe: Any = select.default_dnd_probe(bus=bus)

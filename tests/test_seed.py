@@ -195,7 +195,7 @@ def platform_select(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
             state.closed += 1
 
     monkeypatch.setitem(
-        sys.modules, "peft_notify.platform.select", types.SimpleNamespace(default_dnd_probe=default_dnd_probe)
+        sys.modules, "peft_notify.platform.choose", types.SimpleNamespace(default_dnd_probe=default_dnd_probe)
     )
     monkeypatch.setitem(sys.modules, "peft_notify.platform.session_bus", types.SimpleNamespace(SessionBus=SessionBus))
     return state
@@ -229,7 +229,7 @@ def test_check_do_not_disturb_never_raises(platform_select: types.SimpleNamespac
 
 
 def test_check_do_not_disturb_without_a_platform_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "peft_notify.platform.select", None)
+    monkeypatch.setitem(sys.modules, "peft_notify.platform.choose", None)
     assert check_do_not_disturb() is False
 
 
@@ -262,5 +262,5 @@ def test_check_do_not_disturb_accepts_a_sync_default_probe(
     platform_select: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = types.SimpleNamespace(default_dnd_probe=lambda bus=None: platform_select.probe)
-    monkeypatch.setitem(sys.modules, "peft_notify.platform.select", module)
+    monkeypatch.setitem(sys.modules, "peft_notify.platform.choose", module)
     assert check_do_not_disturb() is True

@@ -1,6 +1,6 @@
 """Pick the port adapters for the app: notifiers, taskbar, DND probe, plus a readable summary.
 
-:func:`build_adapters` asks :mod:`peft_notify.platform.select` (with the Qt-based candidates
+:func:`build_adapters` asks :mod:`peft_notify.platform.choose` (with the Qt-based candidates
 from :mod:`peft_notify.app.qtplatform`) and falls back to the always-working
 adapters (LogNotifier, NullTaskbar, NullDndProbe) if selection itself fails, so the app
 always starts. ``summary`` feeds the About box: (port, chosen, [skipped: why, ...]).
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from peft_notify.app.qtplatform import notifier_candidates, taskbar_candidates
+from peft_notify.platform.choose import Selection, select_dnd_probe, select_notifiers, select_taskbar
 from peft_notify.platform.dnd import CachedDndProbe, NullDndProbe
 from peft_notify.platform.notifier import LogNotifier
-from peft_notify.platform.select import Selection, select_dnd_probe, select_notifiers, select_taskbar
 from peft_notify.platform.taskbar import NullTaskbar, TeeTaskbar
 from peft_notify.ports import ActionHandler, DndProbe, Notifier, TaskbarProgress
 

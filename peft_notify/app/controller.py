@@ -2,7 +2,7 @@
 
 One :class:`Controller` per app. It owns a ``JobClient`` per subscription (each in its own
 asyncio task on the qasync loop), feeds every envelope to the engine, queues the resulting
-actions for the :class:`~peft_notify.dispatch.Dispatcher` (one worker task, so a slow notifier
+actions for the :class:`~peft_notify.desktop.dispatch.Dispatcher` (one worker task, so a slow notifier
 never blocks a feed), drives ``engine.tick`` at ``next_tick_at``, polls the DND probe, watches
 local training processes, and tells widgets what changed through Qt signals. Call
 :meth:`start` once the loop runs and ``await`` :meth:`shutdown` before quitting. Nothing here
@@ -22,10 +22,10 @@ from PySide6.QtCore import QObject, Signal
 
 from peft_notify.app.jobs_model import JobRow, Link, job_id_from_url
 from peft_notify.app.procwatch import is_local_host, process_alive
-from peft_notify.dispatch import Dispatcher
+from peft_notify.desktop.dispatch import Dispatcher
+from peft_notify.desktop.settings import Settings, Subscription
 from peft_notify.engine.actions import Action, Notify, Record
 from peft_notify.ports import DndProbe, DndState, HistoryStore, Notifier, TaskbarProgress
-from peft_notify.settings import Settings, Subscription
 from peft_notify.wire import Action as WireAction
 from peft_notify.wire import Envelope, Hello, NotificationType, Progress
 
@@ -61,7 +61,7 @@ class EngineLike(Protocol):
 
 
 class ClientLike(Protocol):
-    """The part of ``peft_notify.client.JobClient`` the controller uses."""
+    """The part of ``peft_notify.desktop.client.JobClient`` the controller uses."""
 
     async def run(self) -> object: ...
 

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from peft_notify import __version__
-from peft_notify.settings import ALL_KINDS, Settings
+from peft_notify.desktop.settings import ALL_KINDS, Settings
 
 __all__ = ["AddJobDialog", "SettingsDialog", "about_text", "parse_milestones", "show_about"]
 

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from peft_notify.history import export_csv, export_json
+from peft_notify.desktop.history import export_csv, export_json
 from peft_notify.ports import DeliveryStatus, HistoryEntry, HistoryQuery, HistoryStore
 
 __all__ = ["STATUS_TEXT", "HistoryModel", "HistoryView"]

@@ -25,18 +25,18 @@ from PySide6.QtWidgets import QApplication, QWidget
 from peft_notify.app.controller import Controller
 from peft_notify.app.shell import AppShell
 from peft_notify.app.single import SingleInstance
+from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
+from peft_notify.desktop.settings import Settings, default_settings_path, load_settings, save_settings
 from peft_notify.discovery import list_job_files
 from peft_notify.engine import Engine, EngineConfig
-from peft_notify.history import HistoryError, SqliteHistoryStore
 from peft_notify.platform.dnd import NullDndProbe
 from peft_notify.platform.taskbar import NullTaskbar
 from peft_notify.ports import ActionHandler, HistoryStore
-from peft_notify.settings import Settings, default_settings_path, load_settings, save_settings
 from peft_notify.wire import Envelope, NotificationEvent, NotificationType
 
 if TYPE_CHECKING:
     from peft_notify.app.adapters import Adapters
-    from peft_notify.client import JobClient
+    from peft_notify.desktop.client import JobClient
 
 # Start-up order (launch → first paint is a benchmark, bench/startup.py): only Qt, the widgets
 # and what they display (controller, settings, history) are imported before the window shows.
@@ -108,7 +108,7 @@ def _make_client(
     on_event: Callable[[Any], None],
     since: int | None,
 ) -> JobClient:
-    from peft_notify.client import JobClient
+    from peft_notify.desktop.client import JobClient
 
     return JobClient(url, token, on_message=on_message, on_event=on_event, since=since)
 
@@ -135,7 +135,7 @@ def _loss_curve_attachment(controller: Controller) -> Callable[[str, Notificatio
 
 
 def _set_autostart(enabled: bool) -> object:
-    from peft_notify.autostart import set_autostart
+    from peft_notify.desktop.autostart import set_autostart
 
     return set_autostart(enabled)
 

@@ -1,7 +1,7 @@
 """Qt-based port adapters: tray-balloon notifier, window alert + badge taskbar, loss-curve PNG.
 
 Owned by the platform side; :mod:`peft_notify.app.adapters` passes these to
-:mod:`peft_notify.platform.select` as extra candidates through
+:mod:`peft_notify.platform.choose` as extra candidates through
 :func:`notifier_candidates` and :func:`taskbar_candidates`. Constructors raise
 :class:`QtAdapterUnavailable` when the adapter cannot work (no tray, no window), so
 the selection skips them with that reason. Use from the GUI thread only.
@@ -21,8 +21,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
+from peft_notify.platform.choose import Candidate
 from peft_notify.platform.notifier import urgency_of
-from peft_notify.platform.select import Candidate
 from peft_notify.ports import ActionHandler, Delivery, Notifier, NotifyRequest, TaskbarProgress, TaskbarState
 from peft_notify.wire import UrgencyLevel
 
@@ -139,12 +139,12 @@ class QtWindowTaskbar:
 
 
 def notifier_candidates(tray: Any = None, on_action: ActionHandler | None = None) -> list[Candidate[Notifier]]:
-    """Extra notifier candidates for :func:`peft_notify.platform.select.select_notifiers`."""
+    """Extra notifier candidates for :func:`peft_notify.platform.choose.select_notifiers`."""
     return [Candidate("tray-balloon", lambda: TrayBalloonNotifier(tray, on_action))]
 
 
 def taskbar_candidates(window: Any = None) -> list[Candidate[TaskbarProgress]]:
-    """Extra taskbar candidates for :func:`peft_notify.platform.select.select_taskbar`."""
+    """Extra taskbar candidates for :func:`peft_notify.platform.choose.select_taskbar`."""
     return [Candidate("qt-alert", lambda: QtWindowTaskbar(window))]
 
 

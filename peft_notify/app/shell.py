@@ -19,7 +19,7 @@ from peft_notify.app.controller import Controller
 from peft_notify.app.jobs_model import aggregate_progress
 from peft_notify.app.tray import Tray, draw_icon, overall_tone
 from peft_notify.app.window import MainWindow
-from peft_notify.settings import Settings
+from peft_notify.desktop.settings import Settings
 
 __all__ = ["AppShell"]
 

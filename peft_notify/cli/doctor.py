@@ -52,8 +52,8 @@ def _tray_status() -> str:
 def _paths() -> list[str]:
     lines = []
     for label, module, func in (
-        ("settings", "peft_notify.settings", "default_settings_path"),
-        ("history", "peft_notify.history", "default_history_path"),
+        ("settings", "peft_notify.desktop.settings", "default_settings_path"),
+        ("history", "peft_notify.desktop.history", "default_history_path"),
     ):
         try:
             mod = __import__(module, fromlist=[func])
@@ -64,8 +64,8 @@ def _paths() -> list[str]:
 
 
 async def _report(send_test: bool) -> tuple[list[str], bool]:
+    from peft_notify.platform.choose import desktop_names, select_dnd_probe, select_notifiers, select_taskbar
     from peft_notify.platform.notifier import DesktopNotifierAdapter
-    from peft_notify.platform.select import desktop_names, select_dnd_probe, select_notifiers, select_taskbar
     from peft_notify.platform.session_bus import BusError, SessionBus, notification_server
     from peft_notify.ports import NotifyRequest
     from peft_notify.wire import NotificationEvent, NotificationType

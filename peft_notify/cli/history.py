@@ -34,7 +34,13 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: query the history store and print it; exit 1 when it cannot be opened."""
-    from peft_notify.history import HistoryError, SqliteHistoryStore, default_history_path, export_csv, export_json
+    from peft_notify.desktop.history import (
+        HistoryError,
+        SqliteHistoryStore,
+        default_history_path,
+        export_csv,
+        export_json,
+    )
     from peft_notify.ports import HistoryQuery
 
     path = args.db or default_history_path()

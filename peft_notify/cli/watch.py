@@ -1,11 +1,11 @@
 """``peft-notify watch``: a headless terminal monitor for one job URL or every local job.
 
-Feeds each envelope from :class:`~peft_notify.client.JobClient` to the engine and prints
+Feeds each envelope from :class:`~peft_notify.desktop.client.JobClient` to the engine and prints
 the decided actions: human-readable lines (with a live progress line and OSC 9;4 progress
 on a TTY) or, with ``--json``, one JSON object per action. Exit status: 0 completed,
 1 failed, 130 cancelled, 2 connection refused / protocol error / nothing to watch / gave up.
 
-Retries use :func:`~peft_notify.client.backoff`. A job that never answered is given up
+Retries use :func:`~peft_notify.desktop.client.backoff`. A job that never answered is given up
 after ``--give-up`` seconds (default 30: a typo in the URL should not hang a script); a
 job that was reached and then lost is retried forever (a restarting job or a flaky SSH
 tunnel comes back), unless ``--give-up-lost`` sets a limit.
@@ -127,7 +127,7 @@ class Watcher:
         self._line_open = False
 
     async def watch(self, targets: list[tuple[str, str | None]], since: int | None = None) -> int:
-        from peft_notify.client import ClientState, ConnectionEvent, JobClient
+        from peft_notify.desktop.client import ClientState, ConnectionEvent, JobClient
 
         problems: list[ClientState] = []
         links: list[_Link] = []
@@ -268,7 +268,7 @@ class _Link:
         self.detail = ""
 
     def on_event(self, event: Any, now: float) -> None:
-        from peft_notify.client import ClientState
+        from peft_notify.desktop.client import ClientState
 
         if event.state is ClientState.CONNECTED:
             self.reached, self.lost_since, self.detail = True, None, ""

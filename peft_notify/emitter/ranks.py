@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peft_notify import discovery, wire
-from peft_notify.emitter import http as gate_http
+from peft_notify.emitter import httpgate
 from peft_notify.emitter.handle import ActionCallback
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def publish(server: JobServer, handle: JobHandle, job_key: str) -> Path | None:
     handle.rank = 0
     path = rendezvous_path(job_key)
     payload = {
-        "url": server.url_for(handle.job_id, prefix=gate_http.RANK_PREFIX),
+        "url": server.url_for(handle.job_id, prefix=httpgate.RANK_PREFIX),
         "token": server.rank_token,
         "host": socket.gethostname(),
         "pid": os.getpid(),

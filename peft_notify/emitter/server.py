@@ -25,8 +25,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from peft_notify import discovery, wire
-from peft_notify.emitter import http as gate_http
-from peft_notify.emitter import signals, stream
+from peft_notify.emitter import httpgate, signals, stream
 from peft_notify.emitter.buffer import EventLog
 from peft_notify.emitter.handle import JobHandle
 from peft_notify.emitter.jobs import ServedJob, describe, is_loopback, start_snapshot
@@ -211,7 +210,7 @@ class JobServer(EventPump):
 
     # ------------------------------------------------------------------ jobs
 
-    def url_for(self, job_id: str, host: str | None = None, *, prefix: str = gate_http.WS_PREFIX) -> str:
+    def url_for(self, job_id: str, host: str | None = None, *, prefix: str = httpgate.WS_PREFIX) -> str:
         """``ws[s]://host:port/ws/notifications/job_id`` (a wildcard bind shows 127.0.0.1)."""
         shown = host or (self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1")
         if ":" in shown and not shown.startswith("["):
@@ -282,7 +281,7 @@ class JobServer(EventPump):
         return 0 if job is None else len(job.subscribers)
 
     def _gate(self, connection: ServerConnection, request: Any) -> Any:
-        return gate_http.gate(
+        return httpgate.gate(
             connection,
             request,
             token=self.token,
@@ -293,7 +292,7 @@ class JobServer(EventPump):
             api=self._api,
         )
 
-    def _api(self, route: gate_http.Route) -> Any:
+    def _api(self, route: httpgate.Route) -> Any:
         if route.job_id is None:
             return [describe(job, self.url_for(job.handle.job_id)) for job in self._jobs.values()]
         job = self._jobs[route.job_id]

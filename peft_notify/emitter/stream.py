@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from peft_notify import wire
-from peft_notify.emitter import http as gate_http
+from peft_notify.emitter import httpgate
 from peft_notify.emitter.jobs import ServedJob, Subscriber, hello_frame
 
 if TYPE_CHECKING:
@@ -31,18 +31,18 @@ log = logging.getLogger(__name__)
 
 async def serve(server: JobServer, ws: ServerConnection) -> None:
     """Entry point for every accepted WebSocket: route to subscriber or rank handling."""
-    route = gate_http.parse_route(ws.request.path if ws.request else "")
+    route = httpgate.parse_route(ws.request.path if ws.request else "")
     job = server._jobs.get(route.job_id or "")
     if job is None:  # removed between the gate and here
         await ws.close(4404, "unknown job")
         return
-    if route.path.startswith(gate_http.RANK_PREFIX):
+    if route.path.startswith(httpgate.RANK_PREFIX):
         await serve_rank(server, ws, job)
     else:
         await serve_subscriber(server, ws, job, route)
 
 
-async def serve_subscriber(server: JobServer, ws: ServerConnection, job: ServedJob, route: gate_http.Route) -> None:
+async def serve_subscriber(server: JobServer, ws: ServerConnection, job: ServedJob, route: httpgate.Route) -> None:
     """Stream one job to one client until either side closes."""
     log_ = job.log
     since = route.since

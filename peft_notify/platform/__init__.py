@@ -2,5 +2,5 @@
 
 No Qt here (Qt-based adapters live in :mod:`peft_notify.app.qtplatform`). Every module
 imports on every OS; OS libraries are imported inside the branch that needs them.
-Start with :mod:`peft_notify.platform.select`, which picks working adapters.
+Start with :mod:`peft_notify.platform.choose`, which picks working adapters.
 """

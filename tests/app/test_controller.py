@@ -11,10 +11,10 @@ from typing import Any
 from peft_notify import wire
 from peft_notify.app.controller import Controller
 from peft_notify.app.jobs_model import Link
-from peft_notify.client import ClientState, ConnectionEvent
+from peft_notify.desktop.client import ClientState, ConnectionEvent
+from peft_notify.desktop.settings import Settings, Subscription
 from peft_notify.engine import Engine, EngineConfig
 from peft_notify.ports import DeliveryStatus, DndState, HistoryQuery
-from peft_notify.settings import Settings, Subscription
 from peft_notify.testing import FakeClock, MemoryHistoryStore, RecordingNotifier, RecordingTaskbar, ScriptedDndProbe
 from tests.app.app_support import ClientFactory, envelope, hello, progress
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from peft_notify.history import SqliteHistoryStore
+from peft_notify.desktop.history import SqliteHistoryStore
 from peft_notify.ports import HistoryEntry, HistoryQuery
 
 pytestmark = [pytest.mark.desktop, pytest.mark.linux, pytest.mark.slow]

@@ -21,7 +21,7 @@ from peft_notify.app.qtplatform import (
     render_loss_curve_png,
     taskbar_candidates,
 )
-from peft_notify.platform.select import select_notifiers
+from peft_notify.platform.choose import select_notifiers
 from peft_notify.ports import Notifier, NotifyRequest, TaskbarProgress, TaskbarState
 from peft_notify.wire import NotificationEvent, NotificationType
 

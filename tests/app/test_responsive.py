@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from peft_notify import wire
-from peft_notify.history import SqliteHistoryStore
+from peft_notify.desktop.history import SqliteHistoryStore
 from peft_notify.ports import HistoryQuery
 
 pytestmark = [pytest.mark.slow]

@@ -10,8 +10,8 @@ from pytestqt.qtbot import QtBot
 from peft_notify.app.controller import Controller
 from peft_notify.app.jobs_model import JobRow
 from peft_notify.app.shell import AppShell
+from peft_notify.desktop.settings import Settings, load_settings, save_settings
 from peft_notify.engine import Engine
-from peft_notify.settings import Settings, load_settings, save_settings
 from peft_notify.testing import MemoryHistoryStore, RecordingNotifier, RecordingTaskbar, ScriptedDndProbe
 from tests.app.app_support import ClientFactory
 

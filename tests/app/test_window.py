@@ -16,10 +16,10 @@ from peft_notify.app.dialogs import AddJobDialog, SettingsDialog, about_text, pa
 from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.app.tray import draw_icon, overall_tone, tomorrow_morning
 from peft_notify.app.window import MainWindow
+from peft_notify.desktop.history import SqliteHistoryStore
+from peft_notify.desktop.settings import Settings
 from peft_notify.engine import Engine
-from peft_notify.history import SqliteHistoryStore
 from peft_notify.ports import DeliveryStatus
-from peft_notify.settings import Settings
 from peft_notify.testing import MemoryHistoryStore, RecordingNotifier, RecordingTaskbar, ScriptedDndProbe
 from peft_notify.wire import NotificationEvent, NotificationType
 from tests.app.app_support import ClientFactory

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from peft_notify.cli import main
-from peft_notify.history import SqliteHistoryStore
+from peft_notify.desktop.history import SqliteHistoryStore
 from peft_notify.ports import DeliveryStatus
 from peft_notify.wire import NotificationEvent, NotificationType
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from peft_notify import wire
-from peft_notify.client import JobClient
+from peft_notify.desktop.client import JobClient
 
 TQDM_THEN_OOM = """
 import sys, time

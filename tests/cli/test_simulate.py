@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from peft_notify import wire
-from peft_notify.client import ClientState, JobClient
+from peft_notify.desktop.client import ClientState, JobClient
 from peft_notify.emitter.simulate import at_step
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import peft_notify
 from peft_notify import wire
-from peft_notify.client import JobClient
+from peft_notify.desktop.client import JobClient
 from peft_notify.emitter import JobServer
 from peft_notify.emitter.classify import classify_exception
 from peft_notify.integrations.loop import track

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from peft_notify import wire
-from peft_notify.client import JobClient
+from peft_notify.desktop.client import JobClient
 from peft_notify.emitter import JobServer
 from peft_notify.emitter.ranks import RankForwarder, RankInfo, detect_rank, publish, rendezvous_path
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from peft_notify import wire
-from peft_notify.client import JobClient
+from peft_notify.desktop.client import JobClient
 from peft_notify.emitter import JobServer
 
 pytestmark = [

@@ -1,4 +1,4 @@
-"""Tests for peft_notify.platform.select and linux_desktop_file."""
+"""Tests for peft_notify.platform.choose and linux_desktop_file."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from peft_notify.platform.dnd import CachedDndProbe, NullDndProbe
-from peft_notify.platform.linux_desktop_file import desktop_entry, desktop_file_path, icon_path, install_desktop_file
-from peft_notify.platform.select import (
+from peft_notify.platform.choose import (
     Candidate,
     Selection,
     desktop_names,
@@ -17,6 +15,8 @@ from peft_notify.platform.select import (
     select_notifiers,
     select_taskbar,
 )
+from peft_notify.platform.dnd import CachedDndProbe, NullDndProbe
+from peft_notify.platform.linux_desktop_file import desktop_entry, desktop_file_path, icon_path, install_desktop_file
 from peft_notify.platform.session_bus import SessionBus
 from peft_notify.ports import DndState, Notifier
 from peft_notify.testing import RecordingNotifier, ScriptedDndProbe

@@ -17,7 +17,7 @@ from websockets.sync.server import ServerConnection as SyncServerConnection
 from websockets.sync.server import serve as sync_serve
 
 from peft_notify import wire
-from peft_notify.client import ClientState, ConnectionEvent, JobClient, backoff, normalize_url
+from peft_notify.desktop.client import ClientState, ConnectionEvent, JobClient, backoff, normalize_url
 from peft_notify.emitter import JobServer
 from peft_notify.engine import Engine, Notify
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from peft_notify.history import (
+from peft_notify.desktop.history import (
     SCHEMA_VERSION,
     HistoryError,
     SqliteHistoryStore,
@@ -149,7 +149,7 @@ def test_retention_by_age_and_count(tmp_path: Path) -> None:
 def test_corrupt_database_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "h.sqlite3"
     path.write_bytes(b"this is not an sqlite database at all" * 100)
-    with caplog.at_level(logging.ERROR, logger="peft_notify.history"):
+    with caplog.at_level(logging.ERROR, logger="peft_notify.desktop.history"):
         s = SqliteHistoryStore(path, now=NOW)
     assert s.recovered is not None
     assert "moved to" in s.recovered

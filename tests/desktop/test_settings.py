@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from peft_notify.settings import Settings, Subscription, default_settings_path, load_settings, save_settings
+from peft_notify.desktop.settings import Settings, Subscription, default_settings_path, load_settings, save_settings
 
 
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_save_replaces_atomically(tmp_path: Path) -> None:
 def test_invalid_toml_gives_defaults_and_keeps_backup(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "s.toml"
     path.write_text("this is = = not toml")
-    with caplog.at_level(logging.ERROR, logger="peft_notify.settings"):
+    with caplog.at_level(logging.ERROR, logger="peft_notify.desktop.settings"):
         settings = load_settings(path)
     assert dataclasses.replace(settings, load_error=None) == Settings()
     assert settings.load_error is not None

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from peft_notify.dispatch import Dispatcher
+from peft_notify.desktop.dispatch import Dispatcher
+from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
 from peft_notify.engine.actions import (
     Action,
     Attention,
@@ -21,7 +22,6 @@ from peft_notify.engine.actions import (
     SetBadge,
     SetTaskbar,
 )
-from peft_notify.history import HistoryError, SqliteHistoryStore
 from peft_notify.ports import Delivery, DeliveryStatus, HistoryEntry, HistoryQuery, NotifyRequest, TaskbarState
 from peft_notify.testing import FakeClock, MemoryHistoryStore, RecordingNotifier, RecordingTaskbar
 from peft_notify.wire import Action as WireAction

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from peft_notify.autostart import (
+from peft_notify.desktop.autostart import (
     LAUNCH_AGENT_LABEL,
     autostart_enabled,
     default_command,
