@@ -16,11 +16,11 @@ import importlib
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from peft_notify.engine.milestones import first_crossed
+from peft_notify.engine.milestones import crossed, passed_phrase
 from peft_notify.engine.notices import error_event, warning_event
 from peft_notify.engine.taskbar import taskbar_fraction
 from peft_notify.ports import DndState
@@ -56,42 +56,55 @@ class ProgressUpdate:
     epoch: float | None = None
 
 
-def _milestone_event(milestone: int, update: ProgressUpdate) -> NotificationEvent:
+def _milestone_event(milestone: int, update: ProgressUpdate, passed: Sequence[int] = ()) -> NotificationEvent:
+    """The seed's event for ``milestone``; ``passed`` are lower milestones crossed in the same update."""
     steps = f"{update.current_step}/{update.total_steps} steps"
     if milestone >= 100:
         return NotificationEvent(
             type=NotificationType.COMPLETION,
             title="Training Complete! 🎉",
-            message=f"Training finished after {update.total_steps} steps.",
+            message=f"Training finished after {update.total_steps} steps{passed_phrase(passed)}.",
             milestone=milestone,
             urgency=UrgencyLevel.NORMAL,
             sound=True,
         )
     titles = {25: "Training 25% Complete", 50: "Training Halfway There!", 75: "Training 75% Complete"}
+    message = f"{milestone}% done: {steps} completed."
+    if passed:
+        message = f"{milestone} %{passed_phrase(passed)}. {message}"
     return NotificationEvent(
         type=NotificationType.PROGRESS,
         title=titles.get(milestone, f"Training {milestone}% Complete"),
-        message=f"{milestone}% done: {steps} completed.",
+        message=message,
         milestone=milestone,
         urgency=UrgencyLevel.NORMAL,
         sound=False,
     )
 
 
+def _as_update(current_step: int | ProgressUpdate, total_steps: int | None, previous_step: int) -> ProgressUpdate:
+    if isinstance(current_step, ProgressUpdate):
+        return current_step
+    return ProgressUpdate(current_step, total_steps or 0, previous_step)
+
+
+def _crossed(update: ProgressUpdate) -> list[int]:
+    return crossed(update.previous_step, update.current_step, update.total_steps, SEED_MILESTONES)
+
+
 def check_progress_milestone(
     current_step: int | ProgressUpdate, total_steps: int | None = None, previous_step: int = 0
 ) -> NotificationEvent | None:
-    """The event for the first milestone (25/50/75/100) with ``previous < m <= current``, else ``None``.
+    """The event for the highest milestone (25/50/75/100) with ``previous < m <= current``, else ``None``.
 
     Accepts a :class:`ProgressUpdate` (the seed's form) or the three numbers.
-    Milestone 100 is a COMPLETION ("Training Complete! 🎉", with sound).
+    Milestone 100 always wins and is a COMPLETION ("Training Complete! 🎉", with
+    sound); lower milestones crossed in the same update are named in the message
+    ("50 % — passed 25 % too"), as the engine's rule 1 does.
     """
-    if isinstance(current_step, ProgressUpdate):
-        update = current_step
-    else:
-        update = ProgressUpdate(current_step, total_steps or 0, previous_step)
-    milestone = first_crossed(update.previous_step, update.current_step, update.total_steps, SEED_MILESTONES)
-    return None if milestone is None else _milestone_event(milestone, update)
+    update = _as_update(current_step, total_steps, previous_step)
+    hits = _crossed(update)
+    return _milestone_event(hits[-1], update, hits[:-1]) if hits else None
 
 
 def create_error_notification(
@@ -184,8 +197,10 @@ class NotificationManager:
 
     def should_send_notification(self, progress_update: ProgressUpdate) -> bool:
         """Whether ``progress_update`` crosses a milestone not sent yet."""
-        event = check_progress_milestone(progress_update)
-        return event is not None and event.milestone not in self.sent_milestones
+        return bool(self._unsent(progress_update))
+
+    def _unsent(self, progress_update: ProgressUpdate) -> list[int]:
+        return [m for m in _crossed(progress_update) if m not in self.sent_milestones]
 
     def mark_milestone_sent(self, milestone: int) -> None:
         """Remember that ``milestone`` was notified."""
@@ -212,16 +227,19 @@ class NotificationManager:
     def get_next_notification(self, progress_update: ProgressUpdate) -> NotificationEvent | None:
         """The milestone event to send for ``progress_update``, or ``None``.
 
-        Sets ``taskbar_progress``. Under DND the event is suppressed (``None``) but
-        still marked sent, so it never comes back later.
+        The highest milestone crossed and not sent yet wins (100 % as the completion,
+        with sound); the others crossed with it are named in its message and marked
+        sent too, so each milestone goes out at most once per run (until
+        :meth:`reset`). Sets ``taskbar_progress``. Under DND the event is suppressed
+        (``None``) but still marked sent, so it never comes back later.
         """
-        if not self.should_send_notification(progress_update):
+        hits = self._unsent(progress_update)
+        if not hits:
             return None
-        event = check_progress_milestone(progress_update)
-        assert event is not None  # should_send_notification checked it
-        assert event.milestone is not None
+        event = _milestone_event(hits[-1], progress_update, hits[:-1])
         event.taskbar_progress = calculate_taskbar_progress(progress_update.current_step, progress_update.total_steps)
-        self.mark_milestone_sent(event.milestone)
+        for milestone in hits:
+            self.mark_milestone_sent(milestone)
         self.last_notification_step = progress_update.current_step
         if self.should_respect_dnd(event):
             log.info("suppressing notification during Do Not Disturb: %s", event.title)

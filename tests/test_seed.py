@@ -61,10 +61,19 @@ def test_check_progress_milestone_titles(
     assert event.urgency == "normal"
 
 
-def test_check_progress_milestone_fires_the_first_crossed_like_the_seed() -> None:
+def test_check_progress_milestone_fires_the_highest_crossed_naming_the_passed() -> None:
+    # Issue 11: the highest milestone crossed wins (was the lowest), naming the ones passed on the way.
     event = check_progress_milestone(800, 1000, 100)
     assert event is not None
-    assert event.milestone == 25
+    assert event.milestone == 75
+    assert "passed 25 % and 50 % too" in event.message
+
+
+def test_check_progress_milestone_completion_wins_over_milestones_passed() -> None:
+    event = check_progress_milestone(1000, 1000, 620)
+    assert event is not None
+    assert (event.milestone, event.type, event.sound) == (100, NotificationType.COMPLETION, True)
+    assert "passed 75 % too" in event.message
 
 
 def test_check_progress_milestone_none_cases() -> None:
@@ -143,6 +152,37 @@ def test_manager_get_next_notification_sets_taskbar_and_marks_sent() -> None:
     assert manager.last_notification_step == 250
     assert not manager.should_send_notification(update)
     assert manager.get_next_notification(update) is None
+
+
+def test_manager_sends_the_completion_when_a_jump_crosses_75_and_100() -> None:
+    # Issue 11: this returned the 75 % event, so the completion (with its sound) was never sent.
+    manager = NotificationManager(dnd_check=lambda: False)
+    event = manager.get_next_notification(ProgressUpdate(current_step=1000, total_steps=1000, previous_step=620))
+    assert event is not None
+    assert (event.milestone, event.type, event.sound) == (100, NotificationType.COMPLETION, True)
+    assert event.title == "Training Complete! 🎉"
+    assert "passed 75 % too" in event.message
+    assert event.taskbar_progress == 1.0
+    assert manager.sent_milestones == {75, 100}
+    again = manager.get_next_notification(ProgressUpdate(current_step=1000, total_steps=1000, previous_step=0))
+    assert again is not None and again.milestone == 50  # 25 and 50 were never sent; 75 and 100 never twice
+    assert manager.get_next_notification(ProgressUpdate(current_step=1000, total_steps=1000, previous_step=0)) is None
+
+
+def test_manager_jump_returns_the_highest_milestone_and_each_once() -> None:
+    manager = NotificationManager(dnd_check=lambda: False)
+    event = manager.get_next_notification(ProgressUpdate(current_step=600, total_steps=1000, previous_step=200))
+    assert event is not None
+    assert event.milestone == 50
+    assert event.message.startswith("50 % — passed 25 % too")
+    assert manager.sent_milestones == {25, 50}
+    # A later jump over 25/50/75 only names what was not sent yet.
+    event = manager.get_next_notification(ProgressUpdate(current_step=800, total_steps=1000, previous_step=0))
+    assert event is not None
+    assert event.milestone == 75
+    assert "passed" not in event.message
+    assert manager.get_next_notification(ProgressUpdate(current_step=800, total_steps=1000, previous_step=0)) is None
+    assert manager.sent_milestones == {25, 50, 75}
 
 
 def test_manager_under_dnd_suppresses_but_marks_sent() -> None:
