@@ -1,0 +1,112 @@
+"""Replace secrets in free text with ``[redacted]``.
+
+Call :func:`redact` on any text that came from a job (a command line, a stderr tail, an
+exception message, a job name) before it reaches a notification, a history entry or a log
+line.  The training side applies it before anything leaves the process; the desktop side
+applies it again before writing history or logs, so a job server that does not redact
+(an older version, a hostile one) still does not get secrets written to disk.
+
+Stdlib only, pure, and idempotent: ``redact(redact(s)) == redact(s)``.  The patterns aim at
+what really leaks from training jobs (Hugging Face / OpenAI / GitHub / Slack / AWS tokens,
+``--token X`` on a command line, ``HF_TOKEN=...`` in an environment dump, ``user:pass@`` in a
+git or pip URL, ``Authorization:`` headers in an HTTP error) without touching ordinary
+training output such as ``loss=0.5 lr=2e-4 step 100/1000`` or ``--max-new-tokens 512``.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["REDACTED", "redact"]
+
+REDACTED = "[redacted]"
+
+# A value on a command line or in an assignment: a quoted string or a run of non-space
+# characters.  `&` and `#` end a value so that `?token=abc&page=2` keeps `&page=2`.
+_VALUE = r"""(?:"[^"\n]*"|'[^'\n]*'|[^\s&#"',;]+)"""
+
+# Well-known token formats, redacted wherever they appear.  The lookbehind keeps a longer
+# identifier (`my_hf_...`, `task-sk-...`) from being cut in the middle.
+_TOKENS = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:"
+    r"hf_[A-Za-z0-9]{16,}"  # Hugging Face user/org tokens
+    r"|api_org_[A-Za-z0-9]{16,}"  # Hugging Face (legacy) org API tokens
+    r"|sk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_]{16,}"  # OpenAI / Anthropic style (sk-proj-…, sk-ant-…)
+    r"|gh[pousr]_[A-Za-z0-9]{20,}"  # GitHub classic tokens
+    r"|github_pat_[A-Za-z0-9_]{20,}"  # GitHub fine-grained tokens
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}"  # AWS access key ids
+    r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWTs
+    r")"
+)
+
+# scheme://user:password@host  ->  scheme://[redacted]@host
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]+:[^\s/@]+@")
+
+# --token X, --hf-token=X, --password X, --api-key X, --secret X, --db-password X ...
+# The secret word must END the flag name, so `--max-new-tokens 512` or `--tokenizer x` stay.
+_FLAG = re.compile(
+    r"(?i)(?<![\w-])(--?(?:[a-z0-9]+[-_])*"
+    r"(?:token|password|passwd|passphrase|secret|api[-_]?key|apikey|access[-_]?key"
+    r"|secret[-_]?key|private[-_]?key|auth|credentials?)"
+    r")(=|[ \t]+)(?!--?[a-z])" + _VALUE
+)
+
+# Environment-style assignments: HF_TOKEN=…, AWS_SECRET_ACCESS_KEY=…, PASSWORD=… (upper case,
+# as environments and .env files write them) …
+_ENV = re.compile(
+    r"(?<![\w-])("
+    r"[A-Z0-9_]*_(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS)"
+    r"|PASSWORD|PASSWD|TOKEN|SECRET|APIKEY"
+    r")(\s*=\s*)" + _VALUE
+)
+# … and the lower-case names used in URL queries, config dumps and keyword arguments
+# (`?token=…`, `password=…`, `api_key=…`).  `pad_token=<pad>` is left alone: the lookbehind
+# requires the name to start the word.
+_KEYWORD = re.compile(
+    r"(?i)(?<![\w-])("
+    r"token|access_token|auth_token|hf_token|api_token|id_token|refresh_token"
+    r"|api_key|apikey|secret|client_secret|secret_key|password|passwd"
+    r")(=)" + _VALUE
+)
+# JSON / dict style: "token": "…", 'password': '…'
+_QUOTED_KEY = re.compile(
+    r"""(?i)(["'])((?:[a-z0-9]+[-_])*(?:token|password|passwd|secret|api[-_]?key|apikey))\1"""
+    r"""(\s*:\s*)(["'])[^"'\n]*\4"""
+)
+# Authorization: Bearer …  /  Authorization: Basic …  /  Authorization: token …
+_AUTH_HEADER = re.compile(
+    r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*)(?:(bearer|basic|token|digest)\s+)?"
+    r"""[^\s"',;]+"""
+)
+_BEARER = re.compile(r"(?i)\b(bearer\s+)(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{8,}=*")
+
+
+def _env_sub(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{match.group(2)}{REDACTED}"
+
+
+def _auth_sub(match: re.Match[str]) -> str:
+    scheme = match.group(2)
+    return f"{match.group(1)}{scheme + ' ' if scheme else ''}{REDACTED}"
+
+
+def redact(text: str) -> str:
+    """Return *text* with every secret-looking value replaced by ``[redacted]``.
+
+    Call on any job-provided text before it is shown, logged or stored.  Never raises.
+    """
+    if not text:
+        return text
+    out = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    out = _AUTH_HEADER.sub(_auth_sub, out)
+    out = _BEARER.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
+    out = _QUOTED_KEY.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{m.group(4)}{REDACTED}{m.group(4)}",
+        out,
+    )
+    out = _FLAG.sub(_env_sub, out)
+    out = _ENV.sub(_env_sub, out)
+    out = _KEYWORD.sub(_env_sub, out)
+    return _TOKENS.sub(REDACTED, out)
