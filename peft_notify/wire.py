@@ -25,14 +25,18 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Action",
     "Body",
+    "DiskSample",
     "Envelope",
+    "GpuSample",
     "Hello",
+    "HostSample",
     "JobState",
     "MessageType",
     "NotificationEvent",
     "NotificationType",
     "Progress",
     "ProtocolError",
+    "Resource",
     "Status",
     "Unknown",
     "UrgencyLevel",
@@ -58,6 +62,8 @@ MAX_REASON: Final = 1024
 MAX_ACTIONS: Final = 8
 MAX_CAPABILITIES: Final = 32
 MAX_METRICS: Final = 64
+MAX_GPUS: Final = 64
+MAX_RESOURCES: Final = 16
 
 _E = TypeVar("_E", bound=Enum)
 
@@ -84,6 +90,7 @@ class MessageType(str, Enum):
     PROGRESS = "progress"
     NOTIFICATION = "notification"
     STATUS = "status"
+    RESOURCE = "resource"
     ACTION = "action"
 
 
@@ -190,6 +197,82 @@ class Hello:
     progress: Progress | None = None
     state: JobState = JobState.RUNNING
     replay_gap: bool = False
+    resources: tuple[str, ...] = ()
+    resource_notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HostSample:
+    """Host part of a ``resource`` body: bytes, and the job's process tree (``rss``, ``cpu_percent``).
+
+    ``cpu_percent`` is summed over the tree (100 = one core busy); ``alive`` is false once
+    the watched process is gone.
+    """
+
+    mem_total: int
+    mem_available: int
+    swap_total: int = 0
+    swap_used: int = 0
+    rss: int | None = None
+    cpu_percent: float | None = None
+    alive: bool = True
+
+    @property
+    def mem_percent(self) -> float:
+        """Host memory in use, 0-100 (``available`` counts as free, as psutil does)."""
+        if self.mem_total <= 0:
+            return 0.0
+        return max(0.0, min(100.0, 100.0 * (self.mem_total - self.mem_available) / self.mem_total))
+
+
+@dataclass(frozen=True, slots=True)
+class DiskSample:
+    """Free space of the job's output directory, and the estimated size of its next checkpoint."""
+
+    path: str
+    free: int
+    total: int
+    next_checkpoint: int | None = None
+
+    @property
+    def free_percent(self) -> float:
+        return 100.0 if self.total <= 0 else max(0.0, min(100.0, 100.0 * self.free / self.total))
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSample:
+    """One GPU used by the job. Counters (``ecc_uncorrected``, ``xid_count``) are cumulative,
+    so a coalesced-away sample loses nothing. ``error``: this device could not be read."""
+
+    index: int
+    name: str = ""
+    mem_used: int | None = None
+    mem_total: int | None = None
+    util: float | None = None
+    temperature: float | None = None
+    power_w: float | None = None
+    throttle: tuple[str, ...] = ()
+    ecc_uncorrected: int | None = None
+    remap_pending: bool = False
+    remap_failure: bool = False
+    xid_count: int = 0
+    last_xid: int | None = None
+    error: str | None = None
+
+    @property
+    def mem_percent(self) -> float | None:
+        if self.mem_used is None or not self.mem_total:
+            return None
+        return max(0.0, min(100.0, 100.0 * self.mem_used / self.mem_total))
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """``resource`` body: one sample of what the job's machine has left (coalesced like progress)."""
+
+    host: HostSample | None = None
+    disk: DiskSample | None = None
+    gpus: tuple[GpuSample, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +290,7 @@ class Action:
     ref_seq: int | None = None
 
 
-Body: TypeAlias = Hello | Progress | NotificationEvent | Status | Unknown
+Body: TypeAlias = Hello | Progress | NotificationEvent | Status | Resource | Unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,8 +373,10 @@ def _body_dict(body: Body) -> dict[str, Any]:
         if body.reason is not None:
             status["reason"] = body.reason
         return status
+    if isinstance(body, Resource):
+        return _resource_dict(body)
     if isinstance(body, Hello):
-        return {
+        hello: dict[str, Any] = {
             "name": body.name,
             "run_id": body.run_id,
             "host": body.host,
@@ -304,7 +389,59 @@ def _body_dict(body: Body) -> dict[str, Any]:
             "state": body.state.value,
             "replay_gap": body.replay_gap,
         }
+        if body.resources:
+            hello["resources"] = list(body.resources)
+        if body.resource_notes:
+            hello["resource_notes"] = list(body.resource_notes)
+        return hello
     raise TypeError(f"cannot encode body of type {type(body).__name__}")
+
+
+def _resource_dict(r: Resource) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.host is not None:
+        out["host"] = _drop_none(
+            {
+                "mem_total": r.host.mem_total,
+                "mem_available": r.host.mem_available,
+                "swap_total": r.host.swap_total,
+                "swap_used": r.host.swap_used,
+                "rss": r.host.rss,
+                "cpu_percent": r.host.cpu_percent,
+                "alive": r.host.alive,
+            }
+        )
+    if r.disk is not None:
+        out["disk"] = _drop_none(
+            {"path": r.disk.path, "free": r.disk.free, "total": r.disk.total, "next_checkpoint": r.disk.next_checkpoint}
+        )
+    if r.gpus:
+        out["gpus"] = [
+            _drop_none(
+                {
+                    "index": g.index,
+                    "name": g.name or None,
+                    "mem_used": g.mem_used,
+                    "mem_total": g.mem_total,
+                    "util": g.util,
+                    "temperature": g.temperature,
+                    "power_w": g.power_w,
+                    "throttle": list(g.throttle) or None,
+                    "ecc_uncorrected": g.ecc_uncorrected,
+                    "remap_pending": g.remap_pending or None,
+                    "remap_failure": g.remap_failure or None,
+                    "xid_count": g.xid_count or None,
+                    "last_xid": g.last_xid,
+                    "error": g.error,
+                }
+            )
+            for g in r.gpus
+        ]
+    return out
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def to_dict(env: Envelope) -> dict[str, Any]:
@@ -575,6 +712,73 @@ def _decode_status(o: _Obj) -> Status:
     return Status(state=o.enum("state", JobState), reason=o.str_("reason", limit=MAX_REASON, required=False))
 
 
+def _byte_count(o: _Obj, key: str) -> int | None:
+    return o.int_(key, minimum=0, maximum=1 << 62)
+
+
+def _req_bytes(o: _Obj, key: str) -> int:
+    value = _byte_count(o, key)
+    if value is None:
+        raise ProtocolError("is required", o._name(key))
+    return value
+
+
+def _decode_resource(o: _Obj) -> Resource:
+    host = disk = None
+    if o.has("host"):
+        h = o.obj("host")
+        total, available = _req_bytes(h, "mem_total"), _req_bytes(h, "mem_available")
+        host = HostSample(
+            mem_total=total,
+            mem_available=min(available, total),
+            swap_total=_byte_count(h, "swap_total") or 0,
+            swap_used=_byte_count(h, "swap_used") or 0,
+            rss=_byte_count(h, "rss"),
+            cpu_percent=h.float_("cpu_percent", minimum=0.0, maximum=1e6),
+            alive=h.bool_("alive", True),
+        )
+    if o.has("disk"):
+        d = o.obj("disk")
+        free, total = _req_bytes(d, "free"), _req_bytes(d, "total")
+        disk = DiskSample(
+            path=d.str_("path", limit=MAX_REASON, required=False) or "",
+            free=free,
+            total=total,
+            next_checkpoint=_byte_count(d, "next_checkpoint"),
+        )
+    gpus: list[GpuSample] = []
+    raw = o.raw("gpus")
+    if raw is not None:
+        name = o._name("gpus")
+        if not isinstance(raw, list):
+            raise ProtocolError(f"must be an array, not {_json_type(raw)}", name)
+        if len(raw) > MAX_GPUS:
+            raise ProtocolError(f"has {len(raw)} items; the limit is {MAX_GPUS}", name)
+        gpus = [_decode_gpu(_Obj(item, f"{name}[{i}]")) for i, item in enumerate(raw)]
+    return Resource(host=host, disk=disk, gpus=tuple(gpus))
+
+
+def _decode_gpu(g: _Obj) -> GpuSample:
+    index = g.int_("index", required=True, maximum=1 << 16)
+    assert index is not None
+    return GpuSample(
+        index=index,
+        name=g.str_("name", limit=MAX_NAME, required=False) or "",
+        mem_used=_byte_count(g, "mem_used"),
+        mem_total=_byte_count(g, "mem_total"),
+        util=g.float_("util", minimum=0.0, maximum=100.0),
+        temperature=g.float_("temperature", minimum=-273.0, maximum=1000.0),
+        power_w=g.float_("power_w", minimum=0.0),
+        throttle=g.str_list("throttle", max_items=MAX_RESOURCES, item_limit=MAX_SHORT) or (),
+        ecc_uncorrected=_byte_count(g, "ecc_uncorrected"),
+        remap_pending=g.bool_("remap_pending", False),
+        remap_failure=g.bool_("remap_failure", False),
+        xid_count=_byte_count(g, "xid_count") or 0,
+        last_xid=g.int_("last_xid", minimum=0, maximum=1 << 32),
+        error=g.str_("error", limit=MAX_REASON, required=False),
+    )
+
+
 def _decode_ts_field(o: _Obj, key: str, required: bool) -> float | None:
     text = o.str_(key, limit=MAX_SHORT, required=required)
     if text is None:
@@ -601,6 +805,8 @@ def _decode_hello(o: _Obj) -> Hello:
         progress=progress,
         state=o.enum("state", JobState, required=False, default=JobState.RUNNING),
         replay_gap=o.bool_("replay_gap", False),
+        resources=o.str_list("resources", max_items=MAX_RESOURCES, item_limit=MAX_SHORT) or (),
+        resource_notes=o.str_list("resource_notes", max_items=MAX_RESOURCES, item_limit=MAX_REASON) or (),
     )
 
 
@@ -609,6 +815,7 @@ _BODY_DECODERS: Final[dict[str, Callable[[_Obj], Body]]] = {
     MessageType.PROGRESS.value: _decode_progress,
     MessageType.NOTIFICATION.value: _decode_notification,
     MessageType.STATUS.value: _decode_status,
+    MessageType.RESOURCE.value: _decode_resource,
 }
 
 
@@ -666,6 +873,11 @@ def is_valid_job_id(job_id: str) -> bool:
 def progress_from_mapping(values: Mapping[str, Any]) -> Progress:
     """Validate a ``progress`` body given as a mapping (e.g. built by a producer)."""
     return _decode_progress(_Obj(dict(values), "data"))
+
+
+def resource_from_mapping(values: Mapping[str, Any]) -> Resource:
+    """Validate a ``resource`` body given as a mapping."""
+    return _decode_resource(_Obj(dict(values), "data"))
 
 
 def notification_from_mapping(values: Mapping[str, Any]) -> NotificationEvent:

@@ -92,7 +92,46 @@ SAMPLES: list[Envelope] = [
         ts=TS,
     ),
     Envelope("status", Status(JobState.FAILED, reason="exit code 1"), seq=3, job_id="job-1", ts=TS),
+    Envelope(
+        "resource",
+        wire.Resource(
+            host=wire.HostSample(64 << 30, 5 << 30, 8 << 30, 1 << 20, rss=20 << 30, cpu_percent=104.5),
+            disk=wire.DiskSample("/data/out", free=12 << 30, total=500 << 30, next_checkpoint=9 << 30),
+            gpus=(
+                wire.GpuSample(0, "H100", 70 << 30, 80 << 30, 97.0, 71, 612.3, ("power",), 0, xid_count=2, last_xid=9),
+                wire.GpuSample(1, error="GPU is lost"),
+            ),
+        ),
+        seq=4,
+        job_id="job-1",
+        ts=TS,
+    ),
+    Envelope(
+        "hello",
+        Hello(name="n", run_id="r", resources=("host_memory", "disk"), resource_notes=("gpu: no NVML",)),
+        seq=5,
+        job_id="job-1",
+        ts=TS,
+    ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"host": {"mem_total": 1}}, "data.host.mem_available"),
+        ({"host": {"mem_total": -1, "mem_available": 0}}, "data.host.mem_total"),
+        ({"disk": {"free": "lots", "total": 1}}, "data.disk.free"),
+        ({"gpus": {"index": 0}}, "data.gpus"),
+        ({"gpus": [{"index": 0, "util": 101}]}, "data.gpus[0].util"),
+        ({"gpus": [{"index": 0}] * 65}, "data.gpus"),
+        ({"gpus": [{"index": 0, "throttle": ["x" * 65]}]}, "data.gpus[0].throttle[0]"),
+    ],
+)
+def test_bad_resource_bodies_name_the_field(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        wire.decode(frame("resource", data))
+    assert info.value.field == field
 
 
 @pytest.mark.parametrize("env", SAMPLES, ids=lambda e: e.type)

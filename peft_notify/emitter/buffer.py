@@ -58,6 +58,8 @@ class EventLog:
         if isinstance(body, wire.Progress):
             self.snapshot = body
             self._push(self._progress, self.progress_capacity, seq, frame)
+        elif isinstance(body, wire.Resource):  # samples are evicted like progress, never before an error
+            self._push(self._progress, self.progress_capacity, seq, frame)
         else:
             if isinstance(body, wire.Status):
                 self.state = body.state
@@ -105,4 +107,6 @@ def _kind(body: wire.Body) -> str:
         return wire.MessageType.STATUS.value
     if isinstance(body, wire.Hello):
         return wire.MessageType.HELLO.value
+    if isinstance(body, wire.Resource):
+        return wire.MessageType.RESOURCE.value
     raise TypeError(f"cannot send a {type(body).__name__}")
