@@ -58,6 +58,9 @@ class Settings:
     completion_message: str = ""
     popup_kinds: tuple[str, ...] = ALL_KINDS
     respect_dnd: bool = True
+    # Windows: also treat SHQueryUserNotificationState's QUNS_BUSY (any full-screen window, e.g.
+    # an F11 video) as Do Not Disturb. Off by default, as in Chromium; see platform/dnd_windows.py.
+    windows_busy_is_dnd: bool = False
     sounds: bool = True
     close_to_tray: bool = True
     told_about_tray: bool = False  # the "still running in the tray" message was shown once
