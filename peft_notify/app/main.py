@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
+from peft_notify import __version__
 from peft_notify.app.controller import Controller
 from peft_notify.app.shell import AppShell
 from peft_notify.app.single import SingleInstance
+from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
 from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
 from peft_notify.desktop.settings import Settings, default_settings_path, load_settings, save_settings
 from peft_notify.discovery import list_job_files
@@ -270,9 +273,15 @@ def run_app(options: AppOptions | None = None) -> int:
     options = options or AppOptions()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "peft-notify"])
     assert isinstance(app, QApplication)
-    app.setApplicationName("peft-notify")
-    app.setApplicationDisplayName("peft-notify")
-    app.setDesktopFileName("peft-notify")
+    app.setApplicationName(CLI_NAME)
+    app.setApplicationDisplayName(CLI_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_ID)  # Wayland app_id: docks and GNOME match it to <APP_ID>.desktop
+    app.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product icon; the tray shows the status ring
+    if sys.platform == "win32":  # group the taskbar button (and its progress) with the Start-menu shortcut
+        import ctypes
+
+        ctypes.windll.shell32.SetCurrentProcessExplicitAppUserModelID(APP_ID)  # type: ignore[attr-defined,unused-ignore]
     app.setQuitOnLastWindowClosed(False)
     single = SingleInstance(options.instance_name or os.environ.get("PEFT_NOTIFY_INSTANCE"))
     message = {

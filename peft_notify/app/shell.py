@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from peft_notify.app.controller import Controller
-from peft_notify.app.jobs_model import aggregate_progress
-from peft_notify.app.tray import Tray, draw_icon, overall_tone
+from peft_notify.app.tray import Tray
 from peft_notify.app.window import MainWindow
+from peft_notify.appinfo import icon_file
 from peft_notify.desktop.settings import Settings
 
 __all__ = ["AppShell"]
@@ -48,6 +49,7 @@ class AppShell(QObject):
         self.set_autostart = set_autostart
         self.engine_defaults = engine_defaults or {}
         self.window = MainWindow(controller)
+        self.window.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product's icon; the tray shows status
         self.tray = Tray(controller.clock)
         self._quit = asyncio.Event()
         # Owned by the window, so it cannot fire after the window is gone.
@@ -96,8 +98,6 @@ class AppShell(QObject):
         rows = list(self.controller.rows.values())
         unread = self.window.history_view.unread_count()
         self.tray.refresh(rows, unread)
-        icon = draw_icon(overall_tone(rows), aggregate_progress(rows), unread)
-        self.window.setWindowIcon(icon)
 
     def on_close_requested(self) -> None:
         """Window closed: keep running in the tray (first time: say so), or quit."""

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
+from peft_notify.platform.notifier_hints import add_desktop_entry_hint
 from peft_notify.platform.session_bus import BusError, ServerInfo, SessionBus, disconnect, notification_server
 from peft_notify.ports import ActionHandler, Delivery, NotifyRequest
 from peft_notify.wire import NotificationEvent, UrgencyLevel
@@ -32,9 +34,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Stable, without spaces: on Windows an unpackaged app's app_name becomes its AppUserModelID,
-# on Linux it should match the .desktop file's basename.
-APP_ID = "peft-notify"
 CLICK_ACTION = "default"  # ports.ActionHandler: "default" for a click on the body
 DISMISS_ACTION = "dismissed"
 
@@ -152,8 +151,12 @@ class DesktopNotifierAdapter:
                 "Windows needs 10 or later)"
             )
         try:
-            icon = dn.Icon(path=app_icon) if app_icon is not None and app_icon.exists() else None
-            notifier = dn.DesktopNotifier(app_name=APP_ID, app_icon=icon)
+            app_icon = app_icon or icon_file(".png")  # the product icon, not the server's generic one
+            icon = dn.Icon(path=app_icon) if app_icon.exists() else None
+            # Windows: app_name is the AppUserModelID toasts are sent under (the Start-menu shortcut
+            # carries the same one); freedesktop: a display name, the app id goes in desktop-entry.
+            notifier = dn.DesktopNotifier(app_name=APP_ID if platform == "win32" else CLI_NAME, app_icon=icon)
+            add_desktop_entry_hint(notifier, APP_ID)
             caps = await asyncio.wait_for(notifier.get_capabilities(), timeout)
         except TimeoutError as exc:
             raise NotifierUnavailable(f"the notification backend did not answer within {timeout:g} s") from exc

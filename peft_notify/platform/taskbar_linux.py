@@ -2,7 +2,7 @@
 
 Honoured by KDE Plasma's task manager, Dash to Dock / Ubuntu Dock, Dash to Panel,
 Plank and elementary's dock; stock GNOME Shell ignores it. The launcher matches
-``application://peft-notify.desktop`` against an installed desktop file
+``application://<APP_ID>.desktop`` against an installed desktop file
 (:mod:`peft_notify.platform.linux_desktop_file`). Methods never block: each call
 records the wanted state and a single background task sends the latest one.
 """
@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
-from peft_notify.platform.notifier import APP_ID
+from peft_notify.appinfo import APP_ID
 from peft_notify.platform.session_bus import BusError, SessionBus
 from peft_notify.ports import TaskbarState
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from peft_notify.app.adapters import install_launcher_entry
+from peft_notify.appinfo import APP_ID
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG desktop entries are Linux-only")
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XD
 def test_launcher_entry_is_installed_once_and_kept_up_to_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert install_launcher_entry() is True
-    entry = tmp_path / "applications" / "peft-notify.desktop"
+    entry = tmp_path / "applications" / f"{APP_ID}.desktop"
     text = entry.read_text()
     assert "[Desktop Entry]" in text
     assert "StartupWMClass=" in text

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from peft_notify.appinfo import APP_ID
 from peft_notify.platform.choose import (
     Candidate,
     Selection,
@@ -123,18 +124,18 @@ def test_real_session_picks_dunst_everything(private_dunst: PrivateDunst) -> Non
 
 
 def test_desktop_entry_matches_the_resource_file() -> None:
-    assert desktop_entry("peft-notify") == (REPO / "resources" / "peft-notify.desktop").read_text()
+    assert desktop_entry("peft-notify") == (REPO / "resources" / f"{APP_ID}.desktop").read_text()
     text = desktop_entry("/opt/x/bin/peft-notify")
     assert "Exec=/opt/x/bin/peft-notify app\n" in text
     assert "StartupWMClass=peft-notify\n" in text
-    assert "Icon=peft-notify\n" in text
+    assert f"Icon={APP_ID}\n" in text
 
 
 def test_install_desktop_file_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert install_desktop_file("/usr/bin/peft-notify") is True
-    assert desktop_file_path() == tmp_path / "applications" / "peft-notify.desktop"
+    assert desktop_file_path() == tmp_path / "applications" / f"{APP_ID}.desktop"
     assert "Exec=/usr/bin/peft-notify app" in desktop_file_path().read_text()
-    assert icon_path().read_bytes() == (REPO / "resources" / "icons" / "peft-notify.svg").read_bytes()
+    assert icon_path().read_bytes() == (REPO / "resources" / "icons" / f"{APP_ID}.svg").read_bytes()
     assert install_desktop_file("/usr/bin/peft-notify") is False
     assert install_desktop_file("/usr/local/bin/peft-notify") is True

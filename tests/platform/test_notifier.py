@@ -74,6 +74,10 @@ def test_milestone_and_error_reach_the_session_dunst() -> None:
     assert f"body: 'body of {milestone}'" in first
     assert "urgency: NORMAL" in first
     assert "appname: 'peft-notify'" in first
+    # GNOME/KDE/dunst match the app (name, icon, settings) by the desktop-entry hint; the icon is ours.
+    assert "desktop_entry: 'io.github.peftnotify.PeftNotify'" in first
+    assert "icon: 'file://" in first
+    assert "io.github.peftnotify.PeftNotify.png'" in first
     assert "urgency: CRITICAL" in second
     assert '"retry": "Retry"' in second
     assert '"view-details": "View Details"' in second

@@ -88,7 +88,7 @@ def test_update_signal_is_seen_by_dbus_monitor_in_another_process() -> None:
         monitor.terminate()
         out, _ = monitor.communicate(timeout=10)
     assert "path=/com/canonical/unity/launcherentry/peft_notify" in out
-    assert 'string "application://peft-notify.desktop"' in out
+    assert 'string "application://io.github.peftnotify.PeftNotify.desktop"' in out
     assert 'string "progress"\n         variant             double 0.45' in out
     assert 'string "progress-visible"\n         variant             boolean true' in out
     assert 'string "count"\n         variant             int64 3' in out
