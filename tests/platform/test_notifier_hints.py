@@ -16,7 +16,8 @@ def test_variant_hints_get_a_variant() -> None:
 
 
 def test_string_hints_get_a_string_and_empty_hints_stay_empty() -> None:
-    assert with_desktop_entry({"urgency": "1"}, "org.example.App") == {"urgency": "1", "desktop-entry": "org.example.App"}
+    out = with_desktop_entry({"urgency": "1"}, "org.example.App")
+    assert out == {"urgency": "1", "desktop-entry": "org.example.App"}
     assert with_desktop_entry({}, "org.example.App") == {}  # unsupported server: desktop-notifier sends no hints
 
 
