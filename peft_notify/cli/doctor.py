@@ -95,12 +95,14 @@ async def _report(send_test: bool) -> tuple[list[str], bool]:
     out.append(f"Do-Not-Disturb now: {(await dnd.primary.state()).value}")
     out.append(f"tray: {_tray_status()}")
     if linux:
-        from peft_notify.platform.linux_desktop_file import desktop_file_path
+        from peft_notify.platform.linux_desktop_file import desktop_file_path, system_desktop_file
 
-        path = desktop_file_path()
+        path = system_desktop_file() or desktop_file_path()
         out.append(f"desktop file: {path} ({'installed' if path.exists() else 'missing — the app installs it'})")
     elif sys.platform == "win32":
-        out.append("AppUserModelID: peft-notify (toasts need it; set by the app at start)")
+        from peft_notify.appinfo import APP_ID
+
+        out.append(f"AppUserModelID: {APP_ID} (toasts need it; set by the app at start)")
     out += _paths()
     if send_test:
         event = NotificationEvent(

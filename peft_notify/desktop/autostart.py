@@ -1,10 +1,15 @@
 """Start the app at login: one switch, each OS's own mechanism.
 
-- Linux/BSD: an XDG autostart entry ``$XDG_CONFIG_HOME/autostart/peft-notify.desktop``
+- Linux/BSD: an XDG autostart entry ``$XDG_CONFIG_HOME/autostart/<APP_ID>.desktop``
   (freedesktop Desktop Application Autostart Specification).
 - Windows: the ``peft-notify`` value under ``HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run``,
   through a thin :class:`RunKey` layer (``winreg`` is imported only there; tests pass a dict).
-- macOS: a LaunchAgent ``~/Library/LaunchAgents/io.github.peft-notify.plist`` with ``RunAtLoad``.
+- macOS: a LaunchAgent ``~/Library/LaunchAgents/<APP_ID>.plist`` with ``RunAtLoad``.
+
+The command is this interpreter running the app, or, in a frozen (PyInstaller) build, the
+installed binary itself. Entries written under the names used before the reverse-DNS app id
+(``peft-notify.desktop``, ``io.github.peft-notify.plist``) count as enabled and are removed
+when the switch is flipped.
 
 Call :func:`set_autostart` when the user flips the setting and :func:`autostart_enabled` to show
 its real state. Both raise ``OSError`` when the OS refuses (the settings dialog reports it).
@@ -20,9 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from peft_notify.appinfo import APP_ID, APP_NAME, APP_SUMMARY, CLI_NAME, is_frozen
+
 __all__ = [
     "LAUNCH_AGENT_LABEL",
     "RUN_KEY",
+    "RUN_VALUE",
     "RunKey",
     "WinRegRunKey",
     "autostart_enabled",
@@ -31,8 +39,10 @@ __all__ = [
     "set_autostart",
 ]
 
-APP_ID: Final = "peft-notify"
-LAUNCH_AGENT_LABEL: Final = "io.github.peft-notify"
+LAUNCH_AGENT_LABEL: Final = APP_ID
+RUN_VALUE: Final = CLI_NAME  # the HKCU Run value's name
+_LEGACY_XDG_NAME: Final = "peft-notify"
+_LEGACY_LAUNCH_AGENT_LABEL: Final = "io.github.peft-notify"
 RUN_KEY: Final = r"Software\Microsoft\Windows\CurrentVersion\Run"
 
 
@@ -78,7 +88,9 @@ class WinRegRunKey:
 
 
 def default_command() -> list[str]:
-    """How login should start us: this interpreter running the app, minimized to the tray."""
+    """How login should start us, minimized to the tray: the frozen binary, else this interpreter."""
+    if is_frozen():
+        return [sys.executable, "app", "--minimized"]  # the bundle's binary (/usr/lib/peft-notify/peft-notify, ...)
     return [sys.executable, "-m", "peft_notify", "app", "--minimized"]
 
 
@@ -97,10 +109,10 @@ def desktop_entry(command: Sequence[str]) -> str:
         [
             "[Desktop Entry]",
             "Type=Application",
-            "Name=peft-notify",
-            "Comment=Notifications and taskbar progress for training jobs",
+            f"Name={APP_NAME}",
+            f"Comment={APP_SUMMARY}",
             "Exec=" + " ".join(_exec_quote(a) for a in command),
-            "Icon=peft-notify",
+            f"Icon={APP_ID}",
             "Terminal=false",
             "X-GNOME-Autostart-enabled=true",
             "",
@@ -112,13 +124,13 @@ def _windows_command(command: Sequence[str]) -> str:
     return " ".join(f'"{a}"' if (" " in a or not a) else a for a in command)
 
 
-def _xdg_autostart_file(home: Path) -> Path:
+def _xdg_autostart_file(home: Path, name: str = APP_ID) -> Path:
     config = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
-    return Path(config) / "autostart" / f"{APP_ID}.desktop"
+    return Path(config) / "autostart" / f"{name}.desktop"
 
 
-def _launch_agent_file(home: Path) -> Path:
-    return home / "Library" / "LaunchAgents" / f"{LAUNCH_AGENT_LABEL}.plist"
+def _launch_agent_file(home: Path, label: str = LAUNCH_AGENT_LABEL) -> Path:
+    return home / "Library" / "LaunchAgents" / f"{label}.plist"
 
 
 def set_autostart(
@@ -140,12 +152,13 @@ def set_autostart(
     if platform == "win32":
         key = run_key or WinRegRunKey()
         if enabled:
-            key.set(APP_ID, _windows_command(argv))
+            key.set(RUN_VALUE, _windows_command(argv))
         else:
-            key.delete(APP_ID)
-        return f"HKCU\\{RUN_KEY}\\{APP_ID}"
+            key.delete(RUN_VALUE)
+        return f"HKCU\\{RUN_KEY}\\{RUN_VALUE}"
     if platform == "darwin":
         path = _launch_agent_file(home)
+        _launch_agent_file(home, _LEGACY_LAUNCH_AGENT_LABEL).unlink(missing_ok=True)
         if enabled:
             path.parent.mkdir(parents=True, exist_ok=True)
             plist = {
@@ -159,6 +172,7 @@ def set_autostart(
             path.unlink(missing_ok=True)
         return str(path)
     path = _xdg_autostart_file(home)
+    _xdg_autostart_file(home, _LEGACY_XDG_NAME).unlink(missing_ok=True)
     if enabled:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(desktop_entry(argv), encoding="utf-8")
@@ -172,10 +186,13 @@ def autostart_enabled(*, platform: str | None = None, home: Path | None = None, 
     platform = platform or sys.platform
     home = home or Path.home()
     if platform == "win32":
-        return (run_key or WinRegRunKey()).get(APP_ID) is not None
+        return (run_key or WinRegRunKey()).get(RUN_VALUE) is not None
     if platform == "darwin":
-        return _launch_agent_file(home).exists()
-    path = _xdg_autostart_file(home)
+        return any(_launch_agent_file(home, label).exists() for label in (APP_ID, _LEGACY_LAUNCH_AGENT_LABEL))
+    return any(_xdg_enabled(_xdg_autostart_file(home, name)) for name in (APP_ID, _LEGACY_XDG_NAME))
+
+
+def _xdg_enabled(path: Path) -> bool:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import configparser
 import plistlib
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
 
+from peft_notify.appinfo import APP_ID
 from peft_notify.desktop.autostart import (
     LAUNCH_AGENT_LABEL,
     autostart_enabled,
@@ -39,7 +41,7 @@ def test_xdg_autostart_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     where = set_autostart(
         True, command=["/opt/my env/python", "-m", "peft_notify", "app"], platform="linux", home=tmp_path
     )
-    assert where == str(tmp_path / "cfg" / "autostart" / "peft-notify.desktop")
+    assert where == str(tmp_path / "cfg" / "autostart" / f"{APP_ID}.desktop")
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(where)
     entry = parser["Desktop Entry"]
@@ -60,6 +62,28 @@ def test_desktop_entry_escapes_reserved_characters() -> None:
 def test_default_command_runs_this_interpreter_minimized() -> None:
     command = default_command()
     assert command[1:] == ["-m", "peft_notify", "app", "--minimized"]
+
+
+def test_frozen_build_starts_its_own_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PyInstaller sets sys.frozen and points sys.executable at the bundle's binary.
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", "/usr/lib/peft-notify/peft-notify")
+    assert default_command() == ["/usr/lib/peft-notify/peft-notify", "app", "--minimized"]
+
+
+@pytest.mark.linux
+def test_entry_from_before_the_app_id_counts_and_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    legacy = tmp_path / "cfg" / "autostart" / "peft-notify.desktop"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(desktop_entry(["/usr/bin/python3", "-m", "peft_notify", "app"]))
+    assert autostart_enabled(platform="linux", home=tmp_path)
+    set_autostart(True, command=["/usr/bin/peft-notify", "app"], platform="linux", home=tmp_path)
+    assert not legacy.exists()
+    assert autostart_enabled(platform="linux", home=tmp_path)
+    set_autostart(False, platform="linux", home=tmp_path)
+    assert not autostart_enabled(platform="linux", home=tmp_path)
+    assert list((tmp_path / "cfg" / "autostart").iterdir()) == []
 
 
 @pytest.mark.windows
@@ -83,7 +107,7 @@ def test_macos_launch_agent(tmp_path: Path) -> None:
     )
     assert where == tmp_path / "Library" / "LaunchAgents" / f"{LAUNCH_AGENT_LABEL}.plist"
     plist = plistlib.loads(where.read_bytes())
-    assert plist["Label"] == LAUNCH_AGENT_LABEL
+    assert plist["Label"] == LAUNCH_AGENT_LABEL == APP_ID
     assert plist["ProgramArguments"] == ["/usr/bin/python3", "-m", "peft_notify"]
     assert plist["RunAtLoad"] is True
     assert autostart_enabled(platform="darwin", home=tmp_path)
