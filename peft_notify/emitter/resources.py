@@ -1,0 +1,540 @@
+"""The training side's resource sampler: host memory, the output disk and the job's GPUs.
+
+:class:`ResourceSampler` runs on its own daemon thread and hands one
+:class:`~peft_notify.wire.Resource` a second (at most) to a sink, normally
+``JobHandle.resource``, which coalesces it like progress. Start it with
+:meth:`ResourceSampler.start` and stop it with :meth:`ResourceSampler.stop`; nothing here
+ever raises into training: a part that cannot be read is left out of the sample and
+logged once.
+
+- host: RAM and swap (psutil), the RSS and CPU use of the watched process tree (``run``
+  watches its child's tree, ``job()`` its own process).
+- disk: free space of the output directory and the estimated size of the next
+  checkpoint: the size on disk of the newest ``checkpoint-*`` directory or ``*.ckpt`` /
+  ``*.safetensors`` / ``*.pt`` file in it, else the model's parameter bytes when known.
+- GPU through NVIDIA's own NVML bindings (the ``nvidia-ml-py`` package, imported as
+  ``pynvml``; install ``peft-notify[gpu]``): only the devices on which the process tree
+  has compute contexts. Every NVML call goes through :class:`NvmlGpus`, which takes the
+  module as a parameter, so tests plug a fake in at that function boundary. Without the
+  package, the library or a driver, the GPU part is absent and :attr:`ResourceSampler.notes`
+  says why, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import psutil
+
+from peft_notify import wire
+
+__all__ = [
+    "MIN_INTERVAL_S",
+    "DiskWatch",
+    "HostWatch",
+    "NvmlGpus",
+    "ResourceSampler",
+    "checkpoint_size",
+    "open_nvml",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MIN_INTERVAL_S: Final = 1.0  # the issue's bound: at most one sample a second
+CHECKPOINT_RESCAN_S: Final = 30.0  # the newest checkpoint's size is measured at most this often
+MAX_SCAN_ENTRIES: Final = 20_000  # a checkpoint scan stops here (a huge output dir must not cost the job)
+CHECKPOINT_SUFFIXES: Final = (".ckpt", ".safetensors", ".pt", ".pth", ".bin")
+
+# NVML clock-event ("throttle") reasons, from nvml.h (nvmlClocksEventReason*).
+_THERMAL_BITS: Final = 0x20 | 0x40  # SwThermalSlowdown | HwThermalSlowdown
+_POWER_BITS: Final = 0x04 | 0x80  # SwPowerCap | HwPowerBrakeSlowdown
+_HW_SLOWDOWN: Final = 0x08  # HwSlowdown: thermal or power, the driver does not say which
+_XID_CRITICAL: Final = 0x08  # nvmlEventTypeXidCriticalError
+_DOUBLE_BIT_ECC: Final = 0x02  # nvmlEventTypeDoubleBitEccError
+_NVML_TIMEOUT: Final = 10  # NVML_ERROR_TIMEOUT: no event pending
+_NVML_NOT_SUPPORTED: Final = 3
+
+
+def throttle_reasons(bits: int) -> tuple[str, ...]:
+    """Clock-event bit mask → ``("thermal", "power")`` (the ones that slow training down)."""
+    out = []
+    if bits & _THERMAL_BITS:
+        out.append("thermal")
+    if bits & _POWER_BITS:
+        out.append("power")
+    if bits & _HW_SLOWDOWN and not out:
+        out.append("hardware")
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- host
+
+
+class HostWatch:
+    """RAM, swap and the CPU/RSS of one process tree (root ``pid`` and its descendants)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._cpu: dict[tuple[int, float], float] = {}  # (pid, create_time) -> cpu seconds seen
+        self._last_at: float | None = None
+        self._root: psutil.Process | None = None
+        try:
+            self._root = psutil.Process(pid)
+        except psutil.Error:
+            self._root = None
+
+    def tree(self) -> list[psutil.Process]:
+        """The root and its living descendants (empty once the root is gone)."""
+        root = self._root
+        if root is None or not _alive(root):
+            return []
+        try:
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return [root]
+
+    def pids(self) -> set[int]:
+        return {p.pid for p in self.tree()}
+
+    def sample(self, now: float) -> wire.HostSample:
+        vm = psutil.virtual_memory()
+        try:
+            swap = psutil.swap_memory()
+            swap_total, swap_used = int(swap.total), int(swap.used)
+        except (OSError, RuntimeError):  # no /proc/swaps in some containers
+            swap_total = swap_used = 0
+        procs = self.tree()
+        rss = 0
+        cpu_total = 0.0
+        seen: dict[tuple[int, float], float] = {}
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    rss += int(proc.memory_info().rss)
+                    times = proc.cpu_times()
+                    key = (proc.pid, proc.create_time())
+            except psutil.Error:
+                continue
+            used = float(times.user + times.system)
+            seen[key] = used
+            cpu_total += used - self._cpu.get(key, used)  # a new process counts from now on
+        elapsed = None if self._last_at is None else now - self._last_at
+        cpu = None if not elapsed or elapsed <= 0 else max(0.0, 100.0 * cpu_total / elapsed)
+        self._cpu = seen
+        self._last_at = now
+        return wire.HostSample(
+            mem_total=int(vm.total),
+            mem_available=min(int(vm.available), int(vm.total)),
+            swap_total=swap_total,
+            swap_used=swap_used,
+            rss=rss if procs else None,
+            cpu_percent=cpu,
+            alive=bool(procs),
+        )
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+# --------------------------------------------------------------------------- disk
+
+
+def checkpoint_size(output_dir: Path, *, limit: int = MAX_SCAN_ENTRIES) -> int | None:
+    """Bytes on disk of the newest checkpoint in ``output_dir``, or ``None`` when there is none.
+
+    A checkpoint is a ``checkpoint-*`` directory (Transformers) or a file ending in ``.ckpt``,
+    ``.safetensors``, ``.pt``, ``.pth`` or ``.bin`` (Lightning, plain PyTorch). Symlinks are
+    never followed and at most ``limit`` entries are looked at: the scan only reads.
+    """
+    newest: tuple[float, Path, bool] | None = None
+    try:
+        entries = list(_scan(output_dir, limit))
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if is_dir and not entry.name.startswith("checkpoint"):
+                continue
+            if not is_dir and not (entry.is_file(follow_symlinks=False) and entry.name.endswith(CHECKPOINT_SUFFIXES)):
+                continue
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if newest is None or mtime > newest[0]:
+            newest = (mtime, Path(entry.path), is_dir)
+    if newest is None:
+        return None
+    _, path, is_dir = newest
+    if not is_dir:
+        return _on_disk(path)
+    total = 0
+    budget = limit
+    stack = [path]
+    while stack and budget > 0:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    budget -= 1
+                    if budget <= 0:
+                        break
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += _on_disk(Path(entry.path)) or 0
+        except OSError:
+            continue
+    return total
+
+
+def _scan(directory: Path, limit: int) -> Iterable[os.DirEntry[str]]:
+    with os.scandir(directory) as it:
+        for count, entry in enumerate(it):
+            if count >= limit:
+                return
+            yield entry
+
+
+def _on_disk(path: Path) -> int | None:
+    try:
+        st = path.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    blocks = getattr(st, "st_blocks", None)
+    return max(st.st_size, blocks * 512) if blocks is not None else st.st_size
+
+
+class DiskWatch:
+    """Free space where the job writes its checkpoints, and the next checkpoint's estimate."""
+
+    def __init__(self, output_dir: str | os.PathLike[str], *, param_bytes: int | None = None) -> None:
+        self.output_dir = Path(output_dir).expanduser()
+        self.param_bytes = param_bytes if param_bytes and param_bytes > 0 else None
+        self._estimate: int | None = None
+        self._scanned_at: float | None = None
+
+    def _existing(self) -> Path:
+        """The output directory, or its nearest existing parent (it may not be created yet)."""
+        path = self.output_dir.absolute()
+        while not path.exists() and path.parent != path:
+            path = path.parent
+        return path
+
+    def sample(self, now: float) -> wire.DiskSample:
+        """Raises ``OSError`` when no part of the path can be read."""
+        where = self._existing()
+        usage = shutil.disk_usage(where)
+        if self._scanned_at is None or now - self._scanned_at >= CHECKPOINT_RESCAN_S:
+            self._scanned_at = now
+            self._estimate = checkpoint_size(where) if where == self.output_dir.absolute() else None
+        estimate = self._estimate if self._estimate else self.param_bytes
+        return wire.DiskSample(
+            path=str(self.output_dir)[: wire.MAX_REASON],
+            free=int(usage.free),
+            total=int(usage.total),
+            next_checkpoint=estimate,
+        )
+
+    def rescan(self) -> None:
+        """Measure the newest checkpoint again at the next sample (a checkpoint was just saved)."""
+        self._scanned_at = None
+
+
+# --------------------------------------------------------------------------- GPU (NVML)
+
+
+class NvmlGpus:
+    """The NVML layer: every call into nvidia-ml-py goes through here.
+
+    ``nv`` is the ``pynvml`` module of nvidia-ml-py (tests pass a fake with the same
+    functions). :meth:`open` initialises NVML and registers XID-critical and double-bit-ECC
+    events on every device that supports them; :meth:`sample` reads the devices on which
+    ``pids`` run compute work. One device that fails gives a sample with ``error`` set and
+    does not stop the others.
+    """
+
+    def __init__(self, nv: Any) -> None:
+        self.nv = nv
+        self._handles: list[Any] = []
+        self._names: dict[int, str] = {}
+        self._events: Any = None
+        self._xids: dict[int, int] = {}
+        self._last_xid: dict[int, int] = {}
+        self._used: set[int] = set()  # devices the tree has used: they stay watched
+        self._open = False
+
+    def open(self) -> int:
+        """Initialise NVML; returns the device count. Raises ``nv.NVMLError``."""
+        nv = self.nv
+        nv.nvmlInit()
+        self._open = True
+        count = int(nv.nvmlDeviceGetCount())
+        self._handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        try:
+            self._events = nv.nvmlEventSetCreate()
+        except nv.NVMLError as exc:
+            log.info("NVML events unavailable (%s): XID errors are not watched", exc)
+            self._events = None
+        for handle in self._handles if self._events is not None else []:
+            try:
+                supported = int(nv.nvmlDeviceGetSupportedEventTypes(handle))
+                wanted = supported & (_XID_CRITICAL | _DOUBLE_BIT_ECC)
+                if wanted:
+                    nv.nvmlDeviceRegisterEvents(handle, wanted, self._events)
+            except nv.NVMLError as exc:
+                log.info("NVML: cannot register events on a device (%s)", exc)
+        return count
+
+    def close(self) -> None:
+        nv = self.nv
+        if self._events is not None:
+            with contextlib.suppress(nv.NVMLError):
+                nv.nvmlEventSetFree(self._events)
+            self._events = None
+        if self._open:
+            self._open = False
+            with contextlib.suppress(nv.NVMLError):
+                nv.nvmlShutdown()
+
+    def _index_of(self, handle: Any) -> int | None:
+        for i, known in enumerate(self._handles):
+            if known is handle or known == handle:
+                return i
+        try:
+            return int(self.nv.nvmlDeviceGetIndex(handle))
+        except self.nv.NVMLError:
+            return None
+
+    def poll_events(self) -> None:
+        """Count the XID critical errors that arrived since the last poll (never waits)."""
+        nv = self.nv
+        if self._events is None:
+            return
+        for _ in range(1000):  # bounded: a storm of events must not hold the sampler
+            try:
+                data = nv.nvmlEventSetWait_v2(self._events, 0)
+            except nv.NVMLError as exc:
+                if getattr(exc, "value", None) != _NVML_TIMEOUT:
+                    log.debug("NVML event wait failed: %s", exc)
+                return
+            index = self._index_of(data.device)
+            if index is None:
+                continue
+            kind = int(data.eventType)
+            if kind & _XID_CRITICAL:
+                self._xids[index] = self._xids.get(index, 0) + 1
+                self._last_xid[index] = int(data.eventData)
+                log.warning("GPU %d: XID critical error %d", index, int(data.eventData))
+
+    def devices_for(self, pids: set[int]) -> list[int]:
+        """Indices of the devices on which any of ``pids`` has a compute context (sticky)."""
+        nv = self.nv
+        for i, handle in enumerate(self._handles):
+            if i in self._used:
+                continue
+            try:
+                procs = nv.nvmlDeviceGetComputeRunningProcesses(handle)
+            except nv.NVMLError:
+                continue
+            if any(int(p.pid) in pids for p in procs):
+                self._used.add(i)
+        return sorted(self._used)
+
+    def sample(self, index: int) -> wire.GpuSample:
+        nv = self.nv
+        handle = self._handles[index]
+        try:
+            mem = nv.nvmlDeviceGetMemoryInfo(handle)
+        except nv.NVMLError as exc:
+            return wire.GpuSample(
+                index=index,
+                error=str(exc)[:200] or "unreadable",
+                xid_count=self._xids.get(index, 0),
+                last_xid=self._last_xid.get(index),
+            )
+        name = self._names.get(index)
+        if name is None:
+            raw = self._try(nv.nvmlDeviceGetName, handle)
+            name = self._names[index] = (raw.decode() if isinstance(raw, bytes) else str(raw or ""))[:64]
+        util = self._try(nv.nvmlDeviceGetUtilizationRates, handle)
+        temp = self._try(nv.nvmlDeviceGetTemperature, handle, 0)  # NVML_TEMPERATURE_GPU
+        power = self._try(nv.nvmlDeviceGetPowerUsage, handle)  # milliwatts
+        reasons = self._try(nv.nvmlDeviceGetCurrentClocksEventReasons, handle)
+        ecc = self._try(nv.nvmlDeviceGetTotalEccErrors, handle, 1, 0)  # uncorrected, volatile
+        remap = self._try(nv.nvmlDeviceGetRemappedRows, handle)
+        return wire.GpuSample(
+            index=index,
+            name=name,
+            mem_used=int(mem.used),
+            mem_total=int(mem.total),
+            util=None if util is None else float(min(100, max(0, int(util.gpu)))),
+            temperature=None if temp is None else float(temp),
+            power_w=None if power is None else float(power) / 1000.0,
+            throttle=() if reasons is None else throttle_reasons(int(reasons)),
+            ecc_uncorrected=None if ecc is None else int(ecc),
+            remap_pending=bool(remap and remap[2]),
+            remap_failure=bool(remap and remap[3]),
+            xid_count=self._xids.get(index, 0),
+            last_xid=self._last_xid.get(index),
+        )
+
+    def _try(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except self.nv.NVMLError:  # not supported on this board / driver: leave the field out
+            return None
+
+
+def open_nvml(module: Any = None) -> tuple[NvmlGpus | None, str | None]:
+    """NVML if it is usable here: ``(gpus, None)``, else ``(None, one line saying why)``."""
+    nv = module
+    if nv is None:
+        try:
+            import pynvml  # nvidia-ml-py: NVIDIA's own bindings (peft-notify[gpu]), not the old "pynvml" package
+        except ImportError:
+            return None, "gpu: not watched: nvidia-ml-py is not installed (pip install 'peft-notify[gpu]')"
+        nv = pynvml
+    gpus = NvmlGpus(nv)
+    try:
+        count = gpus.open()
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...: no GPU part
+        gpus.close()
+        return None, f"gpu: not watched: NVML is not available ({exc})"
+    if count == 0:
+        gpus.close()
+        return None, "gpu: not watched: NVML found no NVIDIA GPU"
+    return gpus, None
+
+
+# --------------------------------------------------------------------------- the sampler
+
+
+class ResourceSampler:
+    """Samples host, disk and GPUs on a daemon thread, at most once a second (see module docstring).
+
+    ``sink`` receives each :class:`~peft_notify.wire.Resource` on the sampler's thread; it
+    must not block (``JobHandle.resource`` only stores it). ``pid``: root of the process
+    tree to watch (default: this process). ``gpu``: ``False`` skips NVML; a module object
+    replaces ``pynvml`` (tests).
+    """
+
+    def __init__(
+        self,
+        sink: Callable[[wire.Resource], None],
+        *,
+        pid: int | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        param_bytes: int | None = None,
+        interval: float = MIN_INTERVAL_S,
+        gpu: bool | Any = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sink = sink
+        self.interval = max(MIN_INTERVAL_S, interval)
+        self.clock = clock
+        self.host = HostWatch(os.getpid() if pid is None else pid)
+        self.disk = None if output_dir is None else DiskWatch(output_dir, param_bytes=param_bytes)
+        notes: list[str] = []
+        self.gpus: NvmlGpus | None = None
+        if gpu is not False:
+            self.gpus, note = open_nvml(None if gpu is True else gpu)
+            if note:
+                log.info("%s", note)
+                notes.append(note)
+        else:
+            notes.append("gpu: not watched (turned off)")
+        if self.disk is None:
+            notes.append("disk: not watched: no output directory given")
+        self.notes: tuple[str, ...] = tuple(notes)
+        watched = ["host_memory", "swap", "process_rss"]
+        if self.disk is not None:
+            watched.append("disk")
+        if self.gpus is not None:
+            watched.append("gpu")
+        self.watched: tuple[str, ...] = tuple(watched)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failed: set[str] = set()
+
+    def set_param_bytes(self, param_bytes: int | None) -> None:
+        """The model's parameter bytes (the next checkpoint's estimate until one is on disk)."""
+        if self.disk is not None and param_bytes and param_bytes > 0:
+            self.disk.param_bytes = param_bytes
+
+    def checkpoint_saved(self) -> None:
+        """A checkpoint was written: measure it at the next sample."""
+        if self.disk is not None:
+            self.disk.rescan()
+
+    def start(self) -> ResourceSampler:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="peft-notify-resources", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling (idempotent; waits briefly for the thread) and release NVML."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        if self.gpus is not None:
+            self.gpus.close()
+            self.gpus = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            resource = self.sample_once()
+            if resource is not None:
+                try:
+                    self.sink(resource)
+                except Exception:
+                    log.exception("resource sink failed")
+            self._stop.wait(self.interval)
+
+    def sample_once(self) -> wire.Resource | None:
+        """Take one sample now (the thread calls this; tests and the bench may too)."""
+        now = self.clock()
+        host = self._part("host", lambda: self.host.sample(now))
+        disk = None
+        if self.disk is not None:
+            disk_watch = self.disk
+            disk = self._part("disk", lambda: disk_watch.sample(now))
+        gpus: tuple[wire.GpuSample, ...] = ()
+        if self.gpus is not None:
+            gpu_watch = self.gpus
+            gpus = self._part("gpu", lambda: self._sample_gpus(gpu_watch)) or ()
+        self.samples += 1
+        if host is None and disk is None and not gpus:
+            return None
+        return wire.Resource(host=host, disk=disk, gpus=gpus)
+
+    def _sample_gpus(self, gpus: NvmlGpus) -> tuple[wire.GpuSample, ...]:
+        gpus.poll_events()
+        return tuple(gpus.sample(i) for i in gpus.devices_for(self.host.pids()))
+
+    def _part(self, name: str, read: Callable[[], T]) -> T | None:
+        try:
+            value = read()
+        except Exception as exc:  # one unreadable part must not cost the others (or training)
+            if name not in self._failed:
+                self._failed.add(name)
+                log.warning("resource sampler: cannot read %s (%s); leaving it out", name, exc)
+            return None
+        self._failed.discard(name)
+        return value
