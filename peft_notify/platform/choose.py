@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from peft_notify.platform.dnd import CachedDndProbe, CompositeDndProbe, NullDndProbe
+from peft_notify.platform.dnd import CachedDndProbe, CompositeDndProbe, NullDndProbe, ReprobingDndProbe
 from peft_notify.platform.notifier import DesktopNotifierAdapter, LogNotifier
 from peft_notify.platform.runner import CommandRunner, run_command
 from peft_notify.platform.session_bus import BusError, ServerInfo, SessionBus, notification_server
@@ -203,13 +203,19 @@ async def select_taskbar(
 
 
 def _platform_probes(
-    platform: str, server: ServerInfo | None, env: Mapping[str, str], bus: SessionBus, runner: CommandRunner
+    platform: str,
+    server: ServerInfo | None,
+    env: Mapping[str, str],
+    bus: SessionBus,
+    runner: CommandRunner,
+    *,
+    windows_busy_is_dnd: bool = False,
 ) -> list[DndProbe]:
     if platform == "win32":
         from peft_notify.platform.dnd_windows import windows_dnd_probe
         from peft_notify.platform.win32 import CtypesWin32Api
 
-        return [windows_dnd_probe(CtypesWin32Api())]
+        return [windows_dnd_probe(CtypesWin32Api(), busy_is_dnd=windows_busy_is_dnd)]
     if platform == "darwin":
         from peft_notify.platform.macos import macos_dnd_probe
 
@@ -231,12 +237,15 @@ async def select_dnd_probe(
     runner: CommandRunner = run_command,
     ttl: float = 3.0,
     platform: str = sys.platform,
+    windows_busy_is_dnd: bool = False,
+    reprobe_s: float = 60.0,
 ) -> Selection[DndProbe]:
     """The DND probe for this desktop, cached for ``ttl`` seconds.
 
     Linux: the running notification server's probe first, then the desktop's
     (``XDG_CURRENT_DESKTOP``). Each candidate is asked once; one that cannot answer
-    (``UNKNOWN``) is skipped with its error. ``selection.primary`` is what the app polls.
+    (``UNKNOWN``) is listed as skipped with its error and kept, asked again every
+    ``reprobe_s`` seconds (:class:`ReprobingDndProbe`). ``selection.primary`` is what the app polls.
     """
     bus = bus or SessionBus()
     env = os.environ if env is None else env
@@ -252,7 +261,10 @@ async def select_dnd_probe(
         )
     skipped: list[Skipped] = []
     try:
-        probes = [*_platform_probes(platform, server, env, bus, runner), *extra]
+        probes = [
+            *_platform_probes(platform, server, env, bus, runner, windows_busy_is_dnd=windows_busy_is_dnd),
+            *extra,
+        ]
     except Exception as exc:  # e.g. the Win32 layer failed to load
         skipped.append(Skipped(platform, str(exc)))
         probes = list(extra)
@@ -260,7 +272,8 @@ async def select_dnd_probe(
     for probe in probes:
         if await probe.state() is DndState.UNKNOWN:
             reason = getattr(probe, "last_error", None) or "could not read a state"
-            skipped.append(Skipped(probe.name, reason))
+            skipped.append(Skipped(probe.name, f"{reason} (asked again every {reprobe_s:g} s)"))
+            working.append(ReprobingDndProbe(probe, reprobe_s))
         else:
             working.append(probe)
     if not working:

@@ -22,6 +22,7 @@ __all__ = [
     "CompositeDndProbe",
     "NullDndProbe",
     "ProbeError",
+    "ReprobingDndProbe",
     "parse_bool_word",
 ]
 
@@ -120,6 +121,40 @@ class CompositeDndProbe:
                 seen_off = probe.name
         self.last_source = seen_off
         return DndState.OFF if seen_off is not None else DndState.UNKNOWN
+
+
+class ReprobingDndProbe:
+    """A probe that could not answer at start (``UNKNOWN``): asked again every ``interval`` seconds.
+
+    Dropping such a probe for the whole run would leave DND unread forever after a fix the
+    user makes later (granting macOS Full Disk Access, a notification daemon that starts after
+    the app). Between retries it answers ``UNKNOWN`` (= off) without asking; once it answers it
+    is asked on every poll like any other probe.
+    """
+
+    def __init__(self, probe: DndProbe, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.probe = probe
+        self.interval = interval
+        self.name = probe.name
+        self.answered = False
+        self._clock = clock
+        self._asked_at = clock()  # it was just asked (and could not answer) by the selection
+
+    @property
+    def last_error(self) -> str | None:
+        return getattr(self.probe, "last_error", None)
+
+    async def state(self) -> DndState:
+        if not self.answered:
+            now = self._clock()
+            if now - self._asked_at < self.interval:
+                return DndState.UNKNOWN
+            self._asked_at = now
+        answer = await self.probe.state()
+        if answer is not DndState.UNKNOWN and not self.answered:
+            self.answered = True
+            log.info("DND probe %s answers now (%s)", self.name, answer.value)
+        return answer
 
 
 class CachedDndProbe:

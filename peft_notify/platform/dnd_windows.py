@@ -14,6 +14,7 @@ from peft_notify.ports import DndState
 
 __all__ = [
     "NOTIFICATION_SETTINGS_KEY",
+    "PUSH_NOTIFICATIONS_KEY",
     "WNF_SHEL_QUIETHOURS_ACTIVE_PROFILE_CHANGED",
     "FocusAssistProbe",
     "ToastsDisabledProbe",
@@ -27,11 +28,21 @@ __all__ = [
 # bitdisaster/windows-focus-assist and xan105/node-notification-state-ffi.
 # Payload: DWORD 0 off, 1 priority only, 2 alarms only (Windows 11 "Do not disturb" = 1 too).
 WNF_SHEL_QUIETHOURS_ACTIVE_PROFILE_CHANGED = 0x0D83063EA3BF1C75
+# Settings › System › Notifications, the global switch since Windows 10 1803: ToastEnabled = 0
+# under PushNotifications (the key Windows-tweak tools and policy scripts write). The older
+# NOC_GLOBAL_SETTING_TOASTS_ENABLED under Notifications\Settings is the quiet-hours era key:
+# read only when ToastEnabled has never been written.
+PUSH_NOTIFICATIONS_KEY = r"Software\Microsoft\Windows\CurrentVersion\PushNotifications"
 NOTIFICATION_SETTINGS_KEY = r"Software\Microsoft\Windows\CurrentVersion\Notifications\Settings"
-# shellapi.h QUERY_USER_NOTIFICATION_STATE: 2 BUSY (full-screen app / presentation settings),
-# 3 RUNNING_D3D_FULL_SCREEN, 4 PRESENTATION_MODE mean "do not show notifications now".
-_QUNS_QUIET = {2: "busy (full-screen app)", 3: "full-screen Direct3D", 4: "presentation mode"}
-_QUNS_ALL = {1: "not present", **_QUNS_QUIET, 5: "accepts notifications", 6: "quiet time", 7: "store app"}
+# shellapi.h QUERY_USER_NOTIFICATION_STATE. Chromium (ui/base/fullscreen_win.cc,
+# IsPlatformFullScreenMode) counts only 3 RUNNING_D3D_FULL_SCREEN and 4 PRESENTATION_MODE as
+# "do not disturb": 2 BUSY is *any* full-screen window (an F11 browser video, a full-screen
+# terminal), which would silence notifications far too often. BUSY counts only when the user
+# turns on the ``windows_busy_is_dnd`` setting.
+QUNS_BUSY = 2
+_QUNS_QUIET = {3: "full-screen Direct3D", 4: "presentation mode"}
+_QUNS_ALL = {1: "not present", QUNS_BUSY: "busy (full-screen app)", **_QUNS_QUIET, 5: "accepts notifications"}
+_QUNS_ALL |= {6: "quiet time", 7: "store app"}
 
 
 def parse_focus_assist(payload: bytes) -> bool:
@@ -44,11 +55,14 @@ def parse_focus_assist(payload: bytes) -> bool:
     return level != 0
 
 
-def parse_user_notification_state(value: int) -> bool:
-    """A QUERY_USER_NOTIFICATION_STATE value → whether notifications should wait. Raises :class:`ProbeError`."""
+def parse_user_notification_state(value: int, *, busy_is_dnd: bool = False) -> bool:
+    """A QUERY_USER_NOTIFICATION_STATE value → whether notifications should wait. Raises :class:`ProbeError`.
+
+    ``busy_is_dnd`` also counts QUNS_BUSY (any full-screen window); off by default, as in Chromium.
+    """
     if value not in _QUNS_ALL:
         raise ProbeError(f"unknown QUERY_USER_NOTIFICATION_STATE {value}")
-    return value in _QUNS_QUIET
+    return value in _QUNS_QUIET or (busy_is_dnd and value == QUNS_BUSY)
 
 
 class _ApiProbe(BaseDndProbe):
@@ -68,31 +82,42 @@ class FocusAssistProbe(_ApiProbe):
 
 
 class ToastsDisabledProbe(_ApiProbe):
-    """Settings › Notifications off: ``NOC_GLOBAL_SETTING_TOASTS_ENABLED`` = 0 under HKCU."""
+    """Settings › Notifications off: HKCU ``PushNotifications\\ToastEnabled`` = 0.
+
+    Falls back to the older ``NOC_GLOBAL_SETTING_TOASTS_ENABLED`` only when ToastEnabled is absent.
+    """
 
     name = "windows-toasts-enabled"
 
     async def _read(self) -> DndState:
-        value = await asyncio.to_thread(
-            self._api.read_registry_dword, NOTIFICATION_SETTINGS_KEY, "NOC_GLOBAL_SETTING_TOASTS_ENABLED"
-        )
+        value = await asyncio.to_thread(self._api.read_registry_dword, PUSH_NOTIFICATIONS_KEY, "ToastEnabled")
+        if value is None:
+            value = await asyncio.to_thread(
+                self._api.read_registry_dword, NOTIFICATION_SETTINGS_KEY, "NOC_GLOBAL_SETTING_TOASTS_ENABLED"
+            )
         if value is None:  # never toggled: the default is on
             return DndState.OFF
         return DndState.ON if value == 0 else DndState.OFF
 
 
 class UserNotificationStateProbe(_ApiProbe):
-    """``SHQueryUserNotificationState``: presentation mode, full-screen apps."""
+    """``SHQueryUserNotificationState``: presentation mode and exclusive full-screen Direct3D
+    (plus any full-screen window when ``busy_is_dnd``)."""
 
     name = "windows-notification-state"
 
+    def __init__(self, api: Win32Api, timeout: float = 1.0, *, busy_is_dnd: bool = False) -> None:
+        super().__init__(api, timeout)
+        self.busy_is_dnd = busy_is_dnd
+
     async def _read(self) -> DndState:
         value = await asyncio.to_thread(self._api.query_user_notification_state)
-        return DndState.ON if parse_user_notification_state(value) else DndState.OFF
+        return DndState.ON if parse_user_notification_state(value, busy_is_dnd=self.busy_is_dnd) else DndState.OFF
 
 
-def windows_dnd_probe(api: Win32Api) -> CompositeDndProbe:
+def windows_dnd_probe(api: Win32Api, *, busy_is_dnd: bool = False) -> CompositeDndProbe:
     """All three probes; DND when any of them says so."""
     return CompositeDndProbe(
-        [FocusAssistProbe(api), ToastsDisabledProbe(api), UserNotificationStateProbe(api)], mode="any"
+        [FocusAssistProbe(api), ToastsDisabledProbe(api), UserNotificationStateProbe(api, busy_is_dnd=busy_is_dnd)],
+        mode="any",
     )

@@ -2,20 +2,33 @@
 
 Talks to COM through :class:`~peft_notify.platform.win32.Win32Api` (tests pass a recorder).
 The window handle comes from the app (``QWidget.winId()`` of the top-level window) via a
-callable. Call :meth:`WinTaskbar.reset` when the window receives the registered
-``TaskbarButtonCreated`` message (first show, and again after Explorer restarts): the
-interface is recreated and the last state re-applied. Methods never raise.
+callable. The app's native event filter (:mod:`peft_notify.app.qtplatform`) calls
+:meth:`WinTaskbar.reset` when the window receives the registered ``TaskbarButtonCreated``
+message — when the button first appears (also when the window is first shown from the tray)
+and again after Explorer restarts: the interface is recreated and the last state,
+including a final red/yellow one, re-applied. This is what Qt's own port did
+(qt/qtwinextras ``src/winextras/qwineventfilter.cpp`` + ``qwintaskbarbutton.cpp``).
+Methods never raise.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Callable
 
-from peft_notify.platform.win32 import CtypesWin32Api, Win32Api
+from peft_notify.platform.win32 import ComMethod, CtypesWin32Api, Win32Api
 from peft_notify.ports import TaskbarState
 
-__all__ = ["CLSID_TASKBAR_LIST", "IID_ITASKBAR_LIST3", "TBPF", "WinTaskbar"]
+__all__ = [
+    "CLSID_TASKBAR_LIST",
+    "HR_INIT",
+    "IID_ITASKBAR_LIST3",
+    "SET_PROGRESS_STATE",
+    "SET_PROGRESS_VALUE",
+    "TBPF",
+    "WinTaskbar",
+]
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +36,11 @@ log = logging.getLogger(__name__)
 CLSID_TASKBAR_LIST = "{56FDF344-FD6D-11D0-958A-006097C9A090}"
 IID_ITASKBAR_LIST3 = "{EA1AFB91-9E28-4B86-90E9-9E9F8A5EEFAF}"
 # ITaskbarList3 vtable: IUnknown 0-2, ITaskbarList 3-7 (HrInit = 3), ITaskbarList2 8, ITaskbarList3 9+.
-HR_INIT, SET_PROGRESS_VALUE, SET_PROGRESS_STATE = 3, 9, 10
+# Argument types as shobjidl_core.h declares them: SetProgressValue(HWND, ULONGLONG, ULONGLONG),
+# SetProgressState(HWND, TBPFLAG).
+HR_INIT = ComMethod("ITaskbarList::HrInit", 3)
+SET_PROGRESS_VALUE = ComMethod("ITaskbarList3::SetProgressValue", 9, ("HWND", "ULONGLONG", "ULONGLONG"))
+SET_PROGRESS_STATE = ComMethod("ITaskbarList3::SetProgressState", 10, ("HWND", "TBPFLAG"))
 TBPF = {
     TaskbarState.NONE: 0x0,  # TBPF_NOPROGRESS
     TaskbarState.INDETERMINATE: 0x1,
@@ -40,6 +57,7 @@ class WinTaskbar:
     """TaskbarProgress on the app window's taskbar button."""
 
     name = "win-taskbar-list3"
+    flashes_window = True  # attention() flashes natively: the app skips QApplication.alert
 
     def __init__(self, hwnd: Callable[[], int | None], api: Win32Api | None = None) -> None:
         """``hwnd`` returns the top-level window handle, or ``None`` before the window exists.
@@ -51,13 +69,15 @@ class WinTaskbar:
         self._ptr: int | None = None
         self._last: tuple[float, TaskbarState] | None = None
         self.last_error: str | None = None
+        self.resets = 0  # TaskbarButtonCreated messages handled (shown by tests and doctor)
 
     def taskbar_button_created_message(self) -> int:
         """The registered message id the app should watch for in ``nativeEvent``."""
         return self._api.register_window_message("TaskbarButtonCreated")
 
     def reset(self) -> None:
-        """Drop the COM object (Explorer restarted) and re-apply the last state."""
+        """``TaskbarButtonCreated`` arrived: drop the COM object and re-apply the last state."""
+        self.resets += 1
         self._drop()
         if self._last is not None:
             self.set(*self._last)
@@ -92,30 +112,37 @@ class WinTaskbar:
     def _interface(self) -> int:
         if self._ptr is None:
             ptr = self._api.co_create_instance(CLSID_TASKBAR_LIST, IID_ITASKBAR_LIST3)
-            self._api.call_vtable(ptr, HR_INIT)
+            try:
+                self._api.com_call(ptr, HR_INIT)
+            except BaseException:
+                self._release(ptr)  # a half-initialised object would leak once per retry
+                raise
             self._ptr = ptr
         return self._ptr
 
     def _apply(self, value: float, state: TaskbarState) -> None:
         hwnd = self._window()
         ptr = self._interface()
-        self._api.call_vtable(ptr, SET_PROGRESS_STATE, hwnd, TBPF[state])
+        self._api.com_call(ptr, SET_PROGRESS_STATE, hwnd, TBPF[state])
         if state in (TaskbarState.NORMAL, TaskbarState.PAUSED, TaskbarState.ERROR):
             done = round(min(1.0, max(0.0, value)) * PROGRESS_TOTAL)
-            self._api.call_vtable(ptr, SET_PROGRESS_VALUE, hwnd, done, PROGRESS_TOTAL)
+            self._api.com_call(ptr, SET_PROGRESS_VALUE, hwnd, done, PROGRESS_TOTAL)
 
     def _drop(self) -> None:
         ptr, self._ptr = self._ptr, None
         if ptr is not None:
-            try:
-                self._api.release(ptr)
-            except OSError:
-                log.debug("Release failed", exc_info=True)
+            self._release(ptr)
+
+    def _release(self, ptr: int) -> None:
+        try:
+            self._api.release(ptr)
+        except (OSError, ctypes.ArgumentError, ValueError):
+            log.debug("Release failed", exc_info=True)
 
     def _guard(self, call: Callable[..., None], *args: object) -> None:
         try:
             call(*args)
-        except OSError as exc:
+        except (OSError, ctypes.ArgumentError, ValueError) as exc:  # ArgumentError: a value its C type cannot hold
             if self.last_error is None:
                 log.warning("taskbar progress failed: %s", exc)
             self.last_error = str(exc)

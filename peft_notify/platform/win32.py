@@ -3,17 +3,98 @@
 :class:`Win32Api` is the protocol tests replace with a recorder; :class:`CtypesWin32Api`
 is the real implementation and may only be constructed on Windows (it raises
 ``OSError`` elsewhere). Importing this module never touches ``ctypes.windll``.
+
+COM methods are called through a prototype built from a :class:`ComMethod` that names each
+argument's C type (``HWND``, ``ULONGLONG``, ``TBPFLAG``…) as the SDK header declares it; the
+ctypes type is never guessed from a Python value (a ``ULONGLONG`` passed as ``c_size_t`` is
+truncated on 32-bit Python). :class:`VtableCaller` does the call and works with any calling
+convention, so its marshalling is tested on Linux against callbacks standing in for a vtable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["CtypesWin32Api", "Win32Api"]
+__all__ = ["C_TYPES", "MSG", "ComMethod", "CtypesWin32Api", "VtableCaller", "Win32Api", "read_msg"]
 
 _PLATFORM: str = sys.platform  # a plain str, so type checkers on Linux still check the Windows code
+
+# The C types our COM methods use, as declared in shobjidl_core.h / windef.h (64-bit Windows:
+# HWND is a pointer, ULONGLONG 64 bits, the TBPFLAG enum an int, HRESULT a signed 32-bit LONG).
+C_TYPES: dict[str, Any] = {
+    "HWND": ctypes.c_void_p,
+    "ULONGLONG": ctypes.c_uint64,
+    "TBPFLAG": ctypes.c_int,
+    "HRESULT": ctypes.c_int32,
+    "ULONG": ctypes.c_uint32,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ComMethod:
+    """One COM interface method: vtable slot, argument C types after ``this``, result C type."""
+
+    name: str
+    index: int
+    argtypes: tuple[str, ...] = ()
+    restype: str = "HRESULT"
+
+
+class MSG(ctypes.Structure):
+    """winuser.h ``MSG``, laid out with portable types (readable on any OS for tests)."""
+
+    _fields_ = (
+        ("hwnd", ctypes.c_void_p),
+        ("message", ctypes.c_uint32),
+        ("wParam", ctypes.c_size_t),  # WPARAM = UINT_PTR
+        ("lParam", ctypes.c_ssize_t),  # LPARAM = LONG_PTR
+        ("time", ctypes.c_uint32),
+        ("pt_x", ctypes.c_int32),
+        ("pt_y", ctypes.c_int32),
+    )
+
+
+def read_msg(address: int) -> tuple[int, int]:
+    """``(hwnd, message)`` of the ``MSG`` at ``address`` (what Qt hands a native event filter)."""
+    msg = MSG.from_address(address)
+    return int(msg.hwnd or 0), int(msg.message)
+
+
+class VtableCaller:
+    """Calls COM methods through the object's vtable with explicit prototypes.
+
+    ``functype`` is ``ctypes.WINFUNCTYPE`` on Windows (``CFUNCTYPE`` in tests; on x64 they
+    are the same convention). Raises ``OSError`` for a failing HRESULT and lets
+    ``ctypes.ArgumentError`` through for an argument its C type cannot hold.
+    """
+
+    def __init__(self, functype: Callable[..., Any]) -> None:
+        self._functype = functype
+        self._prototypes: dict[ComMethod, Any] = {}
+
+    def prototype(self, method: ComMethod) -> Any:
+        if method not in self._prototypes:
+            types = [C_TYPES[name] for name in method.argtypes]
+            self._prototypes[method] = self._functype(C_TYPES[method.restype], ctypes.c_void_p, *types)
+        return self._prototypes[method]
+
+    def call(self, ptr: int, method: ComMethod, args: Sequence[int]) -> int:
+        if len(args) != len(method.argtypes):
+            raise ValueError(f"{method.name} takes {len(method.argtypes)} arguments, got {len(args)}")
+        vtable = ctypes.cast(ctypes.c_void_p(ptr), ctypes.POINTER(ctypes.POINTER(ctypes.c_void_p))).contents
+        function = self.prototype(method)(vtable[method.index])
+        result = int(function(ctypes.c_void_p(ptr), *args))
+        if method.restype == "HRESULT" and result < 0:
+            raise OSError(f"{method.name} failed with HRESULT 0x{result & 0xFFFFFFFF:08X}")
+        return result
+
+
+IUNKNOWN_RELEASE = ComMethod("IUnknown::Release", 2, restype="ULONG")
 
 
 class Win32Api(Protocol):
@@ -23,8 +104,8 @@ class Win32Api(Protocol):
         """``CoCreateInstance(clsid, NULL, CLSCTX_INPROC_SERVER, iid)`` → interface pointer (COM initialised)."""
         ...
 
-    def call_vtable(self, ptr: int, index: int, *args: int) -> int:
-        """Call the ``index``-th method of a COM interface with integer/handle args; returns the HRESULT."""
+    def com_call(self, ptr: int, method: ComMethod, *args: int) -> int:
+        """Call ``method`` on the COM object at ``ptr`` with its declared argument types; returns the result."""
         ...
 
     def release(self, ptr: int) -> None: ...
@@ -54,23 +135,27 @@ class CtypesWin32Api:
     def __init__(self) -> None:
         if _PLATFORM != "win32":
             raise OSError("the Win32 API exists only on Windows")
-        import ctypes
         from ctypes import wintypes
 
-        self._ctypes: Any = ctypes
         self._wintypes: Any = wintypes
         self._ole32: Any = ctypes.OleDLL("ole32")  # type: ignore[attr-defined,unused-ignore]
         self._user32: Any = ctypes.WinDLL("user32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
         self._shell32: Any = ctypes.OleDLL("shell32")  # type: ignore[attr-defined,unused-ignore]
         self._ntdll: Any = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined,unused-ignore]
+        self._vtable = VtableCaller(ctypes.WINFUNCTYPE)  # type: ignore[attr-defined,unused-ignore]
+        self._user32.FlashWindowEx.argtypes = (ctypes.c_void_p,)
+        self._user32.FlashWindowEx.restype = wintypes.BOOL
+        self._user32.RegisterWindowMessageW.argtypes = (wintypes.LPCWSTR,)
+        self._user32.RegisterWindowMessageW.restype = wintypes.UINT
+        # NtQueryWnfStateData(PWNF_STATE_NAME, PWNF_TYPE_ID, const VOID*, PWNF_CHANGE_STAMP, PVOID, PULONG) → NTSTATUS
+        self._ntdll.NtQueryWnfStateData.argtypes = (ctypes.c_void_p,) * 6
+        self._ntdll.NtQueryWnfStateData.restype = ctypes.c_int32
         # COINIT_APARTMENTTHREADED: the taskbar calls come from the GUI thread. S_FALSE/RPC_E_CHANGED_MODE are fine.
         with contextlib.suppress(OSError):
             self._ole32.CoInitializeEx(None, 0x2)
 
     def _guid(self, text: str) -> Any:
-        ctypes: Any = self._ctypes
-
-        class GUID(ctypes.Structure):  # type: ignore[misc]
+        class GUID(ctypes.Structure):
             _fields_ = (
                 ("d1", ctypes.c_uint32),
                 ("d2", ctypes.c_uint16),
@@ -83,7 +168,6 @@ class CtypesWin32Api:
         return guid
 
     def co_create_instance(self, clsid: str, iid: str) -> int:
-        ctypes: Any = self._ctypes
         ptr = ctypes.c_void_p()
         clsctx_inproc_server = 0x1
         self._ole32.CoCreateInstance(
@@ -97,25 +181,16 @@ class CtypesWin32Api:
             raise OSError("CoCreateInstance returned NULL")
         return int(ptr.value)
 
-    def call_vtable(self, ptr: int, index: int, *args: int) -> int:
-        ctypes: Any = self._ctypes
-        vtable = ctypes.cast(ctypes.c_void_p(ptr), ctypes.POINTER(ctypes.POINTER(ctypes.c_void_p))).contents
-        # HWNDs and ULONGLONGs both fit in 64 bits; HrInit etc. take only `this`.
-        types = [ctypes.c_void_p] + [ctypes.c_ulonglong if a > 0xFFFFFFFF else ctypes.c_size_t for a in args]
-        prototype = ctypes.WINFUNCTYPE(ctypes.c_long, *types)  # type: ignore[attr-defined,unused-ignore]
-        hresult = int(prototype(vtable[index])(ptr, *args))
-        if hresult < 0:
-            raise OSError(f"COM call #{index} failed with HRESULT 0x{hresult & 0xFFFFFFFF:08X}")
-        return hresult
+    def com_call(self, ptr: int, method: ComMethod, *args: int) -> int:
+        return self._vtable.call(ptr, method, args)
 
     def release(self, ptr: int) -> None:
-        self.call_vtable(ptr, 2)  # IUnknown::Release
+        self._vtable.call(ptr, IUNKNOWN_RELEASE, ())  # returns the new reference count, not an HRESULT
 
     def flash_window(self, hwnd: int, flags: int, count: int) -> None:
-        ctypes: Any = self._ctypes
         wintypes: Any = self._wintypes
 
-        class FLASHWINFO(ctypes.Structure):  # type: ignore[misc]
+        class FLASHWINFO(ctypes.Structure):
             _fields_ = (
                 ("cbSize", wintypes.UINT),
                 ("hwnd", wintypes.HWND),
@@ -128,15 +203,17 @@ class CtypesWin32Api:
         self._user32.FlashWindowEx(ctypes.byref(info))
 
     def register_window_message(self, name: str) -> int:
-        return int(self._user32.RegisterWindowMessageW(self._ctypes.c_wchar_p(name)))
+        message = int(self._user32.RegisterWindowMessageW(name))
+        if message == 0:
+            raise OSError(f"RegisterWindowMessageW({name!r}) failed")
+        return message
 
     def query_user_notification_state(self) -> int:
-        state = self._ctypes.c_int()
-        self._shell32.SHQueryUserNotificationState(self._ctypes.byref(state))
+        state = ctypes.c_int()
+        self._shell32.SHQueryUserNotificationState(ctypes.byref(state))
         return int(state.value)
 
     def query_wnf_state(self, state_name: int) -> bytes:
-        ctypes: Any = self._ctypes
         name = ctypes.c_uint64(state_name)
         stamp = ctypes.c_ulong()
         buffer = ctypes.create_string_buffer(64)
