@@ -2,7 +2,8 @@
 
 The dock adapter never raises; the real :class:`RubiconDockApi` can only be built on macOS
 inside a running NSApplication (raises ``OSError`` elsewhere). DND parsers are pure
-functions tested against documented formats (no Mac was available to capture from).
+functions, tested here against public captures of the real files (tests/platform/fixtures)
+and on a macOS runner against the machine's own (.github/workflows/os-runners.yml).
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from peft_notify.platform.runner import CommandRunner, run_command
 from peft_notify.ports import DndState, TaskbarState
 
 __all__ = [
+    "BAR_COLORS",
+    "FOCUS_LAG_NOTE",
+    "FULL_DISK_ACCESS_HINT",
     "DockApi",
     "MacDockTile",
     "RubiconDockApi",
+    "dock_bar_layout",
     "macos_dnd_probe",
     "parse_assertions_json",
     "parse_defaults_dnd",
@@ -47,6 +52,90 @@ class DockApi(Protocol):
     def request_attention(self, kind: int) -> None: ...
 
 
+Rect = tuple[float, float, float, float]  # x, y, width, height (AppKit: origin bottom-left)
+RGBA = tuple[float, float, float, float]
+
+# Fill colours per state (sRGB): macOS system blue / yellow / red, and grey for "busy, no
+# fraction known" — the tile is redrawn only by an explicit display(), so an indeterminate
+# barber-pole animation could never move; a static grey bar is drawn instead.
+BAR_COLORS: dict[TaskbarState, RGBA] = {
+    TaskbarState.NORMAL: (0.0, 0.478, 1.0, 1.0),
+    TaskbarState.PAUSED: (1.0, 0.8, 0.0, 1.0),
+    TaskbarState.ERROR: (1.0, 0.231, 0.188, 1.0),
+    TaskbarState.INDETERMINATE: (0.6, 0.6, 0.6, 1.0),
+}
+
+
+def dock_bar_layout(width: float, height: float, fraction: float, state: TaskbarState) -> tuple[Rect, Rect, RGBA]:
+    """Where :class:`RubiconDockApi`'s view draws the bar on a ``width`` × ``height`` tile.
+
+    Returns (track rect, filled rect, fill colour). The bar sits along the bottom of the icon
+    as in Firefox's ``MOZProgressDockOverlayView`` and Electron's ``ElectronProgressBar``;
+    an indeterminate bar is drawn full. Pure, so it is tested without a Mac.
+    """
+    shown = 1.0 if state is TaskbarState.INDETERMINATE else min(1.0, max(0.0, fraction))
+    track = (width * 0.08, height * 0.06, width * 0.84, height * 0.12)
+    inset = track[3] * 0.15
+    fill = (track[0] + inset, track[1] + inset, (track[2] - 2 * inset) * shown, track[3] - 2 * inset)
+    return track, fill, BAR_COLORS.get(state, BAR_COLORS[TaskbarState.NORMAL])
+
+
+_VIEW_CLASS: Any = None
+
+
+def _progress_view_class() -> Any:
+    """Declare (once per process: the ObjC runtime keeps classes) the NSView subclass that draws the tile.
+
+    The dock tile shows whatever its content view draws when ``NSDockTile.display`` is sent,
+    and nothing else — the view must draw the application icon too (Apple, NSDockTile
+    ``contentView``). Every working implementation found draws the bar itself in
+    ``drawRect:`` instead of embedding a stock NSProgressIndicator: Firefox
+    (widget/cocoa/nsMacDockSupport.mm, ``MOZProgressDockOverlayView``), Electron
+    (shell/browser/mac, ``ElectronProgressBar`` overriding ``drawRect:``), tao
+    (src/platform_impl/macos/progress_bar.rs, ``TaoProgressIndicator``).
+    """
+    global _VIEW_CLASS
+    if _VIEW_CLASS is not None:
+        return _VIEW_CLASS
+    from rubicon.objc import ObjCClass, objc_method, objc_property
+    from rubicon.objc.types import NSRect
+
+    ns_view: Any = ObjCClass("NSView")
+    ns_application: Any = ObjCClass("NSApplication")
+    ns_color: Any = ObjCClass("NSColor")
+    ns_bezier_path: Any = ObjCClass("NSBezierPath")
+
+    def rounded(rect: Rect, rgba: RGBA) -> None:
+        from rubicon.objc.types import NSMakeRect
+
+        x, y, w, h = rect
+        if w <= 0 or h <= 0:
+            return
+        ns_color.colorWithSRGBRed(rgba[0], green=rgba[1], blue=rgba[2], alpha=rgba[3]).set()
+        path = ns_bezier_path.bezierPathWithRoundedRect(NSMakeRect(x, y, w, h), xRadius=h / 2, yRadius=h / 2)
+        path.fill()
+
+    class PeftNotifyDockProgressView(ns_view):  # type: ignore[misc]
+        fraction = objc_property(float)
+        state = objc_property(int)
+
+        @objc_method  # type: ignore[untyped-decorator,unused-ignore]
+        def drawRect_(self, rect: NSRect) -> None:
+            bounds = self.bounds
+            width, height = float(bounds.size.width), float(bounds.size.height)
+            icon = ns_application.sharedApplication.applicationIconImage
+            if icon is not None:
+                icon.drawInRect(bounds)
+            states = list(BAR_COLORS)
+            state = states[int(self.state)] if 0 <= int(self.state) < len(states) else TaskbarState.NORMAL
+            track, fill, color = dock_bar_layout(width, height, float(self.fraction), state)
+            rounded(track, (0.0, 0.0, 0.0, 0.55))
+            rounded(fill, color)
+
+    _VIEW_CLASS = PeftNotifyDockProgressView
+    return _VIEW_CLASS
+
+
 class RubiconDockApi:
     """``NSApp.dockTile`` through rubicon-objc (already a desktop-notifier dependency on macOS)."""
 
@@ -55,9 +144,8 @@ class RubiconDockApi:
             raise OSError("the dock exists only on macOS")
         from rubicon.objc import ObjCClass
 
-        self._classes: Any = {n: ObjCClass(n) for n in ("NSApplication", "NSImageView", "NSProgressIndicator")}
-        self._app: Any = self._classes["NSApplication"].sharedApplication
-        self._bar: Any = None
+        self._app: Any = ObjCClass("NSApplication").sharedApplication
+        self._view: Any = None
 
     def set_badge_label(self, text: str | None) -> None:
         self._app.dockTile.setBadgeLabel(text)
@@ -68,36 +156,31 @@ class RubiconDockApi:
         tile = self._app.dockTile
         if fraction is None:
             tile.setContentView(None)  # back to the plain application icon
-            self._bar = None
+            self._view = None
             tile.display()
             return
-        if self._bar is None:
+        if self._view is None:
             size = tile.size
-            view = self._classes["NSImageView"].alloc().initWithFrame(NSMakeRect(0, 0, size.width, size.height))
-            view.setImage(self._app.applicationIconImage)
-            bar = (
-                self._classes["NSProgressIndicator"]
-                .alloc()
-                .initWithFrame(NSMakeRect(size.width * 0.08, size.height * 0.04, size.width * 0.84, size.height * 0.16))
-            )
-            bar.setStyle(0)  # NSProgressIndicatorStyleBar
-            bar.setMinValue(0.0)
-            bar.setMaxValue(1.0)
-            view.addSubview(bar)
-            tile.setContentView(view)
-            self._bar = bar
-        self._bar.setIndeterminate(state is TaskbarState.INDETERMINATE)
-        self._bar.setDoubleValue(float(fraction))
-        tile.display()
+            self._view = _progress_view_class().alloc().initWithFrame(NSMakeRect(0, 0, size.width, size.height))
+            tile.setContentView(self._view)
+        self._view.fraction = float(fraction)
+        self._view.state = list(BAR_COLORS).index(state) if state in BAR_COLORS else 0
+        tile.display()  # the tile never redraws by itself
 
     def request_attention(self, kind: int) -> None:
         self._app.requestUserAttention(kind)
 
 
 class MacDockTile:
-    """TaskbarProgress on the dock icon: progress bar, ``45%`` (or unread-error count) badge, bounce."""
+    """TaskbarProgress on the dock icon: progress bar, ``45%`` (or unread-error count) badge, bounce.
+
+    The only owner of the dock badge: Qt's ``setBadgeNumber`` writes the same
+    ``NSDockTile.badgeLabel`` and its ``badge(0)`` would wipe our "45%", so the app turns
+    Qt's badge off whenever this adapter runs (:data:`owns_badge`).
+    """
 
     name = "macos-dock-tile"
+    owns_badge = True
 
     def __init__(self, api: DockApi | None = None) -> None:
         """Raises ``OSError`` off macOS when no ``api`` is given."""
@@ -146,7 +229,12 @@ class MacDockTile:
 
 def parse_assertions_json(text: str) -> bool:
     """macOS 12+: ``~/Library/DoNotDisturb/DB/Assertions.json``; a Focus is on when
-    ``data[0].storeAssertionRecords`` is non-empty. Raises :class:`ProbeError`."""
+    ``data[0].storeAssertionRecords`` is non-empty. Raises :class:`ProbeError`.
+
+    Only that list counts: the file also keeps *ended* assertions (``storeInvalidationRecords``)
+    that name the same modes, and with every Focus off macOS leaves ``storeAssertionRecords``
+    out altogether (public capture, tests/platform/fixtures/README.md).
+    """
     try:
         data = json.loads(text)["data"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -192,16 +280,35 @@ class _FileProbe(BaseDndProbe):
         try:
             return await asyncio.to_thread(self.path.read_bytes)
         except PermissionError as exc:
-            raise ProbeError(f"cannot read {self.path}: grant Full Disk Access to peft-notify") from exc
+            raise ProbeError(f"cannot read {self.path}: {FULL_DISK_ACCESS_HINT}") from exc
+
+
+# Who TCC asks about: the responsible process. From a shell that is the terminal app (Terminal,
+# iTerm2, VS Code…) — or the Python binary when it is launched some other way; for the app
+# bundle it is the bundle.
+FULL_DISK_ACCESS_HINT = (
+    "grant Full Disk Access (System Settings › Privacy & Security) to the app that runs peft-notify — "
+    "your terminal (or the Python binary) when started from a shell, the peft-notify app bundle otherwise"
+)
+FOCUS_LAG_NOTE = "macOS writes the Focus state file itself and can lag a minute or two behind a Focus change"
 
 
 class MacFocusProbe(_FileProbe):
-    """Focus (macOS 12+) from the DoNotDisturb assertion store."""
+    """Focus (macOS 12+) from the DoNotDisturb assertion store.
+
+    A missing file means no Focus was ever switched on under this account: off, as the other
+    readers of this file treat it (they test for the file first). Unreadable (no Full Disk
+    Access) or unparsable is ``UNKNOWN``.
+    """
 
     name = "macos-focus"
 
     async def _read(self) -> DndState:
-        on = parse_assertions_json((await self._raw()).decode("utf-8"))
+        try:
+            raw = await self._raw()
+        except FileNotFoundError:
+            return DndState.OFF
+        on = parse_assertions_json(raw.decode("utf-8"))
         return DndState.ON if on else DndState.OFF
 
 

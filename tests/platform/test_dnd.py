@@ -127,3 +127,30 @@ def test_cache_invalidate_forces_a_new_read() -> None:
         return first, await cached.state()
 
     assert asyncio.run(scenario()) == (DndState.OFF, DndState.ON)
+
+
+def test_a_probe_that_cannot_answer_at_start_is_asked_again_later_not_dropped() -> None:
+    from peft_notify.platform.dnd import ReprobingDndProbe
+
+    now = [0.0]
+    inner = ScriptedDndProbe([DndState.UNKNOWN, DndState.ON, DndState.OFF], name="focus")
+    probe = ReprobingDndProbe(inner, interval=60.0, clock=lambda: now[0])
+    assert asyncio.run(probe.state()) is DndState.UNKNOWN  # not asked again before the interval
+    now[0] = 61.0
+    assert asyncio.run(probe.state()) is DndState.UNKNOWN  # asked: still cannot answer
+    now[0] = 90.0
+    assert asyncio.run(probe.state()) is DndState.UNKNOWN  # waits for the next interval
+    now[0] = 122.0
+    assert asyncio.run(probe.state()) is DndState.ON  # e.g. Full Disk Access granted meanwhile
+    assert probe.answered
+    assert asyncio.run(probe.state()) is DndState.OFF  # from now on asked on every poll
+
+
+def test_selection_keeps_unknown_probes_and_says_they_are_retried() -> None:
+    from peft_notify.platform.choose import select_dnd_probe
+
+    flaky = ScriptedDndProbe([DndState.UNKNOWN, DndState.ON], name="flaky")
+    selection = asyncio.run(select_dnd_probe(platform="none", env={}, extra=[flaky], reprobe_s=0.0))
+    assert [s.name for s in selection.skipped] == ["flaky"]
+    assert "asked again every 0 s" in selection.skipped[0].reason
+    assert asyncio.run(selection.primary.state()) is DndState.ON
