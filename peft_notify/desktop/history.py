@@ -3,10 +3,23 @@
 :class:`SqliteHistoryStore` implements :class:`peft_notify.ports.HistoryStore`. Open one per
 process (the app, ``peft-notify history``) and call it from one thread. The database lives in
 the platformdirs user data dir (:func:`default_history_path`), uses WAL, migrates its schema
-with ``PRAGMA user_version`` and prunes by age and row count. A database that cannot be opened
-(corrupt, not a database, locked past the timeout) is moved aside and a fresh one created: the
-app never fails to start because of its history. ``recovered`` then says what happened so the
-UI can tell the user. Environment failures later on raise :class:`HistoryError`.
+with ``PRAGMA user_version`` inside one ``BEGIN IMMEDIATE`` transaction (concurrent first opens
+race safely) and prunes by age and row count.
+
+Data safety (issue 10 item 11):
+
+- ``read_only=True`` (``peft-notify history``) opens ``file:...?mode=ro`` and never creates,
+  moves or chmods anything; a path that does not exist, is not a regular file, is not an
+  SQLite file or holds no history raises :class:`NotAHistoryDatabase`.
+- Only the app's own default database is ever moved aside, and only when SQLite itself proves
+  it corrupt (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``, a failed ``PRAGMA quick_check``);
+  ``recovered`` then says what happened so the UI can tell the user. A locked, busy, full or
+  unreadable database is never moved: locks are waited for (busy timeout, then retries) and
+  everything else raises :class:`HistoryError`, which the dispatcher reports once while
+  notifications keep showing.
+
+Job-provided text (names, titles, messages) is passed through :func:`peft_notify.redact.redact`
+before it is written, so a job server that does not redact still gets no secret on disk.
 """
 
 from __future__ import annotations
@@ -17,22 +30,27 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import time
-from collections.abc import Iterable, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import platformdirs
 
 from peft_notify.ports import DeliveryStatus, HistoryEntry, HistoryQuery
+from peft_notify.redact import redact
 from peft_notify.wire import NotificationEvent
 
 __all__ = [
     "DEFAULT_MAX_ROWS",
     "DEFAULT_RETENTION_DAYS",
     "HistoryError",
+    "NotAHistoryDatabase",
     "SqliteHistoryStore",
+    "csv_safe",
     "default_history_path",
     "entry_to_dict",
     "export_csv",
@@ -41,46 +59,69 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 DEFAULT_RETENTION_DAYS: Final = 90.0
 DEFAULT_MAX_ROWS: Final = 100_000
 _PRUNE_EVERY: Final = 500  # records between two retention passes
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+# Primary result codes (the low byte of extended codes) that prove the file itself is bad.
+_CORRUPTION: Final = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+# Another connection holds a lock: wait and retry, never treat as damage.
+_CONTENTION: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_RETRIES: Final = 5
 
 _COLUMNS: Final = (
     "id, ts, job_id, job_name, kind, urgency, title, message, status, key, repeat, read, "
     "milestone, error_type, backend, detail, seq"
 )
 
-# Index i holds the SQL that takes the schema from version i to i + 1.
-_MIGRATIONS: Final[tuple[str, ...]] = (
-    """
-    CREATE TABLE notifications (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts REAL NOT NULL,
-        job_id TEXT NOT NULL,
-        job_name TEXT NOT NULL DEFAULT '',
-        kind TEXT NOT NULL,
-        urgency TEXT NOT NULL,
-        title TEXT NOT NULL,
-        message TEXT NOT NULL DEFAULT '',
-        status TEXT NOT NULL,
-        key TEXT NOT NULL DEFAULT '',
-        repeat INTEGER NOT NULL DEFAULT 1,
-        read INTEGER NOT NULL DEFAULT 0,
-        milestone INTEGER,
-        error_type TEXT,
-        backend TEXT NOT NULL DEFAULT '',
-        detail TEXT NOT NULL DEFAULT '',
-        seq INTEGER
-    );
-    CREATE INDEX notifications_ts ON notifications (ts);
-    CREATE INDEX notifications_job_key ON notifications (job_id, key);
-    """,
+# Index i holds the statements that take the schema from version i to i + 1. They run one by
+# one inside the BEGIN IMMEDIATE transaction of _migrate (executescript would commit first).
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            job_id TEXT NOT NULL,
+            job_name TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL,
+            urgency TEXT NOT NULL,
+            title TEXT NOT NULL,
+            message TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            key TEXT NOT NULL DEFAULT '',
+            repeat INTEGER NOT NULL DEFAULT 1,
+            read INTEGER NOT NULL DEFAULT 0,
+            milestone INTEGER,
+            error_type TEXT,
+            backend TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '',
+            seq INTEGER
+        )
+        """,
+        "CREATE INDEX notifications_ts ON notifications (ts)",
+        "CREATE INDEX notifications_job_key ON notifications (job_id, key)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
 class HistoryError(Exception):
     """The history database failed for an environment reason (disk full, permissions, locked)."""
+
+
+class NotAHistoryDatabase(HistoryError):
+    """The path does not exist, is not a regular file, or holds no peft-notify history."""
+
+
+class _IntegrityFailure(Exception):
+    """``PRAGMA quick_check`` reported damage: SQLite's own proof of corruption."""
+
+
+class _NewerSchema(Exception):
+    """A newer peft-notify wrote this database: never overwrite or move it."""
 
 
 def default_history_path() -> Path:
@@ -92,73 +133,212 @@ def _enum_value(value: object) -> str:
     return str(getattr(value, "value", value))
 
 
+def _code(exc: BaseException) -> int | None:
+    """SQLite's primary result code of ``exc`` (None when it did not come from SQLite)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    return isinstance(exc, _IntegrityFailure) or _code(exc) in _CORRUPTION
+
+
+def _describe(exc: BaseException) -> str:
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({name})" if name else str(exc)
+
+
+def _with_retries(func: Callable[[], T], attempts: int = _RETRIES) -> T:
+    """Run ``func``; on SQLITE_BUSY/LOCKED (past the busy timeout) wait and try again."""
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return func()
+        except sqlite3.Error as exc:
+            if _code(exc) not in _CONTENTION or attempt == attempts - 1:
+                raise
+            log.debug("history database busy (%s); retrying in %.2f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class SqliteHistoryStore:
     """Durable notification history (see the module docstring).
 
-    Raises :class:`HistoryError` from any method when SQLite fails; never on construction
-    unless even a fresh database cannot be created (e.g. the directory is not writable).
+    Raises :class:`HistoryError` from any method when SQLite fails. The constructor raises it
+    when the database cannot be opened (locked past the retries, not writable, written by a
+    newer version, or — for any path but the app's default — damaged), and
+    :class:`NotAHistoryDatabase` when ``read_only`` and the path holds no history.
     """
 
     def __init__(
         self,
         path: Path | str | None = None,
         *,
+        read_only: bool = False,
         retention_days: float = DEFAULT_RETENTION_DAYS,
         max_rows: int = DEFAULT_MAX_ROWS,
         timeout: float = 2.0,
         now: float | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_history_path()
+        self.read_only = read_only
         self.retention_days = retention_days
         self.max_rows = max_rows
-        self.recovered: str | None = None  # set when a bad database was moved aside
+        self.recovered: str | None = None  # set when a corrupt default database was moved aside
         self._timeout = timeout
         self._since_prune = 0
+        if read_only:
+            self._db = self._open_read_only()
+            return
         try:
             self._db = self._open()
-        except OSError as exc:
-            raise HistoryError(f"cannot create a history database at {self.path}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
+        except (OSError, _NewerSchema) as exc:
+            raise HistoryError(f"cannot open the history database at {self.path}: {exc}") from exc
+        except (sqlite3.Error, _IntegrityFailure) as exc:
+            if not (_is_corruption(exc) and self._is_default()):
+                raise HistoryError(
+                    f"cannot open the history database at {self.path}: {_describe(exc)}; it was left untouched"
+                ) from exc
             moved = self._move_aside(exc)
             try:
                 self._db = self._open()
-            except (sqlite3.Error, OSError) as again:
+            except (sqlite3.Error, OSError, _IntegrityFailure, _NewerSchema) as again:
                 raise HistoryError(f"cannot create a history database at {self.path}: {again}") from again
             self.recovered = (
-                f"The history database was unreadable ({exc}); it was moved to {moved} and a new one started."
+                f"The history database was damaged ({_describe(exc)}); it was moved to {moved} and a new one started."
             )
             log.error("%s", self.recovered)
         self.prune(now=now)
 
     # -- opening -------------------------------------------------------------------------
 
+    def _is_default(self) -> bool:
+        """Only the app's own database may ever be moved aside (never a user-given path)."""
+        try:
+            return self.path.resolve() == default_history_path().resolve()
+        except OSError:
+            return False
+
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            # Create it 0600 ourselves: SQLite would honour the umask. Its -wal/-shm files copy this mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(self.path, 0o600)
+        try:
+            # Create it 0600 ourselves (SQLite would honour the umask); -wal/-shm copy this mode.
+            # O_EXCL: of several processes opening a fresh path at once exactly one creates it.
+            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+            os.close(os.open(self.path, flags, 0o600))
+        except FileExistsError:
+            self._check_existing()
         db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            # Read before changing anything: a newer version's database is left exactly as it is.
+            version = int(_with_retries(lambda: db.execute("PRAGMA user_version").fetchone()[0]))
+            if version > SCHEMA_VERSION:
+                raise _NewerSchema(
+                    f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
+                    " (written by a newer peft-notify)"
+                )
+            _with_retries(lambda: db.execute("PRAGMA journal_mode=WAL").fetchone())
             db.execute("PRAGMA synchronous=NORMAL")
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            check = _with_retries(lambda: db.execute("PRAGMA quick_check").fetchone()[0])
             if check != "ok":
-                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-            self._migrate(db)
+                raise _IntegrityFailure(f"integrity check failed: {check}")
+            _with_retries(lambda: self._migrate(db))
         except BaseException:
             db.close()
             raise
+        self._keep_private()
         return db
 
+    def _keep_private(self) -> None:
+        """Our own database stays 0600 (older versions created it with the umask's mode)."""
+        if not self._is_default():
+            return
+        try:
+            st = self.path.stat()
+            if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(self.path, 0o600)
+        except OSError:
+            log.warning("could not make %s private", self.path, exc_info=True)
+
+    def _check_existing(self) -> None:
+        """Refuse an existing path that is not a regular file or (unless ours) not SQLite; touch nothing."""
+        st = self.path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{self.path} is not a regular file")
+        if self._is_default():
+            return  # our own file: SQLite itself decides whether it is damaged
+        if st.st_size and _read_header(self.path) != _SQLITE_HEADER:
+            raise OSError(f"{self.path} is not an SQLite database")
+
     def _migrate(self, db: sqlite3.Connection) -> None:
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(f"schema version {version} is newer than this program's {SCHEMA_VERSION}")
-        for target in range(version, SCHEMA_VERSION):
-            db.executescript(f"BEGIN; {_MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;")
-            log.info("history database migrated to schema %d", target + 1)
+        if int(db.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
+            return
+        # One write transaction: a second process opening the same fresh file waits here (busy
+        # timeout), then sees the new version and does nothing.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise _NewerSchema(
+                    f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
+                    " (written by a newer peft-notify)"
+                )
+            for target in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[target]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if version < SCHEMA_VERSION:
+            log.info("history database migrated to schema %d", SCHEMA_VERSION)
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Open for reading only: ``mode=ro``, nothing created, moved or chmod-ed."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            raise NotAHistoryDatabase(f"{self.path} does not exist") from None
+        except OSError as exc:
+            raise HistoryError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise NotAHistoryDatabase(f"{self.path} is not a file")
+        try:
+            header = _read_header(self.path, 20)
+        except OSError as exc:
+            raise HistoryError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        if header[:16] != _SQLITE_HEADER:
+            raise NotAHistoryDatabase(f"{self.path} is not an SQLite database")
+        # A WAL database with no -wal file has no open writer; opening it mode=ro would still
+        # create -wal/-shm next to it, so read it as immutable instead (creates nothing).
+        wal_mode = header[18:20] == b"\x02\x02"
+        immutable = wal_mode and not Path(f"{self.path}-wal").exists()
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro" + ("&immutable=1" if immutable else "")
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=self._timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot open {self.path}: {_describe(exc)}") from exc
+        try:
+            db.row_factory = sqlite3.Row
+            table = _with_retries(
+                lambda: db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notifications'"
+                ).fetchone()
+            )
+        except sqlite3.Error as exc:
+            db.close()
+            if _code(exc) in _CORRUPTION:
+                raise NotAHistoryDatabase(f"{self.path} is not a readable SQLite database: {_describe(exc)}") from exc
+            raise HistoryError(f"cannot read {self.path}: {_describe(exc)}") from exc
+        if table is None:
+            db.close()
+            raise NotAHistoryDatabase(f"{self.path} is an SQLite database but holds no peft-notify history")
+        return db
 
     def _move_aside(self, exc: BaseException) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -167,7 +347,7 @@ class SqliteHistoryStore:
             source = Path(f"{self.path}{suffix}")
             if source.exists():
                 source.replace(Path(f"{target}{suffix}"))
-        log.error("history database %s is unusable (%s); moved to %s", self.path, exc, target)
+        log.error("history database %s is corrupt (%s); moved to %s", self.path, _describe(exc), target)
         return target
 
     def close(self) -> None:
@@ -176,9 +356,9 @@ class SqliteHistoryStore:
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
-            return self._db.execute(sql, params)
+            return _with_retries(lambda: self._db.execute(sql, params))
         except sqlite3.Error as exc:
-            raise HistoryError(f"history database error: {exc}") from exc
+            raise HistoryError(f"history database error: {_describe(exc)}") from exc
 
     # -- HistoryStore port ---------------------------------------------------------------
 
@@ -200,11 +380,11 @@ class SqliteHistoryStore:
             (
                 ts,
                 job_id,
-                job_name,
+                redact(job_name),
                 _enum_value(event.type),
                 _enum_value(event.urgency),
-                event.title,
-                event.message,
+                redact(event.title),
+                redact(event.message),
                 status.value,
                 key,
                 event.milestone,
@@ -233,7 +413,7 @@ class SqliteHistoryStore:
         """Record what became of a notification (shown, fallback, failed)."""
         self._execute(
             "UPDATE notifications SET status = ?, backend = ?, detail = ? WHERE id = ?",
-            (status.value, backend, detail, entry_id),
+            (status.value, backend, redact(detail), entry_id),
         )
 
     def query(self, query: HistoryQuery, *, statuses: Iterable[DeliveryStatus] = ()) -> list[HistoryEntry]:
@@ -295,6 +475,8 @@ class SqliteHistoryStore:
     def prune(self, now: float | None = None) -> int:
         """Apply retention (age, then row count); returns how many rows were deleted."""
         self._since_prune = 0
+        if self.read_only:
+            return 0
         cutoff = (time.time() if now is None else now) - self.retention_days * 86400.0
         deleted = self._execute("DELETE FROM notifications WHERE ts < ?", (cutoff,)).rowcount
         deleted += self._execute(
@@ -305,6 +487,11 @@ class SqliteHistoryStore:
         if deleted:
             log.info("history retention removed %d entries", deleted)
         return deleted
+
+
+def _read_header(path: Path, size: int = 16) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
 
 
 def _entry(row: sqlite3.Row) -> HistoryEntry:
@@ -345,12 +532,24 @@ def export_json(entries: Iterable[HistoryEntry]) -> str:
     return json.dumps([entry_to_dict(e) for e in entries], indent=2, ensure_ascii=False)
 
 
+# A spreadsheet evaluates a cell that starts with one of these as a formula (`=cmd|' /C calc'!A0`,
+# DDE); OWASP "CSV Injection": prefix such a text cell with a single quote so it stays text.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """``value`` made inert for spreadsheets: text starting with ``= + - @`` tab or CR gets a ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def export_csv(entries: Iterable[HistoryEntry]) -> str:
-    """Entries as CSV with a header row."""
+    """Entries as CSV with a header row; text cells that would start a formula are made inert."""
     buffer = io.StringIO()
     writer: csv.DictWriter[str] | None = None
     for entry in entries:
-        row = entry_to_dict(entry)
+        row = {name: csv_safe(value) for name, value in entry_to_dict(entry).items()}
         if writer is None:
             writer = csv.DictWriter(buffer, fieldnames=list(row))
             writer.writeheader()

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import errno
 import io
 import json
 import logging
+import multiprocessing
+import os
 import sqlite3
 import stat
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from peft_notify.desktop.dispatch import Dispatcher
 from peft_notify.desktop.history import (
+    _MIGRATIONS,
     SCHEMA_VERSION,
     HistoryError,
+    NotAHistoryDatabase,
     SqliteHistoryStore,
+    default_history_path,
     export_csv,
     export_json,
 )
+from peft_notify.engine.actions import Notify
 from peft_notify.ports import DeliveryStatus, HistoryQuery, HistoryStore
-from peft_notify.testing import MemoryHistoryStore
+from peft_notify.testing import MemoryHistoryStore, RecordingNotifier, RecordingTaskbar
 from peft_notify.wire import NotificationEvent, NotificationType
 
 NOW = 1_700_000_000.0
@@ -146,31 +158,234 @@ def test_retention_by_age_and_count(tmp_path: Path) -> None:
     s.close()
 
 
-def test_corrupt_database_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "h.sqlite3"
-    path.write_bytes(b"this is not an sqlite database at all" * 100)
+@pytest.fixture
+def default_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app's own default history path, inside tmp_path (platformdirs honours XDG_DATA_HOME)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    path = default_history_path()
+    assert path.is_relative_to(tmp_path)
+    return path
+
+
+def test_corrupt_default_database_is_moved_aside(default_db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    default_db.parent.mkdir(parents=True)
+    default_db.write_bytes(b"this is not an sqlite database at all" * 100)
     with caplog.at_level(logging.ERROR, logger="peft_notify.desktop.history"):
-        s = SqliteHistoryStore(path, now=NOW)
+        s = SqliteHistoryStore(now=NOW)
     assert s.recovered is not None
     assert "moved to" in s.recovered
-    aside = list(tmp_path.glob("h.sqlite3.broken-*"))
+    assert "SQLITE_NOTADB" in s.recovered
+    aside = list(default_db.parent.glob("history.sqlite3.broken-*"))
     assert len(aside) == 1
     assert aside[0].read_bytes().startswith(b"this is not")
-    assert any("unusable" in r.getMessage() for r in caplog.records)
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
     s.record("j", "n", event(), ts=NOW, status=DeliveryStatus.SHOWN)
     assert len(s.query(HistoryQuery())) == 1
     s.close()
 
 
-def test_newer_schema_is_moved_aside_not_clobbered(tmp_path: Path) -> None:
+def test_damaged_pages_of_the_default_database_are_moved_aside(default_db: Path) -> None:
+    # Real corruption SQLite finds itself: overwrite the table's pages after the header.
+    s = SqliteHistoryStore(now=NOW)
+    for i in range(300):
+        s.record("j", "n", event(title=f"t{i}", message="x" * 200), ts=NOW + i, status=DeliveryStatus.SHOWN)
+    s.close()
+    data = bytearray(default_db.read_bytes())
+    data[4096 : len(data)] = b"\xff" * (len(data) - 4096)
+    default_db.write_bytes(bytes(data))
+    s = SqliteHistoryStore(now=NOW)
+    assert s.recovered is not None
+    assert len(list(default_db.parent.glob("history.sqlite3.broken-*"))) == 1
+    s.close()
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, bytes | None]]:
+    """Every entry below ``directory``: its mode and (for files) its content."""
+    out: dict[str, tuple[int, bytes | None]] = {}
+    for p in sorted(directory.rglob("*")):
+        st = p.lstat()
+        out[str(p.relative_to(directory))] = (st.st_mode, p.read_bytes() if p.is_file() else None)
+    return out
+
+
+def test_a_user_given_file_that_is_not_sqlite_is_never_touched(tmp_path: Path) -> None:
+    # The attack: `history --db /etc/passwd`-like paths got chmod 0600, renamed and replaced.
+    path = tmp_path / "notes.txt"
+    path.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    path.chmod(0o644)
+    before = _snapshot(tmp_path)
+    with pytest.raises(HistoryError, match="not an SQLite database"):
+        SqliteHistoryStore(path, now=NOW)
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_user_given_directory_is_never_touched(tmp_path: Path) -> None:
+    target = tmp_path / "etc"
+    target.mkdir(mode=0o755)
+    (target / "hosts").write_text("127.0.0.1 localhost\n")
+    before = _snapshot(tmp_path)
+    with pytest.raises(HistoryError, match="not a regular file"):
+        SqliteHistoryStore(target, now=NOW)
+    with pytest.raises(NotAHistoryDatabase, match="not a file"):
+        SqliteHistoryStore(target, read_only=True)
+    assert _snapshot(tmp_path) == before
+
+
+def test_corrupt_user_given_database_is_not_moved(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
-    db = sqlite3.connect(path)
+    SqliteHistoryStore(path, now=NOW).close()
+    data = bytearray(path.read_bytes())
+    data[100:] = b"\xff" * (len(data) - 100)
+    path.write_bytes(bytes(data))
+    before = _snapshot(tmp_path)
+    with pytest.raises(HistoryError, match="left untouched"):
+        SqliteHistoryStore(path, now=NOW)
+    assert _snapshot(tmp_path) == before
+
+
+def test_newer_schema_is_left_untouched(default_db: Path) -> None:
+    # Not corruption: a newer peft-notify wrote it. Moving it aside would hide that version's
+    # history, so the store refuses it (the app then keeps history in memory) and touches nothing.
+    default_db.parent.mkdir(parents=True)
+    db = sqlite3.connect(default_db)
     db.execute("PRAGMA user_version = 99")
     db.close()
-    s = SqliteHistoryStore(path, now=NOW)
-    assert s.recovered is not None
-    assert "newer" in s.recovered
+    before = _snapshot(default_db.parent)
+    with pytest.raises(HistoryError, match="newer"):
+        SqliteHistoryStore(now=NOW)
+    assert _snapshot(default_db.parent) == before
+
+
+def _hold_exclusive_lock(path: Path) -> sqlite3.Connection:
+    """A second connection that holds an EXCLUSIVE lock on a rollback-journal database."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    for target in range(SCHEMA_VERSION):
+        for statement in _MIGRATIONS[target]:
+            holder.execute(statement)
+    holder.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    holder.execute(
+        "INSERT INTO notifications (ts, job_id, kind, urgency, title, status) VALUES (?, 'j', 'error', 'critical',"
+        " 'precious', 'shown')",
+        (NOW,),
+    )
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+def test_locked_default_database_is_not_moved_aside(default_db: Path) -> None:
+    # The attack: any DatabaseError counted as corruption, so a merely locked healthy database
+    # (and its -wal) was renamed aside and history said "No notifications match".
+    default_db.parent.mkdir(parents=True)
+    holder = _hold_exclusive_lock(default_db)
+    try:
+        with pytest.raises(HistoryError, match="locked"):
+            SqliteHistoryStore(timeout=0.05, now=NOW)
+        assert list(default_db.parent.glob("*.broken-*")) == []
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    s = SqliteHistoryStore(now=NOW)
+    assert s.recovered is None
+    assert [e.title for e in s.query(HistoryQuery())] == ["precious"]
     s.close()
+
+
+def test_a_lock_released_while_retrying_is_waited_for(default_db: Path) -> None:
+    default_db.parent.mkdir(parents=True)
+    holder = _hold_exclusive_lock(default_db)
+    release = threading.Timer(0.3, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        s = SqliteHistoryStore(timeout=0.05, now=NOW)  # busy timeout shorter than the lock: retries win
+    finally:
+        release.join()
+        holder.close()
+    assert s.recovered is None
+    assert [e.title for e in s.query(HistoryQuery())] == ["precious"]
+    s.close()
+
+
+def _open_and_record(barrier: Any, results: Any, index: int) -> None:
+    try:
+        barrier.wait(timeout=10)
+        store = SqliteHistoryStore(now=NOW)
+        store.record("j", "n", event(title=f"p{index}"), ts=NOW, status=DeliveryStatus.SHOWN)
+        results.put((index, store.recovered or "ok"))
+        store.close()
+    except BaseException as exc:
+        results.put((index, f"{type(exc).__name__}: {exc}"))
+
+
+@pytest.mark.slow
+def test_concurrent_first_opens_race_safely(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The attack: 4 processes opening a fresh database at once moved it aside in 24 of 30
+    # trials ("table notifications already exists") and some failed with "disk I/O error".
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(30):
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / f"trial{trial}"))
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_open_and_record, args=(barrier, results, i)) for i in range(4)]
+        for p in procs:
+            p.start()
+        outcomes = sorted(results.get(timeout=30) for _ in procs)
+        for p in procs:
+            p.join(timeout=10)
+        assert outcomes == [(i, "ok") for i in range(4)], f"trial {trial}"
+        path = default_history_path()
+        assert list(path.parent.glob("*.broken-*")) == [], f"trial {trial}"
+        s = SqliteHistoryStore(read_only=True)
+        assert sorted(e.title for e in s.query(HistoryQuery())) == ["p0", "p1", "p2", "p3"]
+        s.close()
+
+
+def test_read_only_open_creates_moves_and_chmods_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    s = SqliteHistoryStore(path, now=NOW)
+    s.record("j", "n", event(), ts=NOW, status=DeliveryStatus.SHOWN)
+    s.close()
+    path.chmod(0o640)
+    before = _snapshot(tmp_path)
+    ro = SqliteHistoryStore(path, read_only=True)
+    assert [e.title for e in ro.query(HistoryQuery())] == ["50% reached"]
+    with pytest.raises(HistoryError):
+        ro.record("j", "n", event(), ts=NOW, status=DeliveryStatus.SHOWN)
+    ro.close()
+    assert _snapshot(tmp_path) == before
+
+
+def test_read_only_sees_a_running_writer(tmp_path: Path) -> None:
+    # With the app running (its -wal present) the reader uses mode=ro and sees committed rows.
+    path = tmp_path / "h.sqlite3"
+    writer = SqliteHistoryStore(path, now=NOW)
+    writer.record("j", "n", event(title="live"), ts=NOW, status=DeliveryStatus.SHOWN)
+    ro = SqliteHistoryStore(path, read_only=True)
+    assert [e.title for e in ro.query(HistoryQuery())] == ["live"]
+    ro.close()
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        (b"", "not an SQLite database"),
+        (b"hello, world\n" * 50, "not an SQLite database"),
+        ("sqlite-without-history", "holds no peft-notify history"),
+    ],
+)
+def test_read_only_refuses_what_is_not_a_history(tmp_path: Path, content: bytes | str | None, message: str) -> None:
+    path = tmp_path / "x.db"
+    if content == "sqlite-without-history":
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE t (x)")
+        db.close()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    before = _snapshot(tmp_path)
+    with pytest.raises(NotAHistoryDatabase, match=message):
+        SqliteHistoryStore(path, read_only=True)
+    assert _snapshot(tmp_path) == before
 
 
 def test_migrates_an_empty_version_zero_file(tmp_path: Path) -> None:
@@ -206,3 +421,90 @@ def test_exports(store: SqliteHistoryStore) -> None:
     assert rows[0]["title"] == 'say "hi", ok'
     assert rows[0]["job_id"] == "j"
     assert export_csv([]).startswith("id,ts,job_id")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 512 KiB tmpfs, so the disk really fills up (needs root and mount permission)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(mnt)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_full_disk_keeps_notifications_showing_and_says_so_once(
+    small_tmpfs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = small_tmpfs / "h.sqlite3"
+    store = SqliteHistoryStore(path, now=NOW)
+    store.record("j", "n", event(title="before"), ts=NOW, status=DeliveryStatus.SHOWN)
+    notifier = RecordingNotifier()
+    dispatcher = Dispatcher(store, [notifier], RecordingTaskbar())
+    filler = _fill(small_tmpfs)
+    with caplog.at_level(logging.INFO, logger="peft_notify.desktop"):
+        for i in range(20):
+            asyncio.run(dispatcher.perform([Notify("job", event(title=f"n{i}", message="x" * 3000), key=f"k{i}")]))
+        assert len(notifier.requests) == 20  # every notification still reached the user
+        said = [r for r in caplog.records if "history is not being written" in r.getMessage()]
+        assert len(said) == 1
+        assert "SQLITE_FULL" in said[0].getMessage()
+        filler.unlink()
+        asyncio.run(dispatcher.perform([Notify("job", event(title="after"), key="after")]))
+        assert any("being written again" in r.getMessage() for r in caplog.records)
+    titles = [e.title for e in store.query(HistoryQuery())]
+    assert titles[0] == "after"
+    assert "before" in titles
+    assert len(titles) < 22  # some were really lost to the full disk, yet nothing was moved aside
+    assert sorted(p.name for p in small_tmpfs.iterdir() if "broken" in p.name) == []
+    store.close()
+
+
+def test_history_entries_are_redacted(store: SqliteHistoryStore) -> None:
+    token = "hf_" + "AbC123" * 6
+    store.record(
+        "j",
+        f"train.py --hf-token {token}",
+        event(NotificationType.ERROR, f"auth failed for {token}", message="git clone https://alice:pw@host/r"),
+        ts=NOW,
+        status=DeliveryStatus.SHOWN,
+    )
+    [entry] = store.query(HistoryQuery())
+    stored = " ".join([entry.job_name, entry.title, entry.message])
+    assert token not in stored
+    assert "alice:pw" not in stored
+    assert stored.count("[redacted]") == 3
+    raw = store.path.read_bytes() + Path(f"{store.path}-wal").read_bytes()
+    assert token.encode() not in raw
+
+
+@pytest.mark.parametrize("payload", ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
+def test_csv_export_makes_formulas_inert(store: SqliteHistoryStore, payload: str) -> None:
+    # The attack: a job named `=cmd|' /C calc'!A0` became a live formula in the exported CSV.
+    store.record(payload, payload, event(title=payload, message=payload), ts=NOW, status=DeliveryStatus.SHOWN)
+    [row] = list(csv.DictReader(io.StringIO(export_csv(store.query(HistoryQuery())))))
+    for column in ("job_id", "job_name", "title", "message"):
+        assert row[column] == "'" + payload
+    assert float(row["ts"]) == NOW  # numbers stay numbers
