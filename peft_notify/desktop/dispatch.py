@@ -92,6 +92,7 @@ class Dispatcher:
         self.attachment_for = attachment_for
         self._entries: OrderedDict[int, tuple[str, int | None]] = OrderedDict()  # record id -> (job, seq)
         self._tasks: set[asyncio.Task[bool]] = set()
+        self._history_failing = False  # the last history write failed (reported once)
 
     # -- performing actions --------------------------------------------------------------
 
@@ -122,9 +123,14 @@ class Dispatcher:
             entry_id = self.history.record(
                 job_id, self.job_name(job_id), event, ts=self.clock(), status=status, key=key, seq=seq
             )
-        except Exception:  # HistoryError or a bug: the notification must still reach the user
-            log.error("could not record %r for job %s in history", event.title, job_id, exc_info=True)
+        except Exception as exc:  # HistoryError or a bug: the notification must still reach the user
+            if not self._history_failing:  # say it once per outage (a full disk fails every record)
+                log.error("history is not being written (notifications still show): %s", exc, exc_info=True)
+            self._history_failing = True
             return 0
+        if self._history_failing:
+            log.warning("history is being written again")
+            self._history_failing = False
         self._entries[entry_id] = (job_id, seq)
         while len(self._entries) > _REMEMBERED:
             self._entries.popitem(last=False)
