@@ -1,0 +1,31 @@
+"""Entry point of the frozen (PyInstaller) ``peft-notify`` binary: the same CLI as the wheel's.
+
+Besides the CLI it understands ``peft-notify -c CODE [ARG...]`` like ``python -c``: code that
+runs ``[sys.executable, "-c", ...]`` in a child (``doctor``'s tray probe) keeps working when
+``sys.executable`` is this binary rather than a Python interpreter.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+
+
+def _main() -> int:
+    if sys.stdout is None or sys.stderr is None:  # Windows GUI build (console=False): no streams
+        devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        sys.stdout = sys.stdout or devnull
+        sys.stderr = sys.stderr or devnull
+    multiprocessing.freeze_support()
+    if len(sys.argv) >= 3 and sys.argv[1] == "-c":
+        code, sys.argv = sys.argv[2], ["-c", *sys.argv[3:]]
+        exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
+        return 0
+    from peft_notify.cli import main
+
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

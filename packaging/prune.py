@@ -1,0 +1,107 @@
+"""Trim the PyInstaller TOC of binaries the app never loads (used by peft-notify.spec).
+
+Qt plugins for platforms/features the app does not use are dropped by pattern; on Linux the
+shared libraries PyInstaller pulled in only for them (GTK, cairo, pango for the GTK3 platform
+theme...) then go too: a library is kept only when something kept needs it (ELF ``DT_NEEDED``,
+read here without binutils).
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Iterable, Sequence
+from fnmatch import fnmatch
+from pathlib import PurePath
+
+__all__ = ["DROPPED_PLUGINS", "elf_needed", "prune"]
+
+# Matched against destination paths inside the bundle (PySide6/Qt/plugins/... on Linux and
+# macOS, PySide6/plugins/... on Windows).
+DROPPED_PLUGINS: tuple[str, ...] = tuple(
+    f"PySide6/*plugins/{pattern}"
+    for pattern in (
+        "platformthemes/*gtk3*",  # GTK3 theme: 20 MB of GTK/cairo/pango for native-looking file dialogs
+        "platforms/*vnc*",
+        "platforms/*linuxfb*",
+        "platforms/*vkkhrdisplay*",
+        "platforms/*eglfs*",
+        "platforms/*minimalegl*",
+        "egldeviceintegrations/*",
+        "generic/*",  # evdev/tuio input for kiosk setups
+        "tls/*",  # Qt's TLS (Python's ssl does the app's TLS)
+        "networkinformation/*",
+        "imageformats/*tiff*",
+        "imageformats/*webp*",
+        "imageformats/*jpeg*",
+        "imageformats/*tga*",
+        "imageformats/*wbmp*",
+        "imageformats/*pdf*",
+    )
+)
+_DT_NEEDED = 1
+
+
+def elf_needed(path: str) -> list[str]:
+    """The ``DT_NEEDED`` sonames of an ELF file (``[]`` for anything else)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    if data[:4] != b"\x7fELF":
+        return []
+    is64, little = data[4] == 2, data[5] == 1
+    end = "<" if little else ">"
+    if is64:
+        shoff, = struct.unpack_from(end + "Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x3A)
+    else:
+        shoff, = struct.unpack_from(end + "I", data, 0x20)
+        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x2E)
+    sections = []
+    for i in range(shnum):
+        base = shoff + i * shentsize
+        if is64:
+            _name, sh_type, _flags, _addr, offset, size, link = struct.unpack_from(end + "IIQQQQI", data, base)
+        else:
+            _name, sh_type, _flags, _addr, offset, size, link = struct.unpack_from(end + "IIIIIII", data, base)
+        sections.append((sh_type, offset, size, link))
+    needed: list[str] = []
+    for sh_type, offset, size, link in sections:
+        if sh_type != 6:  # SHT_DYNAMIC
+            continue
+        strtab = sections[link][1]
+        entry = struct.Struct(end + ("qQ" if is64 else "iI"))
+        for pos in range(offset, offset + size, entry.size):
+            tag, value = entry.unpack_from(data, pos)
+            if tag == 0:
+                break
+            if tag == _DT_NEEDED:
+                stop = data.index(b"\0", strtab + value)
+                needed.append(data[strtab + value : stop].decode())
+    return needed
+
+
+def _is_library(dest: str) -> bool:
+    # Dependencies PyInstaller collected (top level) and Qt's own libraries: kept only if needed.
+    name = PurePath(dest).name
+    top = len(PurePath(dest).parts) == 1 and name.startswith("lib") and not name.startswith("libpython")
+    return top or PurePath(dest).as_posix().startswith("PySide6/Qt/lib/")
+
+
+def prune(binaries: Iterable[tuple[str, str, str]], platform: str = sys.platform) -> list[tuple[str, str, str]]:
+    """The TOC entries to keep: without dropped plugins and (Linux) libraries nothing kept needs."""
+    kept = [b for b in binaries if not any(fnmatch(PurePath(b[0]).as_posix(), p) for p in DROPPED_PLUGINS)]
+    if not platform.startswith("linux"):
+        return kept
+    roots = [b for b in kept if not _is_library(b[0])]
+    libraries = {PurePath(b[0]).name: b for b in kept if _is_library(b[0])}
+    wanted: set[str] = set()
+    todo: list[Sequence[str]] = [elf_needed(src) for _dest, src, _kind in roots]
+    while todo:
+        for name in todo.pop():
+            if name in libraries and name not in wanted:
+                wanted.add(name)
+                todo.append(elf_needed(libraries[name][1]))
+    return roots + [libraries[name] for name in sorted(wanted)]
