@@ -2,9 +2,19 @@
 
 Create the adapter once, on the running loop, with :meth:`DesktopNotifierAdapter.create`
 (raises :class:`NotifierUnavailable` when nothing would show the notification: no
-notification server on the bus, the dummy backend on an unsigned macOS build, a
-constructor error). ``notify`` never raises; a notification counts as delivered only
-when the backend reports it dispatched — ``send()``'s return value proves nothing.
+notification server on the bus, desktop-notifier's dummy backend, a constructor error).
+``notify`` never raises; a notification counts as delivered only when the backend reports
+it dispatched — ``send()``'s return value proves nothing.
+
+macOS and Windows (delivery truth): desktop-notifier 6.2's macOS backend logs the NSError of
+a refused ``addNotificationRequest`` and returns normally, so ``on_dispatched`` fires for a
+notification macOS dropped (backends/macos.py ``_send`` → ``log_nserror``; base.py ``send``
+then calls ``handle_dispatched``); on Windows a toast for an app whose notifications are
+switched off is dropped silently too. So on those systems the adapter asks
+``has_authorisation()`` after creating the notifier, before each send while it is not known
+to be allowed, and after a send that logged an error; a denied one comes back as
+``ok=False`` with :data:`NOTIFICATIONS_OFF` (the dispatcher falls back to the tray balloon)
+and :attr:`DesktopNotifierAdapter.off_reason` says so to the window, tray and ``doctor``.
 """
 
 from __future__ import annotations
@@ -25,10 +35,12 @@ from peft_notify.wire import NotificationEvent, UrgencyLevel
 
 __all__ = [
     "APP_ID",
+    "NOTIFICATIONS_OFF",
     "DesktopNotifierAdapter",
     "LogNotifier",
     "NotifierUnavailable",
     "action_key",
+    "dummy_backend_reason",
     "urgency_of",
 ]
 
@@ -36,6 +48,47 @@ log = logging.getLogger(__name__)
 
 CLICK_ACTION = "default"  # ports.ActionHandler: "default" for a click on the body
 DISMISS_ACTION = "dismissed"
+NOTIFICATIONS_OFF = "notifications are off for this app"
+_ENABLE_WHERE = {
+    "darwin": "System Settings › Notifications › the app running peft-notify",
+    "win32": "Settings › System › Notifications › peft-notify",
+}
+_WAITING = "waiting for you to allow notifications (macOS asked)"
+# desktop-notifier's own log lines that mean "this notification was not scheduled"
+# (backends/macos.py log_nserror prefix; base.py send()).
+_FAILED_SEND_LOGS = ("Error when scheduling notification", "Notification failed")
+
+
+def dummy_backend_reason(platform: str) -> str:
+    """Why desktop-notifier 6.2's ``get_backend_class()`` chose its dummy backend here.
+
+    Its rules (desktop_notifier/main.py): macOS needs 10.14+ and a bundle identifier
+    (``NSBundle.mainBundle.bundleIdentifier``); an *unsigned* bundle still gets the real
+    backend, with a warning. Windows needs build 10.0.10240 (Windows 10) or later.
+    """
+    if platform == "darwin":
+        return (
+            "desktop-notifier uses its dummy backend: this process has no bundle identifier "
+            "(run peft-notify from its app bundle, or from a framework Python whose Python.app has one) "
+            "or macOS is older than 10.14. The bundle need not be signed: an unsigned one gets "
+            "the real Notification Center (macOS may then refuse it, which doctor reports)"
+        )
+    if platform == "win32":
+        return "desktop-notifier uses its dummy backend: toasts need Windows 10 (build 10240) or later"
+    return "desktop-notifier uses its dummy backend on this system"
+
+
+class _SendErrors(logging.Handler):
+    """Collects desktop-notifier's log lines that say a send failed, while one send runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(_FAILED_SEND_LOGS):
+            self.messages.append(message)
 
 
 class NotifierUnavailable(Exception):
@@ -115,6 +168,50 @@ class DesktopNotifierAdapter:
         self._timeout = timeout
         self._platform = platform
         self._owns_bus = False
+        # None: not asked (Linux, or it could not be read); True/False: has_authorisation()'s answer.
+        self.authorised: bool | None = None
+        self._asking: asyncio.Task[None] | None = None
+
+    @property
+    def checks_authorisation(self) -> bool:
+        """Whether this system can silently drop our notifications (macOS, Windows)."""
+        return self._platform in _ENABLE_WHERE
+
+    @property
+    def off_reason(self) -> str | None:
+        """``"notifications are off for this app (…where to turn them on)"`` when the OS refuses them."""
+        if self.authorised is not False:
+            return None
+        if self._asking is not None and not self._asking.done():
+            return _WAITING
+        return f"{NOTIFICATIONS_OFF} (turn them on in {_ENABLE_WHERE.get(self._platform, 'the system settings')})"
+
+    async def check_authorisation(self) -> bool | None:
+        """Ask desktop-notifier whether the OS lets us notify; updates :attr:`authorised`. Never raises."""
+        if not self.checks_authorisation:
+            return None
+        try:
+            self.authorised = bool(await asyncio.wait_for(self._dn.has_authorisation(), self._timeout))
+        except Exception as exc:  # a backend error must not stop notifications: assume allowed
+            log.warning("could not ask whether notifications are allowed: %s", exc)
+            self.authorised = None
+        return self.authorised
+
+    def request_authorisation(self) -> None:
+        """macOS: ask the user (the system prompt appears once); the answer updates :attr:`authorised`.
+
+        Runs in the background: the first-time prompt waits for the user's click.
+        """
+        if self._asking is not None and not self._asking.done():
+            return
+
+        async def ask() -> None:
+            try:
+                self.authorised = bool(await self._dn.request_authorisation())
+            except Exception as exc:
+                log.warning("asking for notification permission failed: %s", exc)
+
+        self._asking = asyncio.ensure_future(ask())
 
     @classmethod
     async def create(
@@ -146,10 +243,7 @@ class DesktopNotifierAdapter:
                 raise NotifierUnavailable("no notification server owns org.freedesktop.Notifications")
         backend = dn.main.get_backend_class()
         if backend.__name__ == "DummyNotificationCenter":
-            raise NotifierUnavailable(
-                "desktop-notifier fell back to its dummy backend (macOS needs a signed app bundle; "
-                "Windows needs 10 or later)"
-            )
+            raise NotifierUnavailable(dummy_backend_reason(platform))
         try:
             app_icon = app_icon or icon_file(".png")  # the product icon, not the server's generic one
             icon = dn.Icon(path=app_icon) if app_icon.exists() else None
@@ -167,6 +261,10 @@ class DesktopNotifierAdapter:
             notifier, on_action, capabilities=names, server=server, bus=bus, timeout=timeout, platform=platform
         )
         adapter._owns_bus = own_bus
+        if adapter.checks_authorisation and await adapter.check_authorisation() is False:
+            log.warning("%s", adapter.off_reason)
+            if platform == "darwin":  # undecided yet, or denied: the prompt shows only the first time
+                adapter.request_authorisation()
         return adapter
 
     def capabilities(self) -> frozenset[str]:
@@ -184,6 +282,26 @@ class DesktopNotifierAdapter:
             return Delivery.failed(self.name, str(exc) or type(exc).__name__)
 
     async def _notify(self, request: NotifyRequest) -> Delivery:
+        # Windows drops a disabled app's toast without any error: ask every time (a property read).
+        # macOS: ask until allowed; afterwards a refusal shows up as a logged NSError (below).
+        ask = self._platform == "win32" or self.authorised is not True
+        if self.checks_authorisation and ask and await self.check_authorisation() is False:
+            return Delivery.failed(self.name, self.off_reason or NOTIFICATIONS_OFF)
+        errors = _SendErrors()
+        source = logging.getLogger("desktop_notifier")
+        source.addHandler(errors)
+        try:
+            delivery = await self._send(request)
+        finally:
+            source.removeHandler(errors)
+        if errors.messages and self.checks_authorisation:
+            # macOS logs the NSError and still reports it dispatched: find out why it failed.
+            if await self.check_authorisation() is False:
+                return Delivery.failed(self.name, self.off_reason or NOTIFICATIONS_OFF)
+            return Delivery.failed(self.name, f"the system refused it: {errors.messages[0]}")
+        return delivery
+
+    async def _send(self, request: NotifyRequest) -> Delivery:
         import desktop_notifier as dn
 
         event = request.event
@@ -258,6 +376,8 @@ class DesktopNotifierAdapter:
 
     async def close(self) -> None:
         """Release the backend's D-Bus connection (the adapter is unusable afterwards)."""
+        if self._asking is not None and not self._asking.done():
+            self._asking.cancel()
         backend = getattr(self._dn, "_backend", None)
         await disconnect(getattr(backend, "bus", None))
         if self._owns_bus and self._bus is not None:
