@@ -328,7 +328,8 @@ class SqliteHistoryStore:
             table = _with_retries(
                 lambda: db.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notifications'"
-                ).fetchone()
+                ).fetchone(),
+                attempts=2,  # a reader at the terminal waits one busy timeout and a retry, not ten seconds
             )
         except sqlite3.Error as exc:
             db.close()
@@ -356,7 +357,7 @@ class SqliteHistoryStore:
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
-            return _with_retries(lambda: self._db.execute(sql, params))
+            return _with_retries(lambda: self._db.execute(sql, params), attempts=2 if self.read_only else _RETRIES)
         except sqlite3.Error as exc:
             raise HistoryError(f"history database error: {_describe(exc)}") from exc
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -45,6 +48,122 @@ def test_csv_and_kind_filter(db: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert len(lines) == 2
 
 
-def test_missing_database_is_not_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["history", "--db", str(tmp_path / "none.sqlite3")]) == 0
+def test_missing_default_database_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert main(["history"]) == 0
     assert "No history yet" in capsys.readouterr().out
+    assert not (tmp_path / "data").exists()  # reading created nothing
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, int, bytes | None]]:
+    """Every entry below ``directory``: mode, inode and (for files) content."""
+    out: dict[str, tuple[int, int, bytes | None]] = {}
+    for p in sorted(directory.rglob("*")):
+        st = p.lstat()
+        out[str(p.relative_to(directory))] = (st.st_mode, st.st_ino, p.read_bytes() if p.is_file() else None)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("missing", "does not exist"),
+        ("directory", "is not a file"),
+        ("text", "is not an SQLite database"),
+        ("empty", "is not an SQLite database"),
+        ("other-sqlite", "holds no peft-notify history"),
+    ],
+)
+def test_db_that_is_not_a_history_is_exit_2_and_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: str, message: str
+) -> None:
+    # The attack: `history --db /etc` (run as root) chmod-ed it 0600, renamed it to
+    # *.broken-<time> and put an empty database in its place. Here /etc is a temp directory.
+    target = tmp_path / "etc"
+    if make == "directory":
+        target.mkdir(mode=0o755)
+        (target / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+        (target / "passwd").chmod(0o644)
+    elif make == "text":
+        target.write_text("root:x:0:0:root:/root:/bin/bash\n")
+        target.chmod(0o644)
+    elif make == "empty":
+        target.touch(mode=0o644)
+    elif make == "other-sqlite":
+        db = sqlite3.connect(target)
+        db.execute("CREATE TABLE users (name)")
+        db.close()
+        target.chmod(0o644)
+    before = _snapshot(tmp_path)
+    for fmt in ([], ["--json"], ["--csv"]):
+        assert main(["history", "--db", str(target), *fmt]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err
+        assert captured.out == ""
+    assert _snapshot(tmp_path) == before
+
+
+def test_reading_a_live_history_changes_nothing(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _snapshot(db.parent)
+    assert main(["history", "--db", str(db)]) == 0
+    assert "b: OOM" in capsys.readouterr().out
+    assert _snapshot(db.parent) == before
+
+
+def test_locked_database_is_exit_1_and_not_moved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A rollback-journal database under an EXCLUSIVE lock (another process writing).
+    path = tmp_path / "h.sqlite3"
+    store = SqliteHistoryStore(path)
+    store.record(
+        "j",
+        "J",
+        NotificationEvent(type=NotificationType.ERROR, title="keep me", message=""),
+        ts=1.0,
+        status=DeliveryStatus.SHOWN,
+    )
+    store.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        before = _snapshot(tmp_path)
+        assert main(["history", "--db", str(path)]) == 1
+        assert "locked" in capsys.readouterr().err
+        assert _snapshot(tmp_path) == before
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert main(["history", "--db", str(path)]) == 0
+    assert "keep me" in capsys.readouterr().out
+
+
+ESCAPES = "\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b]0;pwned\x07\x1b[2J\x9b2J\u202e"
+
+
+def test_terminal_escapes_from_jobs_are_neutralised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = SqliteHistoryStore(path)
+    event = NotificationEvent(type=NotificationType.ERROR, title=f"t{ESCAPES}", message=f"m{ESCAPES}")
+    store.record(f"id{ESCAPES}", f"name{ESCAPES}", event, ts=1.0, status=DeliveryStatus.SHOWN)
+    store.close()
+    for fmt in ([], ["--json"], ["--csv"]):
+        assert main(["history", "--db", str(path), *fmt]) == 0
+        out = capsys.readouterr().out
+        assert not any(ch in out for ch in "\x1b\x07\x9b\u202e"), (fmt, out)
+    assert main(["history", "--db", str(path), "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["title"] == f"t{ESCAPES}"  # JSON stays lossless: the characters are \u-escaped
+
+
+def test_csv_formula_is_inert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = SqliteHistoryStore(path)
+    payload = "=cmd|' /C calc'!A0"
+    event = NotificationEvent(type=NotificationType.ERROR, title=payload, message="@SUM(1+1)")
+    store.record("j", payload, event, ts=1.0, status=DeliveryStatus.SHOWN)
+    store.close()
+    assert main(["history", "--db", str(path), "--csv"]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (row["title"], row["job_name"], row["message"]) == ("'" + payload, "'" + payload, "'@SUM(1+1)")
