@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,27 +29,40 @@ def register(subparsers: Any) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
-    p.add_argument("--db", type=Path, help="history database (default: the app's)")
+    p.add_argument("--db", type=Path, help="history database (default: the app's); only ever read")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler: query the history store and print it; exit 1 when it cannot be opened."""
+    """Handler: print the history; exit 2 when ``--db`` is not a history, 1 when it cannot be read.
+
+    Opens the database read-only: nothing is created, moved or chmod-ed, whatever ``--db`` is.
+    Every job-provided field is made terminal-safe (:mod:`peft_notify.termsafe`).
+    """
     from peft_notify.desktop.history import (
         HistoryError,
+        NotAHistoryDatabase,
         SqliteHistoryStore,
         default_history_path,
         export_csv,
         export_json,
     )
     from peft_notify.ports import HistoryQuery
+    from peft_notify.termsafe import json_safe, printable
 
     path = args.db or default_history_path()
-    if not path.exists():
+    if args.db is None and not path.exists():
         print("[]" if args.json else f"No history yet ({path} does not exist).")
         return 0
     try:
-        store = SqliteHistoryStore(path)
+        store = SqliteHistoryStore(path, read_only=True)
+    except NotAHistoryDatabase as exc:
+        print(f"peft-notify history: {printable(exc)}", file=sys.stderr)
+        return 2
+    except HistoryError as exc:
+        print(f"peft-notify history: cannot read the history at {printable(path)}: {printable(exc)}", file=sys.stderr)
+        return 1
+    try:
         entries = store.query(
             HistoryQuery(
                 job_id=args.job,
@@ -59,15 +73,14 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except HistoryError as exc:
-        print(f"Cannot read the history at {path}: {exc}")
+        print(f"peft-notify history: cannot read the history at {printable(path)}: {printable(exc)}", file=sys.stderr)
         return 1
-    if store.recovered:
-        print(store.recovered)
-    store.close()
+    finally:
+        store.close()
     if args.json:
-        print(export_json(entries))
+        print(json_safe(export_json(entries)))
     elif args.csv:
-        print(export_csv(entries), end="")
+        print(printable(export_csv(entries), multiline=True), end="")
     elif not entries:
         print("No notifications match.")
     else:
@@ -76,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             repeat = f" (x{e.repeat})" if e.repeat > 1 else ""
             mark = " " if e.read else "*"
             print(
-                f"{mark} {stamp}  {e.job_name or e.job_id:<20.20} {e.kind:<10} {e.urgency:<8} "
-                f"{e.status.value:<13} {e.title}{repeat}"
+                f"{mark} {stamp}  {printable(e.job_name or e.job_id):<20.20} {printable(e.kind):<10} "
+                f"{printable(e.urgency):<8} {e.status.value:<13} {printable(e.title)}{repeat}"
             )
     return 0
