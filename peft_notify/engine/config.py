@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from peft_notify.engine.resources import ResourceThresholds
 from peft_notify.wire import NotificationType
 
 __all__ = [
@@ -117,6 +118,7 @@ class EngineConfig:
     stall_min_s: float = 300.0
     stall_factor: float = 10.0
     sounds: bool = True
+    resources: ResourceThresholds = field(default_factory=ResourceThresholds)  # docs/resources.md
 
     @functools.cached_property
     def progress_milestones(self) -> tuple[int, ...]:

@@ -20,10 +20,11 @@ from peft_notify.engine.gate import Gate
 from peft_notify.engine.job import Job, JobView
 from peft_notify.engine.limits import TokenBucket
 from peft_notify.engine.notices import stall_event
+from peft_notify.engine.resources import JobFacts, Level, ResourceRules, ResourceView
 from peft_notify.engine.rules import Rules
 from peft_notify.engine.taskbar import Coalescer, Indicator, Tally
 from peft_notify.ports import DndState
-from peft_notify.wire import Envelope, Hello, JobState, NotificationEvent, Progress, Status
+from peft_notify.wire import Envelope, Hello, JobState, NotificationEvent, Progress, Resource, Status
 
 __all__ = ["LEGACY_JOB_ID", "Engine"]
 
@@ -45,6 +46,7 @@ class Engine:
         self._taskbar = Coalescer(self.config.taskbar_interval_s)
         self._tally = Tally()
         self._rules = Rules(self.config, self.templates, self._gate)
+        self._resources = ResourceRules(self.config.resources)
         self._now = 0.0
         self._rules.check_templates()
 
@@ -61,7 +63,7 @@ class Engine:
         """
         actions = self._observe(now, dnd)
         body = envelope.data
-        if not isinstance(body, (Hello, Progress, NotificationEvent, Status)):
+        if not isinstance(body, (Hello, Progress, NotificationEvent, Status, Resource)):
             self.unknown_count += 1
             return actions
         job = self._job(envelope.job_id or job_id or LEGACY_JOB_ID)
@@ -69,7 +71,11 @@ class Engine:
             job.last_seq = envelope.seq
         ts = envelope.ts if envelope.ts is not None else now
         seq = envelope.seq
+        if isinstance(body, Resource):
+            return actions + self._on_resource(job, body, now, seq)
         if isinstance(body, Hello):
+            new_run = body.run_id != job.run_id or not job.baselined
+            self._resources.on_hello(job.job_id, new_run=new_run, watched=body.resources, notes=body.resource_notes)
             actions += self._rules.on_hello(job, body, now, ts, seq)
         elif isinstance(body, Progress):
             actions += self._rules.on_progress(job, body, now, ts, seq)
@@ -133,6 +139,7 @@ class Engine:
         if self._jobs.pop(job_id, None) is None:
             return []
         self._gate.dedup.forget(job_id)
+        self._resources.forget(job_id)
         self._tally.put(job_id, None)
         return self._refresh_taskbar(self._now, (), changed=True)
 
@@ -146,6 +153,10 @@ class Engine:
     def jobs(self) -> list[JobView]:
         """Snapshots of every known job, in the order they were first seen."""
         return [job.view() for job in self._jobs.values()]
+
+    def resources(self, job_id: str) -> ResourceView | None:
+        """The latest resource sample of ``job_id`` and its active conditions (``None``: none seen)."""
+        return self._resources.view(job_id)
 
     @property
     def template_errors(self) -> list[str]:
@@ -174,6 +185,24 @@ class Engine:
         if event is None:
             return []
         return self._gate.deliver("", "", event, SUMMARY_KEY, now, dedup=False, filtered=False)
+
+    def _on_resource(self, job: Job, sample: Resource, now: float, seq: int | None) -> list[Action]:
+        """Resource rules (docs/resources.md): warnings are rate limited, critical ones never."""
+        facts = JobFacts(
+            name=job.display_name,
+            running=job.state is JobState.RUNNING,
+            last_progress_at=job.last_progress_at,
+            stall_after_s=job.stall_after(self.config.stall_min_s, self.config.stall_factor),
+            sounds=self.config.sounds,
+        )
+        actions: list[Action] = []
+        for decision in self._resources.on_sample(job.job_id, sample, now, facts):
+            bucket = None if decision.level is Level.CRITICAL else job.bucket
+            key = f"resource:{job.milestone_ref}:{decision.key}"
+            actions += self._gate.deliver(
+                job.job_id, job.display_name, decision.event, key, now, seq=seq, bucket=bucket
+            )
+        return actions
 
     def _check_stall(self, job: Job, now: float) -> list[Action]:
         if job.state is not JobState.RUNNING or job.stalled or job.last_progress_at is None:
