@@ -14,11 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from peft_notify.app.qtplatform import notifier_candidates, taskbar_candidates
+from PySide6.QtWidgets import QSystemTrayIcon
+
+from peft_notify.app.qtplatform import (
+    NotifierPermissionWatch,
+    combine_taskbars,
+    notifier_candidates,
+    taskbar_candidates,
+)
 from peft_notify.platform.choose import Selection, select_dnd_probe, select_notifiers, select_taskbar
 from peft_notify.platform.dnd import CachedDndProbe, NullDndProbe
 from peft_notify.platform.notifier import LogNotifier
-from peft_notify.platform.taskbar import NullTaskbar, TeeTaskbar
+from peft_notify.platform.taskbar import NullTaskbar
 from peft_notify.ports import ActionHandler, DndProbe, Notifier, TaskbarProgress
 
 __all__ = ["Adapters", "build_adapters", "describe_selection", "install_launcher_entry"]
@@ -34,6 +41,7 @@ class Adapters:
     taskbar: TaskbarProgress
     dnd_probe: DndProbe
     summary: Summary = field(default_factory=list)
+    permission_watch: NotifierPermissionWatch | None = None  # "notifications are off for this app"
 
 
 def describe_selection(port: str, selection: Selection[Any]) -> tuple[str, str, Sequence[str]]:
@@ -61,7 +69,9 @@ def install_launcher_entry() -> bool:
     return changed
 
 
-async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: Any = None) -> Adapters:
+async def build_adapters(
+    on_action: ActionHandler, *, tray: Any = None, window: Any = None, windows_busy_is_dnd: bool = False
+) -> Adapters:
     """Select adapters on the running loop. Never raises: the fallbacks always work."""
     summary: Summary = []
     notifiers: list[Notifier] = [LogNotifier()]
@@ -79,14 +89,14 @@ async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: 
     try:
         hwnd = (lambda: int(window.winId())) if window is not None else None
         chosen_taskbar = await select_taskbar(hwnd=hwnd, extra=taskbar_candidates(window=window))
-        members = [t for t in chosen_taskbar.chosen if not isinstance(t, NullTaskbar)]
-        taskbar = TeeTaskbar(members) if len(members) > 1 else (members[0] if members else NullTaskbar())
+        # One owner each for flash and badge; Windows: TaskbarButtonCreated re-applies the state.
+        taskbar = combine_taskbars(chosen_taskbar.chosen, window)
         summary.append(describe_selection("Taskbar progress", chosen_taskbar))
     except Exception as exc:
         log.error("taskbar selection failed", exc_info=True)
         summary.append(("Taskbar progress", "none", [f"selection failed: {exc}"]))
     try:
-        chosen_probe = await select_dnd_probe()
+        chosen_probe = await select_dnd_probe(windows_busy_is_dnd=windows_busy_is_dnd)
         probe = chosen_probe.primary
         summary.append(describe_selection("Do Not Disturb", chosen_probe))
     except Exception as exc:
@@ -94,4 +104,8 @@ async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: 
         summary.append(("Do Not Disturb", "none (treated as off)", [f"selection failed: {exc}"]))
     if not isinstance(probe, CachedDndProbe):
         probe = CachedDndProbe(probe)
-    return Adapters(notifiers=notifiers, taskbar=taskbar, dnd_probe=probe, summary=summary)
+    watch = NotifierPermissionWatch(notifiers, tray=tray if isinstance(tray, QSystemTrayIcon) else None)
+    if window is not None and callable(getattr(window, "on_problem", None)):
+        watch.problem.connect(window.on_problem)  # the banner strip
+    watch.start()
+    return Adapters(notifiers=notifiers, taskbar=taskbar, dnd_probe=probe, summary=summary, permission_watch=watch)

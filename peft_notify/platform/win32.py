@@ -60,7 +60,12 @@ class MSG(ctypes.Structure):
 
 
 def read_msg(address: int) -> tuple[int, int]:
-    """``(hwnd, message)`` of the ``MSG`` at ``address`` (what Qt hands a native event filter)."""
+    """``(hwnd, message)`` of the ``MSG`` at ``address`` (what Qt hands a native event filter).
+
+    Raises ``ValueError`` for a NULL address (reading it would crash the process).
+    """
+    if not address:
+        raise ValueError("NULL MSG pointer")
     msg = MSG.from_address(address)
     return int(msg.hwnd or 0), int(msg.message)
 
