@@ -31,6 +31,7 @@ from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
 from peft_notify.platform.notifier_hints import add_desktop_entry_hint
 from peft_notify.platform.session_bus import BusError, ServerInfo, SessionBus, disconnect, notification_server
 from peft_notify.ports import ActionHandler, Delivery, NotifyRequest
+from peft_notify.redact import redact
 from peft_notify.wire import NotificationEvent, UrgencyLevel
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "NotifierUnavailable",
     "action_key",
     "dummy_backend_reason",
+    "escape_markup",
     "urgency_of",
 ]
 
@@ -93,6 +95,18 @@ class _SendErrors(logging.Handler):
 
 class NotifierUnavailable(Exception):
     """A notifier cannot work here; the message says why (shown by ``doctor``)."""
+
+
+# Characters XML 1.0 does not allow (section 2.2 "Char"): C0 controls but tab, LF, CR; U+FFFE/F.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+_MARKUP_CAPS = frozenset({"body-markup", "body-hyperlinks"})
+
+
+def escape_markup(text: str) -> str:
+    """``text`` made literal for a body-markup notification server: ``& < >`` as entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def action_key(label: str) -> str:
@@ -322,9 +336,10 @@ class DesktopNotifierAdapter:
             for label in (event.actions or ())
         )
         urgency, timeout = _urgency_and_timeout(urgency_of(event), dn)
+        title, message = self.display_text(event)
         identifier = await self._dn.send(
-            title=event.title,
-            message=event.message,
+            title=title,
+            message=message,
             urgency=urgency,
             buttons=buttons,
             on_dispatched=dispatched.set,
@@ -343,6 +358,25 @@ class DesktopNotifierAdapter:
             return Delivery.failed(self.name, detail)
         where = self.server.name if self.server else self._platform
         return Delivery(ok=True, backend=self.name, detail=where, platform_id=str(identifier))
+
+    def display_text(self, event: NotificationEvent) -> tuple[str, str]:
+        """The (title, body) to hand desktop-notifier: redacted, and literal on every platform.
+
+        freedesktop: a server that advertises ``body-markup`` or ``body-hyperlinks`` parses the
+        body as markup (Desktop Notifications Specification, "Markup": ``<b> <i> <u> <a href>
+        <img>``; dunst 1.9 renders ``<a href>`` as a link it offers to open, and advertises only
+        ``body-hyperlinks`` unless its config names ``markup``), so ``& < >`` are escaped there;
+        the summary is plain text by the spec. Windows: desktop-notifier builds the toast XML with
+        ElementTree, which escapes ``& < >`` itself but writes control characters that XML 1.0
+        forbids (``load_xml`` then refuses the toast), so those are dropped. macOS: the
+        UNNotificationContent title/body are plain strings.
+        """
+        title, message = redact(event.title), redact(event.message)
+        if self._platform == "win32":
+            return _XML_INVALID.sub("", title), _XML_INVALID.sub("", message)
+        if self.server is not None and _MARKUP_CAPS.intersection(self.server.capabilities):
+            return title, escape_markup(message)
+        return title, message
 
     async def _why_not_dispatched(self, default: str) -> str:
         assert self._bus is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import uuid
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from peft_notify.platform.notifier import DesktopNotifierAdapter, LogNotifier, NotifierUnavailable, action_key
+from peft_notify.platform.notifier import (
+    DesktopNotifierAdapter,
+    LogNotifier,
+    NotifierUnavailable,
+    action_key,
+    escape_markup,
+)
+from peft_notify.platform.session_bus import ServerInfo
 from peft_notify.ports import Delivery, Notifier, NotifyRequest
 from peft_notify.wire import NotificationEvent, NotificationType, UrgencyLevel
 from tests.platform.platform_support import PrivateDunst, require_desktop
@@ -143,3 +151,65 @@ def test_killing_dunst_mid_run_reports_failure_not_success(private_dunst: Privat
     assert before.ok
     assert not after.ok
     assert after.detail == "no notification server is running"
+
+
+MARKUP_ATTACK = '<a href="http://evil.example/x">Open the report</a> & <b>bold</b> <img src="file:///etc/x"/>'
+
+
+@pytest.mark.desktop
+def test_server_markup_stays_literal_in_dunst(private_dunst: PrivateDunst) -> None:
+    # The attack: a job server sent `<a href>` in a message and dunst rendered a live link.
+    # dunst parses bodies as markup (it advertises body-hyperlinks); its history's "message" is
+    # the Pango markup it renders.
+    title = "<b>job</b> &amp; done"
+
+    async def scenario() -> Delivery:
+        adapter = await DesktopNotifierAdapter.create(lambda *_: None)
+        try:
+            assert adapter.server is not None
+            assert {"body-markup", "body-hyperlinks"} & set(adapter.server.capabilities)
+            event = NotificationEvent(type=NotificationType.ERROR, title=title, message=MARKUP_ATTACK)
+            return await adapter.notify(NotifyRequest(record_id=1, job_id="j", event=event))
+        finally:
+            await adapter.close()
+
+    assert asyncio.run(scenario()).ok
+    private_dunst.wait_log("Open the report")
+    private_dunst.ctl("close-all")
+    [entry] = json.loads(private_dunst.ctl("history"))["data"][0]
+    rendered = entry["message"]["data"]
+    # What dunst draws: the markup as literal text (escaped for Pango), no <a>, <b> or <img> tags.
+    assert "&lt;a href=&quot;http://evil.example/x&quot;&gt;Open the report&lt;/a&gt;" in rendered or (
+        '&lt;a href="http://evil.example/x"&gt;Open the report&lt;/a&gt;' in rendered
+    ), rendered
+    assert "&lt;b&gt;bold&lt;/b&gt;" in rendered
+    assert "<a " not in rendered
+    assert "<b>bold</b>" not in rendered
+    assert "<img" not in rendered
+    assert entry["summary"]["data"] == title  # the summary is plain text by the spec: sent unchanged
+
+
+def test_display_text_per_platform() -> None:
+    body = 'a <a href="x">b</a> & \x1b[2J c\x07 token hf_' + "Abc123" * 6
+    event = NotificationEvent(type=NotificationType.ERROR, title="t <b>&\x00", message=body)
+    markup = ServerInfo("dunst", "dunst", "1.9", "1.2", capabilities=("body", "body-markup"))
+    plain = ServerInfo("plain", "x", "1", "1.2", capabilities=("body",))
+
+    def adapter(platform: str, server: ServerInfo | None) -> DesktopNotifierAdapter:
+        return DesktopNotifierAdapter(object(), lambda *_: None, server=server, platform=platform)
+
+    title, message = adapter("linux", markup).display_text(event)
+    assert message.startswith('a &lt;a href="x"&gt;b&lt;/a&gt; &amp; ')
+    assert "hf_" not in message and "[redacted]" in message
+    assert title == "t <b>&\x00"  # summary: plain text, shown as sent
+    _, message = adapter("linux", plain).display_text(event)
+    assert message.startswith('a <a href="x">b</a> &')  # a server without body-markup shows text as-is
+    title, message = adapter("win32", None).display_text(event)
+    assert "\x1b" not in message and "\x07" not in message and "\x00" not in title  # XML 1.0 forbids them
+    assert message.startswith('a <a href="x">b</a> & ')  # ElementTree escapes & < > in the toast XML
+    _, message = adapter("darwin", None).display_text(event)
+    assert message.startswith('a <a href="x">b</a> & ')  # UNNotificationContent: plain strings
+
+
+def test_escape_markup() -> None:
+    assert escape_markup("<a href='x'>&amp;</a>") == "&lt;a href='x'&gt;&amp;amp;&lt;/a&gt;"
