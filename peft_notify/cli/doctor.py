@@ -89,10 +89,19 @@ async def _report(send_test: bool) -> tuple[list[str], bool]:
     primary = notifiers.primary
     if isinstance(primary, DesktopNotifierAdapter):
         out.append(f"  capabilities: {', '.join(sorted(primary.capabilities())) or '-'}")
+        if primary.off_reason:  # macOS/Windows: the OS would drop every notification
+            out.append(
+                f"  {primary.off_reason.upper()[:1]}{primary.off_reason[1:]} — the app falls back to tray messages"
+            )
     out += (await select_taskbar(bus=bus)).describe()
     dnd = await select_dnd_probe(bus=bus)
     out += dnd.describe()
     out.append(f"Do-Not-Disturb now: {(await dnd.primary.state()).value}")
+    if sys.platform == "darwin":
+        from peft_notify.platform.macos import FOCUS_LAG_NOTE, FULL_DISK_ACCESS_HINT
+
+        out.append(f"  Focus is read from ~/Library/DoNotDisturb/DB/Assertions.json: {FULL_DISK_ACCESS_HINT}")
+        out.append(f"  {FOCUS_LAG_NOTE}")
     out.append(f"tray: {_tray_status()}")
     if linux:
         from peft_notify.platform.linux_desktop_file import desktop_file_path, system_desktop_file
