@@ -27,8 +27,6 @@ __all__ = ["Channel", "ChannelHub", "ChannelSpec", "DeliveryCallback"]
 
 log = logging.getLogger(__name__)
 
-_TIMER = object()  # the worker woke for a policy timer, not for an item
-
 
 @dataclass(frozen=True, slots=True)
 class ChannelSpec:
@@ -45,6 +43,8 @@ class ChannelSpec:
     timeout_s: float = DEFAULT_TIMEOUT_S
     rate: int = 10
     per_s: float = 60.0
+    max_attempts: int = 4
+    backoff_base_s: float = 2.0
 
     def applies_to(self, event: ChannelEvent) -> bool:
         return self.enabled and (not self.jobs or event.job_id in self.jobs or event.job_name in self.jobs)
@@ -56,7 +56,15 @@ class Channel:
     def __init__(self, spec: ChannelSpec, on_delivery: DeliveryCallback, clock: Callable[[], float]) -> None:
         self.spec = spec
         self.display = privacy_url(spec.url)
-        self.policy = ChannelPolicy(PolicyConfig(level=spec.level, rate=spec.rate, per_s=spec.per_s))
+        self.policy = ChannelPolicy(
+            PolicyConfig(
+                level=spec.level,
+                rate=spec.rate,
+                per_s=spec.per_s,
+                max_attempts=spec.max_attempts,
+                backoff_base_s=spec.backoff_base_s,
+            )
+        )
         self.error = ""  # set when the URL is unusable: the channel then only records failures
         self.last_result: SendResult | None = None
         self._on_delivery = on_delivery
@@ -108,29 +116,31 @@ class Channel:
         while True:
             due = self.policy.next_due()
             wait = None if due is None else max(0.0, due - self._clock())
-            item: object
+            items: list[object] = []
             try:
-                item = self._inbox.get(timeout=wait)
+                items.append(self._inbox.get(timeout=wait))
+                while True:  # take everything that is waiting: the policy then sees the whole burst
+                    items.append(self._inbox.get_nowait())
             except queue.Empty:
-                item = _TIMER
-            if item is None:
-                self._processed(item)
-                return
+                pass
             deliveries: list[Delivery] = []
-            if isinstance(item, ChannelEvent):
-                deliveries += self._offer(item)
-            elif isinstance(item, tuple):
-                self.policy.mark_read(*item)
-            out = self.policy.take(self._clock())
-            if out is not None:
-                deliveries += self._send(out)
+            for item in items:
+                if isinstance(item, ChannelEvent):
+                    deliveries += self._offer(item)
+                elif isinstance(item, tuple):
+                    self.policy.mark_read(*item)
+            if None not in items:
+                out = self.policy.take(self._clock())
+                if out is not None:
+                    deliveries += self._send(out)
             self._report(deliveries)
-            self._processed(item)
+            self._processed(len(items))
+            if None in items:
+                return
 
-    def _processed(self, item: object) -> None:
+    def _processed(self, count: int) -> None:
         with self._cond:
-            if item is not _TIMER:
-                self._queued -= 1
+            self._queued -= count
             self._settled = self._queued == 0 and self.policy.pending == 0
             if self._settled:
                 self._cond.notify_all()

@@ -10,7 +10,7 @@ calls, with ``now`` from its clock:
 
 Rules: a channel sends an event whose kind is at or above its level (errors always); the
 same (job, kind, key) within the dedup window updates instead of re-sending, unless the user
-read it (:meth:`mark_read`); at most ``rate`` sends per ``per_s`` seconds, worst events first,
+read it (:meth:`mark_read`); at most ``rate`` sends per ``per_s`` seconds, errors first,
 and when more events wait than the budget allows the last slot carries one digest of all of
 them (never dropped); a failed send is retried after :func:`backoff` delays, or after the
 service's ``Retry-After``, then every event in it is FAILED with the reason and the channel's
@@ -194,14 +194,15 @@ class ChannelPolicy:
         return self.config.rate - len(self._sends)
 
     def _single(self) -> Outgoing:
-        idx = max(range(len(self._queue)), key=lambda i: (severity(self._queue[i].kind), -i))
+        # Errors jump the queue; everything else keeps its order (a milestone before the completion).
+        idx = next((i for i, e in enumerate(self._queue) if e.kind is NotificationType.ERROR), 0)
         event = self._queue.pop(idx)
         title, body = render(event)
         chart = event.chart if event.kind in _ATTACH_KINDS else None
         return Outgoing(next(self._ids), title, body, event.kind, (event,), chart)
 
     def _digest(self) -> Outgoing:
-        events = tuple(sorted(self._queue, key=lambda e: severity(e.kind), reverse=True))
+        events = tuple(sorted(self._queue, key=lambda e: e.kind is not NotificationType.ERROR))
         self._queue.clear()
         title, body = digest(events)
         return Outgoing(next(self._ids), title, body, events[0].kind, events)
