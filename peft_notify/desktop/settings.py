@@ -24,6 +24,7 @@ import platformdirs
 
 __all__ = [
     "ALL_KINDS",
+    "ChannelSetting",
     "Settings",
     "Subscription",
     "default_settings_path",
@@ -43,6 +44,20 @@ class Subscription:
     url: str
     token: str | None = None
     paused: bool = False  # the user paused this job's connection
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSetting:
+    """A notification channel (issue 13). ``secret`` is a reference (``keyring:<id>`` or, only after
+    the user agreed, ``plain:<url>``) — never the URL itself; ``display`` is apprise's privacy form.
+    ``jobs`` empty: every job the app follows; else only jobs with these ids or names.
+    """
+
+    secret: str
+    display: str = ""
+    level: str = "completion"
+    jobs: tuple[str, ...] = ()
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +83,7 @@ class Settings:
     autostart: bool = False
     retention_days: float = 90.0
     taskbar_max_hz: float = 10.0
+    channels: tuple[ChannelSetting, ...] = ()
     load_error: str | None = field(default=None, compare=False)  # not saved
 
     def with_subscription(self, sub: Subscription) -> Settings:
@@ -117,6 +133,8 @@ def _check(name: str, value: Any, default: Any) -> Any:
         return tuple(value)
     if name == "subscriptions":
         return tuple(_subscription(i, item) for i, item in enumerate(_list(value, name)))
+    if name == "channels":
+        return tuple(_channel(i, item) for i, item in enumerate(_list(value, name)))
     raise _Invalid(f"{name} is not a setting")  # pragma: no cover - every field is handled above
 
 
@@ -136,6 +154,31 @@ def _subscription(index: int, item: Any) -> Subscription:
     if not isinstance(paused, bool):
         raise _Invalid(f"subscriptions[{index}].paused must be true or false")
     return Subscription(url=item["url"], token=token or None, paused=paused)
+
+
+def _channel(index: int, item: Any) -> ChannelSetting:
+    from peft_notify.channels.levels import parse_level
+    from peft_notify.channels.secrets import is_reference
+
+    if not isinstance(item, dict) or not isinstance(item.get("secret"), str) or not is_reference(item["secret"]):
+        # A raw URL here would be a secret in a file we promised holds only references.
+        raise _Invalid(f"channels[{index}] needs a secret reference (keyring:... or plain:...)")
+    display, level, jobs, enabled = (item.get(k) for k in ("display", "level", "jobs", "enabled"))
+    try:
+        level_name = parse_level(level if isinstance(level, str) else "completion").label
+    except ValueError as exc:
+        raise _Invalid(f"channels[{index}].level: {exc}") from None
+    if jobs is not None and not (isinstance(jobs, list) and all(isinstance(j, str) for j in jobs)):
+        raise _Invalid(f"channels[{index}].jobs must be a list of job names")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise _Invalid(f"channels[{index}].enabled must be true or false")
+    return ChannelSetting(
+        secret=item["secret"],
+        display=display if isinstance(display, str) else "",
+        level=level_name,
+        jobs=tuple(jobs or ()),
+        enabled=enabled is not False,
+    )
 
 
 def _keep_backup(path: Path) -> Path:
@@ -194,13 +237,17 @@ def load_settings(path: Path | None = None) -> Settings:
 def _to_toml_dict(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
-        if f.name in ("load_error", "subscriptions"):
+        if f.name in ("load_error", "subscriptions", "channels"):
             continue
         value = getattr(settings, f.name)
         out[f.name] = list(value) if isinstance(value, tuple) else value
     out["subscriptions"] = [
         {k: v for k, v in (("url", s.url), ("token", s.token), ("paused", s.paused)) if v is not None}
         for s in settings.subscriptions
+    ]
+    out["channels"] = [
+        {"secret": c.secret, "display": c.display, "level": c.level, "jobs": list(c.jobs), "enabled": c.enabled}
+        for c in settings.channels
     ]
     return out
 
