@@ -23,6 +23,7 @@ BENCHMARKS: tuple[str, ...] = (
     "responsiveness",
     "latency",
     "overhead",
+    "resources",
     "trainer",
     "taskbar",
     "memory",

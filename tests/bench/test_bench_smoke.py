@@ -56,6 +56,12 @@ def test_overhead_runs(ctx: harness.Context) -> None:
     assert all(row.reference_name == "tqdm.update(1)" for row in result.rows)
 
 
+def test_resources_runs(ctx: harness.Context) -> None:
+    result = run_bench("resources", ctx)
+    assert [row.metric for row in result.rows] == ["step time, sampler running", "one sample, on its thread"]
+    assert result.rows[0].reference_name == "same loop without it"
+
+
 @pytest.mark.ml
 @pytest.mark.slow
 def test_trainer_runs(ctx: harness.Context) -> None:
