@@ -156,6 +156,7 @@ class HistoryEntry:
     backend: str = ""
     detail: str = ""
     seq: int | None = None
+    channels: tuple[tuple[str, str], ...] = ()  # (channel's privacy URL, "sent" / "failed: why" / ...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ before it is written, so a job server that does not redact still gets no secret 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -103,6 +104,18 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """,
         "CREATE INDEX notifications_ts ON notifications (ts)",
         "CREATE INDEX notifications_job_key ON notifications (job_id, key)",
+    ),
+    (  # 2: what each notification channel did with an entry (issue 13)
+        """
+        CREATE TABLE channel_deliveries (
+            entry_id INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            ts REAL NOT NULL,
+            PRIMARY KEY (entry_id, channel)
+        )
+        """,
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -417,6 +430,35 @@ class SqliteHistoryStore:
             (status.value, backend, redact(detail), entry_id),
         )
 
+    def set_channel(self, entry_id: int, channel: str, outcome: str, *, reason: str = "", ts: float) -> None:
+        """Record what notification channel ``channel`` (its privacy URL) did with entry ``entry_id``:
+        ``sent``, ``failed`` (with ``reason``), ``merged`` (into a digest) or ``updated``."""
+        self._execute(
+            "INSERT OR REPLACE INTO channel_deliveries (entry_id, channel, outcome, reason, ts) VALUES (?, ?, ?, ?, ?)",
+            (entry_id, redact(channel), outcome, redact(reason), ts),
+        )
+
+    def _with_channels(self, entries: list[HistoryEntry]) -> list[HistoryEntry]:
+        if not entries:
+            return entries
+        found: dict[int, list[tuple[str, str]]] = {}
+        ids = [e.id for e in entries]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            try:
+                rows = self._execute(
+                    "SELECT entry_id, channel, outcome, reason FROM channel_deliveries"
+                    f" WHERE entry_id IN ({', '.join('?' * len(chunk))}) ORDER BY ts",
+                    chunk,
+                ).fetchall()
+            except HistoryError:
+                if self.read_only:  # an older schema opened read-only: no channel column to show
+                    return entries
+                raise
+            for entry_id, channel, outcome, reason in rows:
+                found.setdefault(int(entry_id), []).append((channel, f"{outcome}: {reason}" if reason else outcome))
+        return [dataclasses.replace(e, channels=tuple(found[e.id])) if e.id in found else e for e in entries]
+
     def query(self, query: HistoryQuery, *, statuses: Iterable[DeliveryStatus] = ()) -> list[HistoryEntry]:
         """Entries matching ``query`` (and any of ``statuses``), newest first."""
         where: list[str] = []
@@ -443,7 +485,7 @@ class SqliteHistoryStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
         params.append(query.limit)
-        return [_entry(row) for row in self._execute(sql, params).fetchall()]
+        return self._with_channels([_entry(row) for row in self._execute(sql, params).fetchall()])
 
     def mark_read(self, ids: Sequence[int] | None = None) -> int:
         """Mark ``ids`` (all when None) read; returns how many changed."""
@@ -461,7 +503,7 @@ class SqliteHistoryStore:
     def get(self, entry_id: int) -> HistoryEntry | None:
         """One entry by id."""
         row = self._execute(f"SELECT {_COLUMNS} FROM notifications WHERE id = ?", (entry_id,)).fetchone()
-        return None if row is None else _entry(row)
+        return None if row is None else self._with_channels([_entry(row)])[0]
 
     def unread_count(self) -> int:
         return int(self._execute("SELECT COUNT(*) FROM notifications WHERE read = 0").fetchone()[0])
@@ -486,6 +528,7 @@ class SqliteHistoryStore:
             (self.max_rows,),
         ).rowcount
         if deleted:
+            self._execute("DELETE FROM channel_deliveries WHERE entry_id NOT IN (SELECT id FROM notifications)")
             log.info("history retention removed %d entries", deleted)
         return deleted
 
@@ -525,6 +568,7 @@ def entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
     """A JSON-ready dict of one entry (status as its string value)."""
     out = asdict(entry)
     out["status"] = entry.status.value
+    out["channels"] = dict(entry.channels)  # {privacy URL: "sent" | "failed: reason" | "merged: ..."}
     return out
 
 
@@ -545,16 +589,22 @@ def csv_safe(value: object) -> object:
     return value
 
 
+def _cell(value: object) -> object:
+    if isinstance(value, dict):  # channels: "json://host/…: sent; ntfy://…: failed: HTTP 500"
+        return "; ".join(f"{k}: {v}" for k, v in value.items())
+    return value
+
+
 def export_csv(entries: Iterable[HistoryEntry]) -> str:
     """Entries as CSV with a header row; text cells that would start a formula are made inert."""
     buffer = io.StringIO()
     writer: csv.DictWriter[str] | None = None
     for entry in entries:
-        row = {name: csv_safe(value) for name, value in entry_to_dict(entry).items()}
+        row = {name: csv_safe(_cell(value)) for name, value in entry_to_dict(entry).items()}
         if writer is None:
             writer = csv.DictWriter(buffer, fieldnames=list(row))
             writer.writeheader()
         writer.writerow(row)
     if writer is None:
-        buffer.write(_COLUMNS.replace(" ", "") + "\r\n")
+        buffer.write(_COLUMNS.replace(" ", "") + ",channels\r\n")
     return buffer.getvalue()
