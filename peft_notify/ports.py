@@ -66,6 +66,7 @@ class DeliveryStatus(Enum):
     DUPLICATE = "duplicate"  # merged into an earlier entry (repeat count)
     FILTERED = "filtered"  # the user's settings say not to pop up this level
     PAUSED = "paused"  # the user paused notifications from the tray
+    MERGED = "merged"  # an error past the job's per-minute popups: counted in a summary popup
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ STATUS_TEXT = {
     DeliveryStatus.DUPLICATE: "merged duplicate",
     DeliveryStatus.FILTERED: "recorded only",
     DeliveryStatus.PAUSED: "withheld (paused)",
+    DeliveryStatus.MERGED: "merged into a summary",
 }
 _HEADERS = ("Time", "Job", "Kind", "Urgency", "Title", "Status")
 _ANY = "Any"

@@ -115,6 +115,7 @@ class EngineConfig:
     dedup_window_s: float = 60.0
     rate_capacity: int = 5
     rate_refill_s: float = 12.0
+    error_popups_per_minute: int = 3  # more errors of a job are merged into one summary popup (<= 0: never)
     stall_min_s: float = 300.0
     stall_factor: float = 10.0
     sounds: bool = True

@@ -86,20 +86,21 @@ class Engine:
         return actions + self._refresh_taskbar(now, [job])
 
     def tick(self, *, now: float, dnd: DndState | None = None) -> list[Action]:
-        """Run the timers: DND/pause-ended summary, stall detection, taskbar trailing edge.
+        """Run the timers: DND/pause-ended summary, stall detection, error-flood summaries, taskbar trailing edge.
 
         ``dnd`` ``None`` keeps the last state the engine was given.
         """
         actions = self._observe(now, dnd)
         for job in self._jobs.values():
             actions += self._check_stall(job, now)
+        actions += self._gate.flush_floods(now)
         actions += self._taskbar.tick(now, self._indicator)
         self._gate.dedup.prune(now)
         return actions
 
     def next_tick_at(self) -> float | None:
         """The earliest time :meth:`tick` has something to do, or ``None`` when nothing is due."""
-        due = [self._taskbar.due_at(), self._quiet.paused_until]
+        due = [self._taskbar.due_at(), self._quiet.paused_until, self._gate.floods.next_due_at()]
         for job in self._jobs.values():
             if job.state is JobState.RUNNING and not job.stalled and job.last_progress_at is not None:
                 due.append(job.last_progress_at + job.stall_after(self.config.stall_min_s, self.config.stall_factor))
@@ -139,6 +140,7 @@ class Engine:
         if self._jobs.pop(job_id, None) is None:
             return []
         self._gate.dedup.forget(job_id)
+        self._gate.floods.forget(job_id)
         self._resources.forget(job_id)
         self._tally.put(job_id, None)
         return self._refresh_taskbar(self._now, (), changed=True)

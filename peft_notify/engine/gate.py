@@ -4,7 +4,9 @@ Every notification the engine decides about passes :meth:`Gate.deliver`
 exactly once, so nothing is lost: it is shown (``Notify``), recorded with the
 reason it was not shown (``Record``), or merged into an earlier entry
 (``MergeRepeat``). Order of the checks: dedup window, then errors (always
-shown), the user's popup kinds (``FILTERED``), DND / pause (``WITHHELD_DND`` /
+shown, except that past the first few per job per minute they are recorded as
+``MERGED`` and counted in one summary popup, see :mod:`peft_notify.engine.floods`),
+the user's popup kinds (``FILTERED``), DND / pause (``WITHHELD_DND`` /
 ``PAUSED``), the job's token bucket (``RATE_LIMITED``).
 
 Badge: the count of errors, completions and warnings shown or withheld since
@@ -18,6 +20,7 @@ from typing import Final
 from peft_notify.engine.actions import Action, Attention, MergeRepeat, Notify, PlaySound, Record, SetBadge
 from peft_notify.engine.config import EngineConfig
 from peft_notify.engine.dnd import QuietPeriods, Withheld
+from peft_notify.engine.floods import FLOOD_KEY, ErrorFloods
 from peft_notify.engine.limits import DedupWindow, TokenBucket
 from peft_notify.ports import DeliveryStatus
 from peft_notify.wire import NotificationEvent, NotificationType, UrgencyLevel
@@ -41,6 +44,7 @@ class Gate:
         self.config = config
         self.quiet = quiet
         self.dedup = DedupWindow(config.dedup_window_s)
+        self.floods = ErrorFloods(config.error_popups_per_minute)
         self.badge = 0
 
     def deliver(
@@ -66,6 +70,10 @@ class Gate:
             repeat = self.dedup.check(job_id, key, now)
             if repeat is not None:
                 return [MergeRepeat(job_id=job_id, key=key, repeat=repeat, event=event)]
+        if kind is NotificationType.ERROR and not self.floods.admit(job_id, now):
+            merged: list[Action] = [Record(job_id=job_id, event=event, key=key, reason=DeliveryStatus.MERGED, seq=seq)]
+            summary = self.floods.merge(job_id, job_name, event, now)
+            return merged if summary is None else merged + self._show(job_id, summary, FLOOD_KEY, None)
         if kind is not NotificationType.ERROR:
             reason = self._reason(kind, event, now, bucket, filtered)
             if reason is not None:
@@ -74,6 +82,17 @@ class Gate:
                     self.quiet.withhold(Withheld(job_id, job_name, kind, event.milestone, reason))
                     actions += self._count(kind)
                 return actions
+        return self._show(job_id, event, key, seq)
+
+    def flush_floods(self, now: float) -> list[Action]:
+        """Summary popups of error floods whose minute has passed (call from the engine's tick)."""
+        actions: list[Action] = []
+        for job_id, _name, summary in self.floods.due(now):
+            actions += self._show(job_id, summary, FLOOD_KEY, None)
+        return actions
+
+    def _show(self, job_id: str, event: NotificationEvent, key: str, seq: int | None) -> list[Action]:
+        kind = NotificationType(event.type)
         return [Notify(job_id=job_id, event=event, key=key, seq=seq), *self._extras(job_id, kind, event)]
 
     def acknowledge(self) -> list[Action]:

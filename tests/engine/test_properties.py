@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from peft_notify.engine import ClearTaskbar, Engine, EngineConfig, MergeRepeat, Notify, Record, SetTaskbar
 from peft_notify.engine.actions import Action
+from peft_notify.engine.floods import FLOOD_ERROR_TYPE
 from peft_notify.engine.taskbar import Coalescer, aggregate
 from peft_notify.ports import DeliveryStatus, DndState, TaskbarState
 from peft_notify.wire import (
@@ -25,6 +26,8 @@ from peft_notify.wire import (
 )
 
 from .factories import T0, hello, note, notifies, progress, status
+
+MERGED = DeliveryStatus.MERGED
 
 ACTION_TYPES = tuple(Action.__args__) if isinstance(Action, types.UnionType) else ()
 JOB_IDS = st.sampled_from(["j1", "j2", "job.3"])
@@ -121,15 +124,17 @@ def test_feed_never_raises_returns_only_actions_and_valid_taskbar(
             raise AssertionError(due)
         check_taskbar(actions)
         if isinstance(env.data, NotificationEvent) and env.data.type is NotificationType.ERROR:
-            job_id = env.job_id or "conn"
+            jobs = {env.job_id, "conn"}  # the connection's key (issue 10 item 3), or the envelope's
             mine = [
                 a
                 for a in actions
-                if isinstance(a, (Notify, MergeRepeat))
-                and a.job_id == job_id
+                if (isinstance(a, (Notify, MergeRepeat)) or (isinstance(a, Record) and a.reason is MERGED))
+                and a.job_id in jobs
                 and a.event.type is NotificationType.ERROR
+                and a.event.error_type != FLOOD_ERROR_TYPE
             ]
-            assert len(mine) == 1, actions  # errors are never dropped: shown or merged
+            # errors are never dropped: shown, merged as a repeat, or recorded into a flood summary
+            assert len(mine) == 1, actions
     for job_id in ("j1", "conn"):
         check_taskbar(engine.forget(job_id))
     check_taskbar(engine.process_exited("j2", now=now))
