@@ -438,6 +438,13 @@ class SqliteHistoryStore:
             (entry_id, redact(channel), outcome, redact(reason), ts),
         )
 
+    def latest_id(self, job_id: str, key: str) -> int | None:
+        """The newest entry of (job, key), or ``None``: where a channel's delivery of it is recorded."""
+        row = self._execute(
+            "SELECT id FROM notifications WHERE job_id = ? AND key = ? ORDER BY id DESC LIMIT 1", (job_id, key)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def _with_channels(self, entries: list[HistoryEntry]) -> list[HistoryEntry]:
         if not entries:
             return entries

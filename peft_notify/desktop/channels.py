@@ -1,0 +1,129 @@
+"""The desktop's notification channels (issue 13): settings → channels, engine actions → sends.
+
+Build one :class:`DesktopChannels` from ``Settings.channels`` when the app (or ``watch``)
+starts; feed it every envelope (:meth:`~DesktopChannels.observe`, for loss curves and eval
+metrics) and every batch of engine actions (:meth:`~DesktopChannels.decided`). Events of jobs
+whose hello says they deliver to channels themselves are skipped (nothing arrives twice).
+Each channel's delivery is recorded on the entry's history row (sent / failed + reason /
+merged into a digest / updated). Never raises; a channel whose secret cannot be read is
+left out and said in :attr:`DesktopChannels.problems` (one line each, without the URL).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+from peft_notify.channels import ChannelFeed, ChannelHub, ChannelSpec, parse_level
+from peft_notify.channels.events import Delivery
+from peft_notify.channels.hub import Channel
+from peft_notify.channels.secrets import SecretError, SecretStore
+from peft_notify.desktop.settings import ChannelSetting
+from peft_notify.engine import Action, JobView
+from peft_notify.wire import Envelope
+
+__all__ = ["ChannelHistory", "DesktopChannels", "resolve"]
+
+log = logging.getLogger(__name__)
+
+
+class ChannelHistory(Protocol):
+    """What :class:`DesktopChannels` needs of the history (SqliteHistoryStore has it)."""
+
+    def latest_id(self, job_id: str, key: str) -> int | None: ...
+
+    def set_channel(self, entry_id: int, channel: str, outcome: str, *, reason: str = "", ts: float) -> None: ...
+
+
+def resolve(
+    settings: Iterable[ChannelSetting], store: SecretStore | None = None
+) -> tuple[list[ChannelSpec], list[str]]:
+    """Enabled channel settings → specs (secrets read from the keyring), and one line per problem."""
+    store = store or SecretStore()
+    specs: list[ChannelSpec] = []
+    problems: list[str] = []
+    for setting in settings:
+        if not setting.enabled:
+            continue
+        name = setting.display or "a channel"
+        try:
+            url = store.get(setting.secret)
+            level = parse_level(setting.level)
+        except (SecretError, ValueError) as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        specs.append(ChannelSpec(url=url, level=level, jobs=setting.jobs, name=setting.display))
+    return specs, problems
+
+
+class DesktopChannels:
+    """The app's channels; see the module docstring. Call from one thread (the app's loop)."""
+
+    def __init__(
+        self,
+        settings: Sequence[ChannelSetting],
+        *,
+        history: ChannelHistory | None = None,
+        store: SecretStore | None = None,
+        clock: Callable[[], float] = time.time,
+        post: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
+        """``post(fn)`` runs ``fn`` on the history's thread (``loop.call_soon_threadsafe``): deliveries
+        are reported on channel threads and SQLite connections stay on the thread that made them."""
+        specs, self.problems = resolve(settings, store)
+        for line in self.problems:
+            log.warning("notification channel left out: %s", line)
+        self.history = history
+        self.clock = clock
+        self.post = post
+        self.feed = ChannelFeed(skip_self_delivering=True)
+        self.hub = ChannelHub(specs, self._on_delivery)
+
+    def observe(self, envelope: Envelope, job_id: str | None = None) -> None:
+        """One envelope fed to the engine (``job_id``: the engine's key for its job)."""
+        try:
+            self.feed.observe(envelope, job_id)
+        except Exception:
+            log.exception("channels: could not note an envelope")
+
+    def decided(self, actions: Sequence[Action], view: Callable[[str], JobView | None]) -> None:
+        """The engine's actions for one envelope or tick; ``view`` is ``engine.job``."""
+        if not self.hub.channels:
+            return
+        try:
+            for event in self.feed.events(actions, view, self.clock()):
+                self.hub.offer(event)
+        except Exception:
+            log.exception("channels: could not hand events to the channels")
+
+    def close(self, drain_s: float = 5.0) -> None:
+        self.hub.close(drain_s)
+
+    def _on_delivery(self, channel: Channel, delivery: Delivery) -> None:
+        """Channel worker thread: have the outcome written on the entry's history row."""
+        if self.history is None:
+            return
+        display, ts = channel.display, self.clock()
+
+        def write() -> None:
+            self._record(display, delivery, ts)
+
+        if self.post is None:
+            write()
+            return
+        try:
+            self.post(write)
+        except RuntimeError:  # the loop is closed: the app is quitting
+            log.debug("channels: delivery not recorded (shutting down)")
+
+    def _record(self, display: str, delivery: Delivery, ts: float) -> None:
+        assert self.history is not None
+        event = delivery.event
+        try:
+            entry = self.history.latest_id(event.job_id, event.key)
+            if entry is not None:
+                self.history.set_channel(entry, display, delivery.outcome.value, reason=delivery.reason, ts=ts)
+        except Exception:  # history trouble is reported by the dispatcher; never crash a channel
+            log.debug("channels: could not record a delivery in history", exc_info=True)
