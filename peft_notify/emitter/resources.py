@@ -37,6 +37,7 @@ import psutil
 from peft_notify import wire
 
 __all__ = [
+    "DISABLE_ENV",
     "MIN_INTERVAL_S",
     "DiskWatch",
     "HostWatch",
@@ -44,12 +45,14 @@ __all__ = [
     "ResourceSampler",
     "checkpoint_size",
     "open_nvml",
+    "start_sampler",
 ]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+DISABLE_ENV: Final = "PEFT_NOTIFY_RESOURCES"  # "0" / "off": no sampler at all
 MIN_INTERVAL_S: Final = 1.0  # the issue's bound: at most one sample a second
 CHECKPOINT_RESCAN_S: Final = 30.0  # the newest checkpoint's size is measured at most this often
 MAX_SCAN_ENTRIES: Final = 20_000  # a checkpoint scan stops here (a huge output dir must not cost the job)
@@ -354,6 +357,13 @@ class NvmlGpus:
                 self._used.add(i)
         return sorted(self._used)
 
+    def watch(self, index: int) -> None:
+        """Watch device ``index`` whatever its process list says (e.g. a container whose PIDs
+        NVML cannot see). Raises ``IndexError`` for a device that does not exist."""
+        if not 0 <= index < len(self._handles):
+            raise IndexError(f"no GPU {index} (this machine has {len(self._handles)})")
+        self._used.add(index)
+
     def sample(self, index: int) -> wire.GpuSample:
         nv = self.nv
         handle = self._handles[index]
@@ -538,3 +548,31 @@ class ResourceSampler:
             return None
         self._failed.discard(name)
         return value
+
+
+def start_sampler(
+    handle: Any,
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    param_bytes: int | None = None,
+    pid: int | None = None,
+    gpu: bool | Any = True,
+) -> ResourceSampler | None:
+    """Sample the machine for ``handle`` (a served job's handle) until :meth:`ResourceSampler.stop`.
+
+    Returns ``None`` (and samples nothing) when the handle cannot send resource samples
+    (a pipe to ``peft-notify run``, which samples the job itself; a rank other than 0) or when
+    ``PEFT_NOTIFY_RESOURCES=0``. Tells the handle what is watched, for its ``hello``. Never raises.
+    """
+    report = getattr(handle, "resource", None)
+    if not callable(report) or os.environ.get(DISABLE_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    try:
+        sampler = ResourceSampler(report, pid=pid, output_dir=output_dir, param_bytes=param_bytes, gpu=gpu)
+        announce = getattr(handle, "set_resources", None)
+        if callable(announce):
+            announce(sampler.watched, sampler.notes)
+        return sampler.start()
+    except Exception:  # resource warnings are a bonus: never the reason a job does not start
+        log.warning("could not start the resource sampler", exc_info=True)
+        return None
