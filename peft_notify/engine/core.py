@@ -194,7 +194,9 @@ class Engine:
             name=job.display_name,
             running=job.state is JobState.RUNNING,
             last_progress_at=job.last_progress_at,
-            stall_after_s=job.stall_after(self.config.stall_min_s, self.config.stall_factor),
+            stall_after_s=job.stall_after(
+                self.config.resources.hang_min_s or self.config.stall_min_s, self.config.stall_factor
+            ),
             sounds=self.config.sounds,
         )
         actions: list[Action] = []

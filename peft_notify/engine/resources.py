@@ -13,10 +13,10 @@ and their data sources are listed in ``docs/resources.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from peft_notify.engine.notices import error_event, warning_event
 from peft_notify.wire import DiskSample, GpuSample, HostSample, NotificationEvent, Resource, UrgencyLevel
@@ -58,6 +58,26 @@ class ResourceThresholds:
     hang_cpu_percent: float = 5.0
     hang_gpu_util_percent: float = 5.0
     hang_idle_for_s: float = 60.0
+    hang_min_s: float = 0.0  # 0: the stall rule's minimum (EngineConfig.stall_min_s)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> ResourceThresholds:
+        """Thresholds from a settings table (``[resources]``). Raises ``ValueError`` naming the bad key."""
+        kinds = {f.name: f.type for f in fields(cls)}
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            kind = kinds.get(key)
+            if kind is None:
+                raise ValueError(f"resources.{key} is not a resource threshold")
+            if kind == "bool":
+                if not isinstance(value, bool):
+                    raise ValueError(f"resources.{key} must be true or false")
+                out[key] = value
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"resources.{key} must be a number >= 0")
+            out[key] = int(value) if kind == "int" else float(value)
+        return cls(**out)
 
 
 @dataclass(frozen=True, slots=True)

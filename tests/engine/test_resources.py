@@ -372,3 +372,33 @@ def test_merge_repeat_never_hides_a_first_critical() -> None:
         engine.feed(res(free=20 * GIB, est=10 * GIB), now=T0 + i)
     actions = engine.feed(res(free=1, est=10 * GIB), now=T0 + 11)
     assert [type(a) for a in actions if isinstance(a, (Notify, Record, MergeRepeat))] == [Notify]
+
+
+def test_hang_has_its_own_minimum_when_configured() -> None:
+    config = EngineConfig(resources=ResourceThresholds(hang_min_s=5.0, hang_idle_for_s=2.0))
+    engine = Engine(config)
+    engine.feed(hello(step=10), now=T0)
+    engine.feed(progress(11), now=T0 + 1)
+    # Steps came 1 s apart: the threshold is max(hang_min_s 5 s, 10 x 1 s) = 10 s, not stall_min_s 300 s.
+    assert feed(engine, res(mem=10, cpu=0.0), T0 + 4) == []
+    assert feed(engine, res(mem=10, cpu=0.0), T0 + 10.5) == []
+    (n,) = feed(engine, res(mem=10, cpu=0.0), T0 + 11.5)
+    assert n.event.title == "llama-lora appears hung"
+
+
+def test_thresholds_from_a_settings_table() -> None:
+    t = ResourceThresholds.from_mapping({"throttle_for_s": 2, "enabled": False, "swap_growth_bytes": 1e6})
+    assert (t.throttle_for_s, t.enabled, t.swap_growth_bytes) == (2.0, False, 1_000_000)
+    for bad, words in [
+        ({"nope": 1}, "resources.nope is not a resource threshold"),
+        ({"enabled": 1}, "resources.enabled must be true or false"),
+        ({"cooldown_s": -1}, "resources.cooldown_s must be a number >= 0"),
+        ({"cooldown_s": float("inf")}, "resources.cooldown_s must be a number >= 0"),
+        ({"cooldown_s": True}, "resources.cooldown_s must be a number >= 0"),
+    ]:
+        try:
+            ResourceThresholds.from_mapping(bad)
+        except ValueError as exc:
+            assert str(exc) == words
+        else:
+            raise AssertionError(bad)
