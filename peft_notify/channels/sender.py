@@ -54,7 +54,7 @@ def _apprise() -> Any:
 
 
 def privacy_url(url: str) -> str:
-    """``url`` in apprise's privacy form (secrets masked); a placeholder when apprise cannot parse it."""
+    """``url`` in apprise's privacy form, tightened; a placeholder when apprise cannot parse it."""
     try:
         service = _apprise().Apprise.instantiate(url)
     except Exception:  # a plugin that raises on a bad URL: never show the URL itself
@@ -62,7 +62,19 @@ def privacy_url(url: str) -> str:
     if service is None:
         scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
         return f"{scheme}://(invalid URL hidden)"
-    return str(service.url(privacy=True))
+    return tighten(str(service.url(privacy=True)))
+
+
+def tighten(private: str) -> str:
+    """Also mask what apprise's privacy form leaves readable but is often a secret: an ntfy topic,
+    a token in a webhook path (long path segments keep first and last character), and the query."""
+    head, _, _query = private.partition("?")
+    scheme, sep, rest = head.partition("://")
+    if not sep:
+        return head
+    netloc, slash, path = rest.partition("/")
+    masked = [s if len(s) <= 6 or "..." in s or "*" in s else f"{s[0]}…{s[-1]}" for s in path.split("/")]
+    return f"{scheme}://{netloc}{slash}{'/'.join(masked)}".rstrip("/")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -128,7 +140,7 @@ class AppriseSender:
             if hasattr(service, attr):
                 setattr(service, attr, min(float(getattr(service, attr)), timeout_s))
         self.name = str(getattr(service, "service_name", "service"))
-        self.display = str(service.url(privacy=True))
+        self.display = tighten(str(service.url(privacy=True)))
         self.attachments = bool(getattr(service, "attachment_support", False))
         self._apobj = apprise.Apprise()
         self._apobj.add(service)

@@ -111,6 +111,10 @@ def test_urls_are_shown_only_in_privacy_form(receiver: Receiver) -> None:
     assert "hunter2" not in privacy_url(url)
     bot = "tgram://123456789:AAHsecretTOKENsecretTOKENsecretTOK/987654"
     assert "secretTOKEN" not in privacy_url(bot)
+    # apprise's own privacy form leaves these readable; they are secrets too.
+    assert privacy_url("ntfys://ntfy.sh/my-secret-topic") == "ntfys://ntfy.sh/m…c"
+    assert "TOKEN" not in privacy_url("jsons://hooks.example.com/peft/abcTOKENxyz123")
+    assert "me%40example" not in privacy_url("mailtos://me:pw@gmail.com?to=me@example.com")
 
 
 def test_an_unusable_url_is_one_clear_error_without_the_url() -> None:
