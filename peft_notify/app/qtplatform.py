@@ -21,11 +21,13 @@ from PySide6.QtCore import QAbstractNativeEventFilter, QObject, QPointF, QRectF,
 from PySide6.QtGui import QAction, QColor, QGuiApplication, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
+from peft_notify.app.plain import tray_text
 from peft_notify.platform.choose import Candidate
 from peft_notify.platform.notifier import urgency_of
 from peft_notify.platform.taskbar import NullTaskbar, TeeTaskbar
 from peft_notify.platform.win32 import read_msg
 from peft_notify.ports import ActionHandler, Delivery, Notifier, NotifyRequest, TaskbarProgress, TaskbarState
+from peft_notify.redact import redact
 from peft_notify.wire import UrgencyLevel
 
 __all__ = [
@@ -92,7 +94,10 @@ class TrayBalloonNotifier:
             level = urgency_of(request.event)
             # Critical stays up longer; the tray host may cap it.
             msecs = 30_000 if level is UrgencyLevel.CRITICAL else 10_000
-            self._tray.showMessage(request.event.title, request.event.message, _BALLOON_ICONS[level], msecs)
+            # Qt draws the balloon with QLabels (X11) or sends it to the notification server
+            # (StatusNotifierItem hosts): look-alikes for < > keep job text literal in both.
+            title, message = tray_text(redact(request.event.title)), tray_text(redact(request.event.message))
+            self._tray.showMessage(title, message, _BALLOON_ICONS[level], msecs)
             self._last = (request.job_id, request.record_id)
             return Delivery(ok=True, backend=self.name, detail="tray balloon")
         except Exception as exc:  # a notification must never crash monitoring
@@ -254,7 +259,8 @@ class NotifierPermissionWatch(QObject):
         tray: QSystemTrayIcon | None = None,
     ) -> None:
         super().__init__(parent)
-        self._watched = [n for n in notifiers if callable(getattr(n, "check_authorisation", None))]
+        # Only notifiers the OS can silently refuse (macOS, Windows): nothing to poll on Linux.
+        self._watched = [n for n in notifiers if getattr(n, "checks_authorisation", False)]
         self.reason: str | None = None
         self._tray = tray
         self.tray_line: QAction | None = None
