@@ -32,6 +32,7 @@ from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
 from peft_notify.desktop.settings import Settings, default_settings_path, load_settings, save_settings
 from peft_notify.discovery import list_job_files
 from peft_notify.engine import Engine, EngineConfig
+from peft_notify.engine.resources import ResourceThresholds
 from peft_notify.platform.dnd import NullDndProbe
 from peft_notify.platform.taskbar import NullTaskbar
 from peft_notify.ports import ActionHandler, HistoryStore
@@ -81,6 +82,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         respect_dnd=settings.respect_dnd,
         taskbar_max_hz=settings.taskbar_max_hz,
         sounds=settings.sounds,
+        resources=ResourceThresholds.from_mapping(dict(settings.resources)),
         **templates,
     )
 

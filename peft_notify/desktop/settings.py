@@ -84,6 +84,8 @@ class Settings:
     retention_days: float = 90.0
     taskbar_max_hz: float = 10.0
     channels: tuple[ChannelSetting, ...] = ()
+    # [resources]: ResourceThresholds overrides (docs/resources.md), e.g. gpu_memory_percent = 97
+    resources: tuple[tuple[str, float | bool], ...] = ()
     load_error: str | None = field(default=None, compare=False)  # not saved
 
     def with_subscription(self, sub: Subscription) -> Settings:
@@ -135,6 +137,16 @@ def _check(name: str, value: Any, default: Any) -> Any:
         return tuple(_subscription(i, item) for i, item in enumerate(_list(value, name)))
     if name == "channels":
         return tuple(_channel(i, item) for i, item in enumerate(_list(value, name)))
+    if name == "resources":
+        from peft_notify.engine.resources import ResourceThresholds
+
+        if not isinstance(value, dict):
+            raise _Invalid("resources must be a table of resource thresholds")
+        try:
+            ResourceThresholds.from_mapping(value)
+        except ValueError as exc:
+            raise _Invalid(str(exc)) from None
+        return tuple(sorted(value.items()))
     raise _Invalid(f"{name} is not a setting")  # pragma: no cover - every field is handled above
 
 
@@ -237,7 +249,7 @@ def load_settings(path: Path | None = None) -> Settings:
 def _to_toml_dict(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
-        if f.name in ("load_error", "subscriptions", "channels"):
+        if f.name in ("load_error", "subscriptions", "channels", "resources"):
             continue
         value = getattr(settings, f.name)
         out[f.name] = list(value) if isinstance(value, tuple) else value
@@ -245,6 +257,8 @@ def _to_toml_dict(settings: Settings) -> dict[str, Any]:
         {k: v for k, v in (("url", s.url), ("token", s.token), ("paused", s.paused)) if v is not None}
         for s in settings.subscriptions
     ]
+    if settings.resources:
+        out["resources"] = dict(settings.resources)
     out["channels"] = [
         {"secret": c.secret, "display": c.display, "level": c.level, "jobs": list(c.jobs), "enabled": c.enabled}
         for c in settings.channels

@@ -105,3 +105,27 @@ def test_default_path_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     if not str(default_settings_path()).startswith(str(tmp_path)):
         pytest.skip("platformdirs ignores XDG_CONFIG_HOME on this OS")
     assert default_settings_path() == tmp_path / "peft-notify" / "settings.toml"
+
+
+def test_resource_thresholds_round_trip_and_reach_the_engine(tmp_path: Path) -> None:
+    from peft_notify.app.main import engine_config
+
+    path = tmp_path / "s.toml"
+    path.write_text('sounds = true\n[resources]\ngpu_memory_percent = 97\nthrottle_for_s = 5\nenabled = true\n')
+    settings = load_settings(path)
+    assert settings.load_error is None
+    assert dict(settings.resources) == {"gpu_memory_percent": 97, "throttle_for_s": 5, "enabled": True}
+    save_settings(settings, path)
+    assert load_settings(path).resources == settings.resources
+    config = engine_config(settings)
+    assert config.resources.gpu_memory_percent == 97.0
+    assert config.resources.throttle_for_s == 5.0
+
+
+def test_a_bad_resource_threshold_resets_the_table_and_says_which(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text("[resources]\ngpu_memory_percent = -3\n")
+    settings = load_settings(path)
+    assert settings.resources == ()
+    assert settings.load_error is not None
+    assert "resources.gpu_memory_percent must be a number >= 0" in settings.load_error
