@@ -34,7 +34,41 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``doctor`` sub-command."""
     parser = subparsers.add_parser("doctor", help="check notifications, taskbar progress and Do-Not-Disturb here")
     parser.add_argument("--send-test", action="store_true", help="also send a real test notification")
+    parser.add_argument(
+        "--channels",
+        action="store_true",
+        help="send a test through each notification channel (the app's, --notify and $PEFT_NOTIFY_CHANNELS)",
+    )
+    parser.add_argument("--notify", action="append", metavar="URL", help="a channel URL to test (repeatable)")
     parser.set_defaults(handler=run_doctor)
+
+
+def _channels_report(send: bool, extra: list[str]) -> list[str]:
+    """The keyring line, then (``send``) one line per channel with the service's answer."""
+    from peft_notify.channels import specs_from
+    from peft_notify.channels.probe import send_test
+    from peft_notify.channels.secrets import SecretStore
+
+    store = SecretStore()
+    out = [store.status().line()]
+    if not send:
+        return out
+    urls: list[str] = [s.url for s in specs_from(extra)]
+    try:
+        from peft_notify.desktop.channels import resolve
+        from peft_notify.desktop.settings import load_settings
+
+        specs, problems = resolve(load_settings().channels, store)
+        urls += [s.url for s in specs]
+        out += [f"channel left out: {line}" for line in problems]
+    except Exception as exc:  # settings unreadable: still test the URLs given here
+        out.append(f"app channels: not read ({type(exc).__name__})")
+    if not urls:
+        out.append("channels: none configured (Settings → Channels, --notify URL or $PEFT_NOTIFY_CHANNELS)")
+    for url in dict.fromkeys(urls):
+        display, result = send_test(url)
+        out.append(f"channel {display}: {'sent' if result.ok else 'FAILED'} · {result.summary()}")
+    return out
 
 
 def _tray_status() -> str:
@@ -132,6 +166,7 @@ async def _report(send_test: bool) -> tuple[list[str], bool]:
 def run_doctor(args: argparse.Namespace) -> int:
     """Print the report; 0 when a real notifier works, 1 when only the log fallback is left."""
     lines, ok = asyncio.run(_report(bool(getattr(args, "send_test", False))))
+    lines += _channels_report(bool(getattr(args, "channels", False)), list(getattr(args, "notify", None) or []))
     print("\n".join(lines))
     if not ok:
         print("\nNo native notifier works here: notifications only go to the log.", file=sys.stderr)
