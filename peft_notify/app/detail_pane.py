@@ -27,6 +27,7 @@ from peft_notify.app.charts import LossChart
 from peft_notify.app.history_view import STATUS_TEXT
 from peft_notify.app.job_card import TONE_COLORS
 from peft_notify.app.jobs_model import JobRow, Link, format_duration
+from peft_notify.app.plain import plain_label, plain_tooltip
 from peft_notify.ports import HistoryEntry
 
 __all__ = ["DetailPane"]
@@ -52,12 +53,14 @@ class DetailPane(QWidget):
         self.title.setWordWrap(True)
         self.state = QLabel()
         self.state.setObjectName("DetailState")
+        plain_label(self.title)  # job names and texts come from the job server (issue 10 item 4)
+        plain_label(self.state)
         self.facts: dict[str, QLabel] = {}
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.setHorizontalSpacing(14)
         for name in ("Progress", "ETA", "Loss", "Host", "Connection", "URL"):
-            value = QLabel()
+            value = plain_label(QLabel())
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setWordWrap(True)
             self.facts[name] = value
@@ -143,7 +146,7 @@ class DetailPane(QWidget):
             repeat = f" ×{entry.repeat}" if entry.repeat > 1 else ""
             status = STATUS_TEXT.get(entry.status, entry.status.value)
             item = QListWidgetItem(f"{stamp}  {_KIND_MARK.get(entry.kind, '•')} {entry.title}{repeat}  — {status}")
-            item.setToolTip(entry.message)
+            item.setToolTip(plain_tooltip(entry.message))
             item.setData(Qt.ItemDataRole.UserRole, entry.id)
             self.timeline.addItem(item)
         if not events:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from peft_notify.app.plain import plain_tooltip
 from peft_notify.desktop.history import export_csv, export_json
 from peft_notify.ports import DeliveryStatus, HistoryEntry, HistoryQuery, HistoryStore
 
@@ -109,7 +110,7 @@ class HistoryModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             extra = f"\nvia {entry.backend}" if entry.backend else ""
             extra += f"\n{entry.detail}" if entry.detail else ""
-            return f"{entry.title}\n{entry.message}{extra}"
+            return plain_tooltip(f"{entry.title}\n{entry.message}{extra}")
         if role == Qt.ItemDataRole.ForegroundRole and entry.kind in _KIND_COLORS:
             return QColor(_KIND_COLORS[entry.kind])
         if role == Qt.ItemDataRole.FontRole and not entry.read:

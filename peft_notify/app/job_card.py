@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLa
 
 from peft_notify.app.charts import LossChart
 from peft_notify.app.jobs_model import JobRow
+from peft_notify.app.plain import plain_label, plain_tooltip
 
 __all__ = ["TONE_COLORS", "JobCard"]
 
@@ -53,6 +54,8 @@ class JobCard(QFrame):
         self.details.setObjectName("Muted")
         self.spark = LossChart()
         self.spark.setFixedWidth(110)
+        for label in (self.name, self.state, self.host, self.percent, self.details):
+            plain_label(label)  # job names and texts come from the job server (issue 10 item 4)
 
         top = QHBoxLayout()
         top.addWidget(self.name, 1)
@@ -108,4 +111,4 @@ class JobCard(QFrame):
         self.percent.setText(row.percent_text)
         self.details.setText("  ·  ".join(x for x in (row.step_text, row.eta_text, row.loss_text) if x))
         self.spark.set_points(row.losses, QColor(color))
-        self.setToolTip(f"{row.title}\n{row.status_text}\n{row.key}")
+        self.setToolTip(plain_tooltip(f"{row.title}\n{row.status_text}\n{row.key}"))

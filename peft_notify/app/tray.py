@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from peft_notify.app.job_card import TONE_COLORS
 from peft_notify.app.jobs_model import JobRow, aggregate_progress
+from peft_notify.app.plain import menu_text, tray_text
 
 __all__ = ["Tray", "draw_icon", "tomorrow_morning"]
 
@@ -151,9 +152,9 @@ class Tray(QObject):
             lines.append(f"{unread} unread notification{'s' if unread != 1 else ''}")
         if self.paused_until is not None:
             lines.append("Notifications paused")
-        self.icon.setToolTip("\n".join(lines))
+        self.icon.setToolTip(tray_text("\n".join(lines)))  # job names come from job servers
         self.jobs_menu.clear()
         self.jobs_menu.setEnabled(bool(rows))
         for row in rows:
-            action = self.jobs_menu.addAction(f"{row.title} — {row.percent_text}, {row.status_text}")
+            action = self.jobs_menu.addAction(menu_text(f"{row.title} — {row.percent_text}, {row.status_text}"))
             action.triggered.connect(lambda _=False, key=row.key: self.job_requested.emit(key))

@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
 
         self.banner = QFrame()
         self.banner.setObjectName("Banner")
-        self.banner_text = QLabel(wordWrap=True)
+        self.banner_text = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)  # may quote job text
         close_banner = QToolButton(autoRaise=True)
         close_banner.setText("✕")
         close_banner.setToolTip("Dismiss")
