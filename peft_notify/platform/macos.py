@@ -115,22 +115,27 @@ def _progress_view_class() -> Any:
         path = ns_bezier_path.bezierPathWithRoundedRect(NSMakeRect(x, y, w, h), xRadius=h / 2, yRadius=h / 2)
         path.fill()
 
+    def draw_rect(self: Any, rect: Any) -> None:
+        bounds = self.bounds
+        width, height = float(bounds.size.width), float(bounds.size.height)
+        icon = ns_application.sharedApplication.applicationIconImage
+        if icon is not None:
+            icon.drawInRect(bounds)
+        states = list(BAR_COLORS)
+        state = states[int(self.state)] if 0 <= int(self.state) < len(states) else TaskbarState.NORMAL
+        track, fill, color = dock_bar_layout(width, height, float(self.fraction), state)
+        rounded(track, (0.0, 0.0, 0.0, 0.55))
+        rounded(fill, color)
+
+    # rubicon reads the ObjC signature from the annotations with typing.get_type_hints, which
+    # cannot resolve this module's string annotations (``from __future__ import annotations``)
+    # for a name imported here: give it the objects.
+    draw_rect.__annotations__ = {"rect": NSRect, "return": None}
+
     class PeftNotifyDockProgressView(ns_view):  # type: ignore[misc]
         fraction = objc_property(float)
         state = objc_property(int)
-
-        @objc_method  # type: ignore[untyped-decorator,unused-ignore]
-        def drawRect_(self, rect: NSRect) -> None:
-            bounds = self.bounds
-            width, height = float(bounds.size.width), float(bounds.size.height)
-            icon = ns_application.sharedApplication.applicationIconImage
-            if icon is not None:
-                icon.drawInRect(bounds)
-            states = list(BAR_COLORS)
-            state = states[int(self.state)] if 0 <= int(self.state) < len(states) else TaskbarState.NORMAL
-            track, fill, color = dock_bar_layout(width, height, float(self.fraction), state)
-            rounded(track, (0.0, 0.0, 0.0, 0.55))
-            rounded(fill, color)
+        drawRect_ = objc_method(draw_rect)
 
     _VIEW_CLASS = PeftNotifyDockProgressView
     return _VIEW_CLASS
