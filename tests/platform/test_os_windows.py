@@ -89,7 +89,7 @@ def test_taskbar_button_created_reaches_the_filter_and_reapplies(qapp: QApplicat
     message = api.register_window_message("TaskbarButtonCreated")
     user32.SendMessageW(int(window.winId()), message, 0, 0)
     qapp.processEvents()
-    assert native.resets == from_explorer + 1
+    assert native.resets >= from_explorer + 1  # (Explorer's own may still arrive meanwhile)
     assert native.last_error is None
     print(f"TaskbarButtonCreated from Explorer at show: {from_explorer}", file=sys.stderr)
     window.close()
