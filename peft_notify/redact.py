@@ -15,9 +15,10 @@ training output such as ``loss=0.5 lr=2e-4 step 100/1000`` or ``--max-new-tokens
 
 from __future__ import annotations
 
+import logging
 import re
 
-__all__ = ["REDACTED", "redact"]
+__all__ = ["REDACTED", "SafeLogFilter", "install_log_filter", "redact"]
 
 REDACTED = "[redacted]"
 
@@ -110,3 +111,36 @@ def redact(text: str) -> str:
     out = _ENV.sub(_env_sub, out)
     out = _KEYWORD.sub(_env_sub, out)
     return _TOKENS.sub(REDACTED, out)
+
+
+class SafeLogFilter(logging.Filter):
+    """A handler filter: every log line is redacted and terminal-safe.
+
+    Log messages quote job text (names, titles, server error bodies). Attach it to every
+    handler that writes them (``peft-notify``'s logging setup does, see
+    :func:`install_log_filter`); it rewrites the record's message once, so all handlers see
+    the clean text. Never drops a record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from peft_notify.termsafe import printable
+
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: leave it for logging's own error report
+            return True
+        clean = printable(redact(message), multiline=True)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = printable(redact(text), multiline=True)
+        return True
+
+
+def install_log_filter(logger: logging.Logger | None = None) -> None:
+    """Add :class:`SafeLogFilter` to every handler of ``logger`` (default: the root logger)."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, SafeLogFilter) for f in handler.filters):
+            handler.addFilter(SafeLogFilter())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -156,3 +159,26 @@ def test_key_value_log_lines_are_untouched(text: str) -> None:
     if words & {"token", "secret", "password", "passwd", "apikey"}:
         return
     assert redact(text) == text
+
+
+def test_log_lines_are_redacted_and_terminal_safe() -> None:
+    # A real `peft-notify` process: its logging setup, a job's text in a warning and a traceback.
+    script = (
+        "import logging\n"
+        "from peft_notify.cli import configure_logging\n"
+        "configure_logging(0)\n"
+        "log = logging.getLogger('peft_notify.desktop.client')\n"
+        f"log.warning('job said %s', 'auth {HF} \\x1b]52;c;cHduZWQ=\\x07 \\x1b[2J')\n"
+        "try:\n"
+        f"    raise RuntimeError('https://alice:pw@host failed {GITHUB}')\n"
+        "except RuntimeError:\n"
+        "    log.exception('server error')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert HF not in done.stderr
+    assert GITHUB not in done.stderr
+    assert "alice:pw" not in done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert done.stderr.count(REDACTED) >= 3
+    assert "job said auth [redacted]" in done.stderr
+    assert "RuntimeError: https://[redacted]@host failed [redacted]" in done.stderr

@@ -70,6 +70,9 @@ def chosen_subcommand(argv: Sequence[str]) -> str | None:
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from peft_notify.redact import install_log_filter
+
+    install_log_filter()  # log lines quote job text: redacted and terminal-safe (issue 10 items 1, 4)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
