@@ -147,6 +147,9 @@ async def _report(send_test: bool) -> tuple[list[str], bool]:
 
         out.append(f"AppUserModelID: {APP_ID} (toasts need it; set by the app at start)")
     out += _paths()
+    from peft_notify.emitter.resources import describe_gpu
+
+    out.append(describe_gpu())  # once: no NVML is a note, never an error (docs/resources.md)
     if send_test:
         event = NotificationEvent(
             type=NotificationType.COMPLETION,

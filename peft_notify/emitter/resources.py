@@ -44,6 +44,7 @@ __all__ = [
     "NvmlGpus",
     "ResourceSampler",
     "checkpoint_size",
+    "describe_gpu",
     "open_nvml",
     "start_sampler",
 ]
@@ -280,6 +281,11 @@ class NvmlGpus:
         self._used: set[int] = set()  # devices the tree has used: they stay watched
         self._open = False
 
+    @property
+    def count(self) -> int:
+        """How many devices NVML reported at :meth:`open`."""
+        return len(self._handles)
+
     def open(self) -> int:
         """Initialise NVML; returns the device count. Raises ``nv.NVMLError``."""
         nv = self.nv
@@ -428,6 +434,23 @@ def open_nvml(module: Any = None) -> tuple[NvmlGpus | None, str | None]:
         gpus.close()
         return None, "gpu: not watched: NVML found no NVIDIA GPU"
     return gpus, None
+
+
+def describe_gpu(module: Any = None) -> str:
+    """One line for ``peft-notify doctor``: what the resource sampler would watch of the GPUs here."""
+    gpus, note = open_nvml(module)
+    if gpus is None:
+        return f"resource warnings, {note}"
+    try:
+        names = []
+        for i in range(gpus.count):
+            sample = gpus.sample(i)
+            names.append(sample.name or f"GPU {i}")
+        return (
+            f"resource warnings, gpu: NVML sees {len(names)} GPU{'s' if len(names) != 1 else ''} ({', '.join(names)})"
+        )
+    finally:
+        gpus.close()
 
 
 # --------------------------------------------------------------------------- the sampler

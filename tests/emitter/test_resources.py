@@ -24,6 +24,7 @@ from peft_notify.emitter.resources import (
     NvmlGpus,
     ResourceSampler,
     checkpoint_size,
+    describe_gpu,
     open_nvml,
     throttle_reasons,
 )
@@ -234,6 +235,15 @@ def test_real_nvidia_ml_py_without_a_driver_is_a_note_not_an_error() -> None:
         pytest.skip("this machine has NVML")
     assert note is not None
     assert note.startswith("gpu: not watched:")
+
+
+def test_doctor_line_names_the_gpus_or_says_why_not() -> None:
+    assert describe_gpu(FakeNvml(devices()[:2])) == (
+        "resource warnings, gpu: NVML sees 2 GPUs (NVIDIA H100 80GB HBM3, NVIDIA H100 80GB HBM3)"
+    )
+    assert describe_gpu(FakeNvml([], library=False)) == (
+        "resource warnings, gpu: not watched: NVML is not available (NVML Shared Library Not Found)"
+    )
 
 
 def test_no_gpus_at_all_is_a_note() -> None:
