@@ -227,6 +227,7 @@ def install_taskbar_button_filter(
     if app is None:
         return None
     try:
+        window.winId()  # the HWND must exist to allow the message to it
         message = int(native.taskbar_button_created_message())
     except Exception as exc:
         log.warning("cannot watch for TaskbarButtonCreated (progress is lost after an Explorer restart): %s", exc)

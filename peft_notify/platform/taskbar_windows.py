@@ -72,8 +72,21 @@ class WinTaskbar:
         self.resets = 0  # TaskbarButtonCreated messages handled (shown by tests and doctor)
 
     def taskbar_button_created_message(self) -> int:
-        """The registered message id the app should watch for in ``nativeEvent``."""
-        return self._api.register_window_message("TaskbarButtonCreated")
+        """The registered message id the app's native event filter watches for. Raises ``OSError``.
+
+        Also lets it through UIPI to our window: when the app runs elevated, Windows drops the
+        message Explorer (not elevated) sends unless the window allows it — the ITaskbarList3
+        documentation's advice, and what tray/taskbar code generally does with
+        ``ChangeWindowMessageFilterEx(hwnd, msg, MSGFLT_ALLOW, NULL)``. Harmless otherwise.
+        """
+        message = self._api.register_window_message("TaskbarButtonCreated")
+        hwnd = self._hwnd()
+        if hwnd:
+            try:
+                self._api.allow_window_message(hwnd, message)
+            except (OSError, ctypes.ArgumentError, ValueError) as exc:
+                log.debug("ChangeWindowMessageFilterEx failed: %s", exc)
+        return message
 
     def reset(self) -> None:
         """``TaskbarButtonCreated`` arrived: drop the COM object and re-apply the last state."""

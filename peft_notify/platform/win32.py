@@ -121,6 +121,11 @@ class Win32Api(Protocol):
 
     def register_window_message(self, name: str) -> int: ...
 
+    def allow_window_message(self, hwnd: int, message: int) -> None:
+        """``ChangeWindowMessageFilterEx(hwnd, message, MSGFLT_ALLOW)``: let a lower-integrity
+        process (Explorer, when we run elevated) send ``message`` to our window."""
+        ...
+
     def query_user_notification_state(self) -> int:
         """``SHQueryUserNotificationState`` → a QUERY_USER_NOTIFICATION_STATE value."""
         ...
@@ -152,6 +157,13 @@ class CtypesWin32Api:
         self._user32.FlashWindowEx.restype = wintypes.BOOL
         self._user32.RegisterWindowMessageW.argtypes = (wintypes.LPCWSTR,)
         self._user32.RegisterWindowMessageW.restype = wintypes.UINT
+        self._user32.ChangeWindowMessageFilterEx.argtypes = (
+            ctypes.c_void_p,
+            wintypes.UINT,
+            wintypes.DWORD,
+            ctypes.c_void_p,
+        )
+        self._user32.ChangeWindowMessageFilterEx.restype = wintypes.BOOL
         # NtQueryWnfStateData(PWNF_STATE_NAME, PWNF_TYPE_ID, const VOID*, PWNF_CHANGE_STAMP, PVOID, PULONG) → NTSTATUS
         self._ntdll.NtQueryWnfStateData.argtypes = (ctypes.c_void_p,) * 6
         self._ntdll.NtQueryWnfStateData.restype = ctypes.c_int32
@@ -212,6 +224,11 @@ class CtypesWin32Api:
         if message == 0:
             raise OSError(f"RegisterWindowMessageW({name!r}) failed")
         return message
+
+    def allow_window_message(self, hwnd: int, message: int) -> None:
+        msgflt_allow = 1
+        if not self._user32.ChangeWindowMessageFilterEx(hwnd, message, msgflt_allow, None):
+            raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
 
     def query_user_notification_state(self) -> int:
         state = ctypes.c_int()

@@ -87,6 +87,7 @@ def test_taskbar_button_created_reaches_the_filter_and_reapplies(qapp: QApplicat
     user32.SendMessageW.argtypes = (ctypes.c_void_p, ctypes.c_uint, ctypes.c_size_t, ctypes.c_ssize_t)
     user32.SendMessageW.restype = ctypes.c_ssize_t
     message = api.register_window_message("TaskbarButtonCreated")
+    api.allow_window_message(int(window.winId()), message)  # ChangeWindowMessageFilterEx must succeed
     user32.SendMessageW(int(window.winId()), message, 0, 0)
     qapp.processEvents()
     assert native.resets >= from_explorer + 1  # (Explorer's own may still arrive meanwhile)

@@ -78,6 +78,9 @@ class RecordingWin32:
         self.calls.append(("RegisterWindowMessageW", name))
         return 0xC123
 
+    def allow_window_message(self, hwnd: int, message: int) -> None:
+        self.calls.append(("ChangeWindowMessageFilterEx", hwnd, message, 1))
+
     def query_user_notification_state(self) -> int:
         if self.error:
             raise self.error
@@ -178,7 +181,11 @@ def test_attention_flashes_until_foreground_when_critical() -> None:
 def test_taskbar_button_created_message_is_registered() -> None:
     api = RecordingWin32()
     assert WinTaskbar(lambda: HWND, api).taskbar_button_created_message() == 0xC123
-    assert api.calls == [("RegisterWindowMessageW", "TaskbarButtonCreated")]
+    # ...and let through UIPI to our window (an elevated app would not hear Explorer otherwise).
+    assert api.calls == [
+        ("RegisterWindowMessageW", "TaskbarButtonCreated"),
+        ("ChangeWindowMessageFilterEx", HWND, 0xC123, 1),  # MSGFLT_ALLOW
+    ]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="checks the non-Windows refusal")
