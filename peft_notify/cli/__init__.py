@@ -14,14 +14,26 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import NoReturn, cast
 
 from peft_notify import __version__
+from peft_notify.cli.args import UsageError
 
 # Order here is the order in --help.
 SUBCOMMANDS: tuple[str, ...] = ("app", "demo", "simulate", "watch", "run", "doctor", "history")
+# Options of the default command (``app``) that may be given without naming it.
+APP_OPTIONS: tuple[str, ...] = ("--minimized", "--token", "--local", "--no-local")
 
 Handler = Callable[[argparse.Namespace], int]
+
+log = logging.getLogger(__name__)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -30,10 +42,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     ``only`` is for :func:`main`: parsing ``peft-notify app`` need not import the other
     sub-command modules. An ``only`` that does not import gives the full parser.
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="peft-notify",
         description="Desktop notifications and taskbar progress for training jobs.",
-        epilog="Run 'peft-notify COMMAND --help' for a command's options. With no command, starts the desktop app.",
+        epilog="Run 'peft-notify COMMAND --help' for a command's options. With no command, starts the desktop "
+        "app: 'peft-notify --minimized' and 'peft-notify URL ...' are 'peft-notify app --minimized' and "
+        "'peft-notify app URL ...'.",
     )
     parser.add_argument("--version", action="version", version=f"peft-notify {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
@@ -67,6 +81,27 @@ def chosen_subcommand(argv: Sequence[str]) -> str | None:
     return "app"
 
 
+def _is_verbosity(arg: str) -> bool:
+    return arg == "--verbose" or (len(arg) > 1 and arg[0] == "-" and set(arg[1:]) == {"v"})
+
+
+def with_default_command(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``app`` inserted where the user gave ``app``'s options or URLs without naming it.
+
+    ``peft-notify --minimized`` and ``peft-notify ws://...`` run the default command, as
+    ``peft-notify`` alone does. Anything else is left as it is (a wrong command name
+    still gets the parser's "invalid choice" error).
+    """
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if _is_verbosity(arg):
+            continue
+        if arg.split("=", 1)[0] in APP_OPTIONS or (not arg.startswith("-") and "://" in arg):
+            return [*args[:i], "app", *args[i:]]
+        break
+    return args
+
+
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -77,7 +112,7 @@ def configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``peft-notify`` console script. Returns the exit status."""
-    arguments = sys.argv[1:] if argv is None else list(argv)
+    arguments = with_default_command(sys.argv[1:] if argv is None else argv)
     parser = build_parser(chosen_subcommand(arguments))
     args = parser.parse_args(arguments)
     configure_logging(args.verbose)
@@ -89,10 +124,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "no command given and the desktop app is not available here: pip install 'peft-notify[desktop]'"
             )
     handler = cast(Handler, args.handler)
+    name = f"{parser.prog} {args.command}"
     try:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except UsageError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug or an unforeseen environment failure: one line, details with -vv
+        log.debug("%s failed", name, exc_info=True)
+        print(f"{name}: unexpected error: {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from peft_notify.cli.args import job_url
 
 
 def register(subparsers: Any) -> None:
@@ -32,25 +35,33 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler: start the app; a clear message (exit 2) when Qt or a display is missing."""
+    """Handler: start the app; one clear line (exit 2) for a malformed URL or when Qt or a display is missing.
+
+    URLs are checked before anything starts or is saved: a typo is refused, never kept.
+    """
+    urls = tuple(job_url(url) for url in args.urls)
+    if not display_available():
+        print(
+            "peft-notify app: no display found (DISPLAY/WAYLAND_DISPLAY unset), so the desktop app cannot start; "
+            "use 'peft-notify watch URL' in a terminal instead",
+            file=sys.stderr,
+        )
+        return 2
     try:
         from peft_notify.app.main import AppOptions, run_app
     except ImportError as exc:
-        print(f"The desktop app is not installed here ({exc}). Install it with: pip install 'peft-notify[desktop]'")
-        return 2
-    if not display_available():
         print(
-            "No display found (DISPLAY/WAYLAND_DISPLAY unset): the desktop app cannot start. "
-            "Use 'peft-notify watch URL' in a terminal instead."
+            f"peft-notify app: the desktop app is not installed here ({exc}); "
+            "install it with: pip install 'peft-notify[desktop]'",
+            file=sys.stderr,
         )
         return 2
-    return run_app(AppOptions(urls=tuple(args.urls), token=args.token, minimized=args.minimized, local=args.local))
+    return run_app(AppOptions(urls=urls, token=args.token, minimized=args.minimized, local=args.local))
 
 
 def display_available() -> bool:
     """Whether a GUI can open here (always on Windows/macOS; X11/Wayland or an explicit Qt platform on Linux)."""
     import os
-    import sys
 
     if sys.platform in ("win32", "darwin"):
         return True

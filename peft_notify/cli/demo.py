@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from peft_notify.cli.args import UsageError, count, number, port
+
 __all__ = ["DemoJob", "demo_jobs", "register"]
 
 _NAMES = ("llama-3-8b-lora", "mistral-7b-qlora", "phi-3-mini-dpo", "gemma-2b-sft", "qwen-1.5b-lora")
@@ -26,18 +28,18 @@ def register(subparsers: Any) -> None:
         description="Serve simulated training jobs in this process and open the app subscribed to them. "
         "Milestones, a loss-spike warning, a failure and a completion arrive within a minute or two.",
     )
-    p.add_argument("--jobs", type=int, default=3, metavar="N", help="simulated jobs (default 3)")
-    p.add_argument("--steps", type=int, default=400, help="steps per job (default 400)")
-    p.add_argument("--step-ms", type=float, default=120.0, help="milliseconds per step (default 120)")
+    p.add_argument("--jobs", type=count, default=3, metavar="N", help="simulated jobs (default 3)")
+    p.add_argument("--steps", type=count, default=400, help="steps per job (default 400)")
+    p.add_argument("--step-ms", type=number, default=120.0, help="milliseconds per step (default 120)")
     p.add_argument(
         "--fail-at",
-        type=float,
+        type=number,
         default=0.6,
         metavar="AT",
         help="the second job fails at this fraction/step (default 0.6)",
     )
     p.add_argument("--error", default="oom_error", help="its error type (oom_error, cuda_error, data_error, ...)")
-    p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    p.add_argument("--port", type=port, default=0, help="server port (default: a free one)")
     p.add_argument("--minimized", action="store_true", help="start the app in the tray")
     p.set_defaults(handler=run)
 
@@ -94,10 +96,13 @@ def _simulate_when_watched(server: Any, handle: Any, job: DemoJob, stop: threadi
 def run(args: argparse.Namespace) -> int:
     """Handler: serve the jobs, run the app (or ``watch`` without a display) until it quits."""
     from peft_notify.cli.app import display_available
-    from peft_notify.emitter import JobServer
+    from peft_notify.emitter import JobServer, PortInUseError
 
     jobs = demo_jobs(args.jobs, args.steps, args.step_ms, args.fail_at, args.error)
-    server = JobServer(port=args.port, discovery_files=False).start()
+    try:
+        server = JobServer(port=args.port, discovery_files=False).start()
+    except PortInUseError as exc:
+        raise UsageError(exc.strerror) from None
     stop = threading.Event()
     urls = []
     threads = []

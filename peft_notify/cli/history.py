@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from peft_notify.cli.args import count
+
 
 def register(subparsers: Any) -> None:
     """Add the ``history`` sub-command."""
@@ -25,7 +27,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--search", default="", help="only entries whose title/message contains this text")
     p.add_argument("--unread", action="store_true", help="only unread entries")
-    p.add_argument("--limit", type=int, default=200, help="at most this many entries (default 200)")
+    p.add_argument("--limit", type=count, default=200, help="at most this many entries (default 200)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")

@@ -30,6 +30,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from peft_notify.cli.args import UsageError, job_id, port, seconds
+
 if TYPE_CHECKING:  # the emitter (via run_child) is imported by the handler: --help and other commands stay fast
     from peft_notify.cli.run_child import ChildStream, OutputMonitor
 
@@ -45,14 +47,14 @@ def register(subparsers: Any) -> None:
         usage="peft-notify run [options] -- CMD [ARG ...]",
     )
     p.add_argument("--name", help="job name (default: the command)")
-    p.add_argument("--job-id", default=None, help="job id in the URL (default: random)")
+    p.add_argument("--job-id", type=job_id, default=None, help="job id in the URL (default: random)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--port", type=port, default=0, help="port (default: a free one)")
     p.add_argument("--token", help="require this token (generated for non-loopback binds)")
-    p.add_argument("--linger", type=float, default=3.0, help="seconds to let clients catch up at the end")
+    p.add_argument("--linger", type=seconds, default=3.0, help="seconds to let clients catch up at the end")
     p.add_argument(
         "--retry-wait",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="S",
         help="after a failure, keep serving S seconds so the app's Retry can relaunch CMD (default 0)",
@@ -110,14 +112,14 @@ def run(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print("peft-notify run: no command given (usage: peft-notify run -- python train.py)", file=sys.stderr)
-        return 2
+        raise UsageError("no command given (usage: peft-notify run -- python train.py)")
     server = JobServer(host=args.host, port=args.port, token=args.token)
     try:
         server.start()
     except PortInUseError as exc:
-        print(f"peft-notify run: {exc.strerror}", file=sys.stderr)
-        return 2
+        raise UsageError(exc.strerror) from None
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     name = args.name or " ".join(shlex.quote(c) for c in command)[:80]
     handle = server.add_job(args.job_id, name=name, capabilities=["cancel", "retry"])
     token = f"?token={server.token}" if server.token else ""

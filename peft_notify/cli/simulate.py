@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from typing import Any
+
+from peft_notify.cli.args import UsageError, count, index, job_id, number, port, seconds
 
 
 def register(subparsers: Any) -> None:
@@ -23,12 +24,12 @@ def register(subparsers: Any) -> None:
         help="serve a simulated training job",
         description="Serve a realistic simulated training job over protocol v1 and print its URL.",
     )
-    p.add_argument("--steps", type=int, default=200, help="total steps (default 200)")
+    p.add_argument("--steps", type=count, default=200, help="total steps (default 200)")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--step-ms", type=float, help="milliseconds per step (default 50)")
-    rate.add_argument("--step-time", type=float, help="seconds per step")
-    rate.add_argument("--rate", type=float, help="steps per second")
-    p.add_argument("--fail-at", type=float, metavar="AT", help="fail at this fraction (0.4) or step (400)")
+    rate.add_argument("--step-ms", type=number, help="milliseconds per step (default 50)")
+    rate.add_argument("--step-time", type=number, help="seconds per step")
+    rate.add_argument("--rate", type=number, help="steps per second")
+    p.add_argument("--fail-at", type=number, metavar="AT", help="fail at this fraction (0.4) or step (400)")
     p.add_argument(
         "--error",
         "--error-type",
@@ -37,19 +38,19 @@ def register(subparsers: Any) -> None:
         metavar="TYPE",
         help="error type for --fail-at",
     )
-    p.add_argument("--nan-at", type=float, metavar="AT", help="NaN loss (loss_divergence) at this point")
-    p.add_argument("--loss-spike", type=float, metavar="AT", help="a loss spike warning at this point")
-    p.add_argument("--stall-at", type=float, metavar="AT", help="stop making progress at this point")
-    p.add_argument("--resume-from", type=int, default=0, metavar="STEP", help="start as if resumed at STEP")
-    p.add_argument("--eval-every", type=int, default=50, metavar="K", help="eval metrics every K steps (default 50)")
+    p.add_argument("--nan-at", type=number, metavar="AT", help="NaN loss (loss_divergence) at this point")
+    p.add_argument("--loss-spike", type=number, metavar="AT", help="a loss spike warning at this point")
+    p.add_argument("--stall-at", type=number, metavar="AT", help="stop making progress at this point")
+    p.add_argument("--resume-from", type=index, default=0, metavar="STEP", help="start as if resumed at STEP")
+    p.add_argument("--eval-every", type=index, default=50, metavar="K", help="eval metrics every K steps (default 50)")
     p.add_argument("--seed", type=int, help="random seed for the loss noise")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--port", type=port, default=0, help="port (default: a free one)")
     p.add_argument("--token", help="require this token (generated for non-loopback binds)")
     p.add_argument("--name", default="simulated-lora", help="job name")
-    p.add_argument("--job-id", default="sim", help="job id in the URL (default 'sim')")
-    p.add_argument("--linger", type=float, default=2.0, help="seconds to keep serving after the end (default 2)")
-    p.add_argument("--wait-client", type=float, default=0.0, metavar="S", help="wait up to S s for a client first")
+    p.add_argument("--job-id", type=job_id, default="sim", help="job id in the URL (default 'sim')")
+    p.add_argument("--linger", type=seconds, default=2.0, help="seconds to keep serving after the end (default 2)")
+    p.add_argument("--wait-client", type=seconds, default=0.0, metavar="S", help="wait up to S s for a client first")
     p.add_argument("--no-discovery", action="store_true", help="do not write a discovery job file")
     p.set_defaults(handler=run)
 
@@ -83,11 +84,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start()
     except PortInUseError as exc:
-        print(f"peft-notify simulate: {exc.strerror}", file=sys.stderr)
-        return 2
+        raise UsageError(exc.strerror) from None
     except OSError as exc:
-        print(f"peft-notify simulate: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

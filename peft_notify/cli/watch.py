@@ -1,11 +1,12 @@
 """``peft-notify watch``: a headless terminal monitor for one job URL or every local job.
 
-Feeds each envelope from :class:`~peft_notify.desktop.client.JobClient` to the engine and prints
-the decided actions: human-readable lines (with a live progress line and OSC 9;4 progress
+Runs the desktop side's :class:`~peft_notify.desktop.monitor.Monitor` (the same connections,
+engine feeding, ticks and job identity as the app) with a terminal printer as its performer:
+human-readable lines for the decided actions (with a live progress line and OSC 9;4 progress
 on a TTY) or, with ``--json``, one JSON object per action. Exit status: 0 completed,
 1 failed, 130 cancelled, 2 connection refused / protocol error / nothing to watch / gave up.
 
-Retries use :func:`~peft_notify.desktop.client.backoff`. A job that never answered is given up
+Retries use :func:`~peft_notify.desktop.frames.backoff`. A job that never answered is given up
 after ``--give-up`` seconds (default 30: a typo in the URL should not hang a script); a
 job that was reached and then lost is retried forever (a restarting job or a flaky SSH
 tunnel comes back), unless ``--give-up-lost`` sets a limit.
@@ -18,12 +19,15 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-if TYPE_CHECKING:  # imported where used: registering the sub-command stays cheap
-    from peft_notify import wire
+from peft_notify.cli.args import UsageError, index, job_url, seconds
+from peft_notify.termsafe import json_safe, printable
+
+# Everything else is imported where used: registering the sub-command stays cheap.
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 
@@ -38,18 +42,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("url", nargs="?", help="ws://HOST:PORT/ws/notifications/JOB (http:// also accepted)")
     p.add_argument("--local", action="store_true", help="watch every job found in the local discovery directory")
     p.add_argument("--token", help="access token (or ?token= in the URL)")
-    p.add_argument("--since", type=int, help="replay events after this sequence number")
+    p.add_argument("--since", type=index, help="replay events after this sequence number")
     p.add_argument("--json", action="store_true", help="one JSON object per decided action")
     p.add_argument(
         "--give-up",
-        type=float,
+        type=seconds,
         default=30.0,
         metavar="S",
         help="stop (exit 2) when the job has not answered within S seconds (default 30; 0 = never)",
     )
     p.add_argument(
         "--give-up-lost",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="S",
         help="stop (exit 2) when a job that was reached stays unreachable S seconds (default 0 = never)",
@@ -63,8 +67,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler: returns the exit status described in the module docstring."""
     if bool(args.url) == bool(args.local):
-        print("peft-notify watch: give a job URL or --local (not both)", file=sys.stderr)
-        return 2
+        raise UsageError("give a job URL or --local (not both)")
     targets: list[tuple[str, str | None]]
     if args.local:
         from peft_notify.discovery import list_job_files
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             print("peft-notify watch: no local jobs found", file=sys.stderr)
             return 2
     else:
-        targets = [(args.url, args.token)]
+        targets = [(job_url(args.url), args.token)]
     watcher = Watcher(
         sys.stdout, json_lines=args.json, osc=args.osc, give_up=args.give_up, give_up_lost=args.give_up_lost
     )
@@ -98,7 +101,7 @@ def _jsonable(value: Any) -> Any:
 
 
 class Watcher:
-    """Engine + printers for any number of job connections on one asyncio loop."""
+    """A monitor whose performer prints, for any number of job connections on one asyncio loop."""
 
     def __init__(
         self,
@@ -109,6 +112,7 @@ class Watcher:
         give_up: float = 30.0,
         give_up_lost: float = 0.0,
     ) -> None:
+        from peft_notify.desktop.monitor import Monitor
         from peft_notify.engine import Engine, EngineConfig
         from peft_notify.termprogress import OscProgress
 
@@ -120,63 +124,72 @@ class Watcher:
             self.tty = out.isatty() and not json_lines
         except (AttributeError, ValueError):
             self.tty = False
-        self.final: dict[str, str] = {}
+        self.final: dict[str, str] = {}  # connection URL -> final job state
+        self.problems = 0  # connections refused (token) or not speaking the protocol
         self.give_up = give_up
         self.give_up_lost = give_up_lost
         self.gave_up: list[str] = []
+        self._links: dict[str, _Link] = {}
         self._line_open = False
+        # No DND probe: a terminal monitor shows everything (DND counts as off).
+        self.monitor = Monitor(
+            engine=self.engine, performer=self, client_factory=_make_client, on_event=self.on_monitor_event
+        )
 
     async def watch(self, targets: list[tuple[str, str | None]], since: int | None = None) -> int:
-        from peft_notify.desktop.client import ClientState, ConnectionEvent, JobClient
-
-        problems: list[ClientState] = []
-        links: list[_Link] = []
-
-        def make(url: str, token: str | None) -> JobClient:
-            link = _Link(url)
-
-            def on_event(event: ConnectionEvent) -> None:
-                if event.state in (ClientState.AUTH_REFUSED, ClientState.PROTOCOL_ERROR):
-                    problems.append(event.state)
-                link.on_event(event, time.monotonic())
-                self._print_event(url, event.state.value, event.detail, event.retry_in)
-
-            client = JobClient(url, token, on_message=self.on_message, on_event=on_event, since=since)
-            link.client = client
-            links.append(link)
-            return client
-
-        clients = [make(url, token) for url, token in targets]
-        tasks = [asyncio.create_task(self._tick_forever())]
-        tasks += [asyncio.create_task(self._guard(link)) for link in links]
+        """Follow ``targets`` (URL, token) until every connection has ended; the exit status."""
+        for url, token in targets:
+            try:
+                self.monitor.add(url, token, since=since)
+            except ValueError as exc:
+                print(f"peft-notify watch: {printable(exc)}", file=sys.stderr, flush=True)
+                self.problems += 1
+                continue
+            self._links[url.strip()] = _Link(url.strip())
+        self.monitor.start()
+        guards = [asyncio.create_task(self._guard(link)) for link in self._links.values()]
         try:
-            await asyncio.gather(*(client.run() for client in clients))
+            await self.monitor.wait_clients()
+            await self.monitor.drain()  # the last notifications are printed before exiting
         finally:
-            for task in tasks:
+            for task in guards:
                 task.cancel()
+            await self.monitor.shutdown()
             self.close()
-        if (problems or self.gave_up) and not self.final:
+        if (self.problems or self.gave_up) and not self.final:
             return 2
         codes = [EXIT_CODES.get(state, 1) for state in self.final.values()]
         return max(codes) if codes else 2
 
-    def on_message(self, env: wire.Envelope) -> None:
+    def on_monitor_event(self, event: Any) -> None:
+        """What the monitor reports: connection states (stderr) and fed messages (progress line)."""
         from peft_notify import wire
-        from peft_notify.ports import DndState
+        from peft_notify.desktop.frames import ClientState
+        from peft_notify.desktop.monitor import LinkChanged, MessageFed
 
-        job_id = env.job_id or ""
-        state = env.data.state if isinstance(env.data, (wire.Status, wire.Hello)) else None
-        if state is not None and state.finished:
-            self.final[job_id] = state.value
-        actions = self.engine.feed(env, now=time.time(), dnd=DndState.OFF, job_id=job_id)
-        self._perform(actions)
-        if self.tty and isinstance(env.data, (wire.Progress, wire.Hello)):
-            self._progress_line(job_id)
+        if isinstance(event, MessageFed):
+            body = event.envelope.data
+            state = body.state if isinstance(body, (wire.Status, wire.Hello)) else None
+            if state is not None and state.finished:
+                self.final[event.connection.url] = state.value
+            if self.tty and isinstance(body, (wire.Progress, wire.Hello)):
+                self._progress_line(event.connection.job_key)
+        elif isinstance(event, LinkChanged):
+            conn = event.connection
+            if conn.state in (ClientState.AUTH_REFUSED, ClientState.PROTOCOL_ERROR):
+                self.problems += 1
+            link = self._links.get(conn.url)
+            if link is not None:
+                link.on_state(conn.state, conn.detail, time.monotonic())
+            self._print_event(conn.url, conn.state.value, conn.detail, conn.retry_in)
 
     async def _guard(self, link: _Link) -> None:
         """Stop a client that never answered within ``give_up`` s, or stayed lost ``give_up_lost`` s."""
         started = time.monotonic()
-        while link.client is not None and not link.client.state.terminal:
+        while True:
+            conn = self.monitor.connections.get(link.url)
+            if conn is None or conn.state.terminal:
+                return
             await asyncio.sleep(0.1)
             now = time.monotonic()
             if not link.reached and self.give_up > 0 and now - started >= self.give_up:
@@ -185,22 +198,17 @@ class Watcher:
                 why = f"it stayed unreachable for {self.give_up_lost:g} s"
             else:
                 continue
-            last = f" (last error: {link.detail})" if link.detail else ""
+            from peft_notify.desktop.frames import shown_url
+
+            last = f" (last error: {printable(link.detail)})" if link.detail else ""
             self.gave_up.append(link.url)
-            print(f"peft-notify watch: gave up on {link.url}: {why}{last}", file=sys.stderr, flush=True)
-            link.client.stop()
+            shown = shown_url(link.url)
+            print(f"peft-notify watch: gave up on {shown}: {why}{last}", file=sys.stderr, flush=True)
+            self.monitor.stop(link.url)
             return
 
-    async def _tick_forever(self) -> None:
-        from peft_notify.ports import DndState
-
-        while True:
-            due = self.engine.next_tick_at()
-            now = time.time()
-            await asyncio.sleep(1.0 if due is None else min(1.0, max(0.05, due - now)))
-            self._perform(self.engine.tick(now=time.time(), dnd=DndState.OFF))
-
-    def _perform(self, actions: list[Any]) -> None:
+    async def perform(self, actions: Sequence[Any]) -> None:
+        """The monitor's performer: print the decided actions (and drive OSC 9;4 progress)."""
         from peft_notify import wire
         from peft_notify.engine import ClearTaskbar, MergeRepeat, Notify, Record, SetTaskbar
 
@@ -221,8 +229,8 @@ class Watcher:
             elif isinstance(action, MergeRepeat):
                 self._write(f"[{_now()}] (repeated ×{action.repeat}) {action.event.title}")
 
-    def _progress_line(self, job_id: str) -> None:
-        view = self.engine.job(job_id)
+    def _progress_line(self, job_key: str) -> None:
+        view = self.engine.job(job_key)
         if view is None:
             return
         frac = view.fraction or 0.0
@@ -230,24 +238,30 @@ class Watcher:
         total = "?" if view.total_steps is None else str(view.total_steps)
         loss = "" if view.loss is None else f"  loss {view.loss:.4g}"
         eta = "" if view.eta_s is None else f"  ETA {int(view.eta_s // 60)}m{int(view.eta_s % 60):02d}s"
-        self.out.write(f"\r{view.name[:24]} [{bar:<24}] {frac:4.0%} {view.current_step}/{total}{loss}{eta}\x1b[K")
+        name = printable(view.name)[:24]
+        self.out.write(f"\r{name} [{bar:<24}] {frac:4.0%} {view.current_step}/{total}{loss}{eta}\x1b[K")
         self.out.flush()
         self._line_open = True
 
     def _print_event(self, url: str, state: str, detail: str, retry_in: float | None) -> None:
+        from peft_notify.desktop.frames import shown_url
+
         if self.json_lines:
-            self._write(json.dumps({"connection": state, "url": url, "detail": detail, "retry_in": retry_in}))
+            self._write(
+                json.dumps({"connection": state, "url": shown_url(url), "detail": detail, "retry_in": retry_in})
+            )
             return
         if state in ("connecting", "connected", "finished", "stopped"):
             return
         retry = f" (retrying in {retry_in:.1f}s)" if retry_in is not None else ""
-        print(f"[{_now()}] {state}: {detail}{retry}", file=sys.stderr, flush=True)
+        print(f"[{_now()}] {state}: {printable(detail)}{retry}", file=sys.stderr, flush=True)
 
     def _write(self, line: str) -> None:
         if self._line_open:
             self.out.write("\r\x1b[K")
             self._line_open = False
-        self.out.write(line + "\n")
+        # Every line quotes job text: escape sequences in it must not reach the terminal (issue 10 item 4).
+        self.out.write((json_safe(line) if self.json_lines else printable(line, multiline=True)) + "\n")
         self.out.flush()
 
     def close(self) -> None:
@@ -257,23 +271,29 @@ class Watcher:
         self.osc.clear()
 
 
+def _make_client(url: str, token: str | None, on_message: Any, on_event: Any, since: int | None) -> Any:
+    """The monitor's client factory: a real :class:`~peft_notify.desktop.client.JobClient`."""
+    from peft_notify.desktop.client import JobClient
+
+    return JobClient(url, token, on_message=on_message, on_event=on_event, since=since)
+
+
 class _Link:
     """What the give-up guard knows about one connection."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client: Any = None
         self.reached = False
         self.lost_since: float | None = None
         self.detail = ""
 
-    def on_event(self, event: Any, now: float) -> None:
-        from peft_notify.desktop.client import ClientState
+    def on_state(self, state: Any, detail: str, now: float) -> None:
+        from peft_notify.desktop.frames import ClientState
 
-        if event.state is ClientState.CONNECTED:
+        if state is ClientState.CONNECTED:
             self.reached, self.lost_since, self.detail = True, None, ""
-        elif event.state is ClientState.RECONNECTING:
-            self.detail = event.detail
+        elif state is ClientState.RECONNECTING:
+            self.detail = detail
             if self.reached and self.lost_since is None:
                 self.lost_since = now
 

@@ -25,7 +25,10 @@ def test_app_without_display_says_so(monkeypatch: pytest.MonkeyPatch, capsys: py
     if display_available():
         pytest.skip("this OS always has a display")
     assert main(["app", "ws://127.0.0.1:9/ws/notifications/x"]) == 2
-    assert "No display found" in capsys.readouterr().out
+    # Issue 11 item 7: a user-facing error is one line on stderr (it was printed on stdout).
+    err = capsys.readouterr().err
+    assert "no display found" in err
+    assert err.count("\n") == 1
 
 
 def test_demo_without_display_falls_back_to_watch(

@@ -1,0 +1,109 @@
+"""Argument types shared by the sub-commands, and the one way a user-input error is reported.
+
+Each type function is given to ``add_argument(type=...)``: a bad value becomes argparse's
+one-line error and exit status 2 (see :class:`~peft_notify.cli.Parser`). Handlers raise
+:class:`UsageError` for what argparse cannot check (a URL the server side must accept, an
+option that contradicts another); ``peft_notify.cli.main`` prints it as one line, exit 2.
+Stays stdlib-only and cheap: registering the sub-commands imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = ["UsageError", "count", "index", "job_id", "job_url", "number", "port", "seconds"]
+
+
+class UsageError(Exception):
+    """A user-input error: ``peft-notify CMD: <message>`` on stderr, exit status 2."""
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range (0-65535)")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number of at least 1 (steps, jobs, entries)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def index(text: str) -> int:
+    """A whole number of at least 0 (a sequence number, a step)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
+
+
+def number(text: str) -> float:
+    """A number >= 0 (a fraction or a step, a rate); no NaN, no infinity, no negative values."""
+    value = seconds(text)
+    if math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds, >= 0 (``inf`` allowed: forever); no NaN, no negative values."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text!r}")
+    return value
+
+
+def job_id(text: str) -> str:
+    """A job id that can appear in a URL path (protocol rule: 1-128 of ``A-Z a-z 0-9 . _ : -``)."""
+    from peft_notify.wire import is_valid_job_id  # on use only: building the parser stays cheap
+
+    if not is_valid_job_id(text):
+        raise argparse.ArgumentTypeError(f"invalid job id {text!r}: use 1-128 of A-Z a-z 0-9 . _ : -")
+    return text
+
+
+def job_url(text: str) -> str:
+    """A job URL as given (``ws://``, ``wss://``, ``http://``, ``https://``); :class:`UsageError` when malformed.
+
+    Checked by the desktop client's own rule (``desktop.client.normalize_url``), so what
+    passes here connects; call from a handler, where importing it is allowed. The message
+    never repeats a token or password the URL carried.
+    """
+    from peft_notify.desktop.client import normalize_url
+
+    try:
+        normalize_url(text)
+    except ValueError as exc:
+        message = str(exc)
+        for form in (text, text.strip()):
+            message = message.replace(repr(form), repr(_without_secrets(form)))
+        raise UsageError(message) from None
+    return text
+
+
+def _without_secrets(url: str) -> str:
+    """``url`` without its query, fragment and ``user:password@``: what may be shown back to the user."""
+    head = url.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = head.partition("//")
+    if not sep:
+        return head
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}//{netloc.rpartition('@')[2]}{slash}{path}"
