@@ -138,6 +138,9 @@ class SettingsDialog(QDialog):
         self.error = QLabel()
         self.error.setStyleSheet("color: #dc2626;")
         self.error.hide()
+        from peft_notify.app.channels_page import ChannelsGroup  # issue 13
+
+        self.channels_group = ChannelsGroup(settings.channels, parent=self)
 
         notifications = QGroupBox("Notifications")
         form = QFormLayout(notifications)
@@ -165,6 +168,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(notifications)
         layout.addWidget(behaviour)
+        layout.addWidget(self.channels_group)
         note = QLabel("Milestones, templates, pop-up kinds, Do Not Disturb and retention apply after a restart.")
         note.setWordWrap(True)
         layout.addWidget(note)
@@ -187,6 +191,7 @@ class SettingsDialog(QDialog):
         values["milestones"] = parse_milestones(self.milestones.text())
         values["popup_kinds"] = tuple(k for k, box in self.kinds.items() if box.isChecked())
         values["retention_days"] = float(self.retention.value())
+        values["channels"] = self.channels_group.channels()
         return dataclasses.replace(self.original, **values)
 
 
