@@ -50,7 +50,7 @@ STATUS_TEXT = {
     DeliveryStatus.PAUSED: "withheld (paused)",
     DeliveryStatus.MERGED: "merged into a summary",
 }
-_HEADERS = ("Time", "Job", "Kind", "Urgency", "Title", "Status")
+_HEADERS = ("Time", "Job", "Kind", "Urgency", "Title", "Status", "Channels")
 _ANY = "Any"
 _KIND_COLORS = {"error": "#b91c1c", "warning": "#b45309"}
 _SearchRole = Qt.ItemDataRole.UserRole
@@ -65,6 +65,17 @@ def _combo(name: str) -> QComboBox:
 def _ts(ts: float) -> str:
     today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", time.localtime(ts))
     return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _channels_text(entry: HistoryEntry) -> str:
+    """``"sent"`` / ``"1 sent, 1 failed"`` over the entry's channels (issue 13); the tooltip names them."""
+    counts: dict[str, int] = {}
+    for _channel, outcome in entry.channels:
+        word = outcome.split(":", 1)[0]
+        counts[word] = counts.get(word, 0) + 1
+    if len(entry.channels) == 1:
+        return entry.channels[0][1].split(":", 1)[0]
+    return ", ".join(f"{n} {word}" for word, n in counts.items())
 
 
 class HistoryModel(QAbstractTableModel):
@@ -105,11 +116,13 @@ class HistoryModel(QAbstractTableModel):
                 entry.urgency,
                 title,
                 STATUS_TEXT.get(entry.status, entry.status.value),
+                _channels_text(entry),
             )
             return values[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
             extra = f"\nvia {entry.backend}" if entry.backend else ""
             extra += f"\n{entry.detail}" if entry.detail else ""
+            extra += "".join(f"\n{channel}: {outcome}" for channel, outcome in entry.channels)
             return plain_tooltip(f"{entry.title}\n{entry.message}{extra}")
         if role == Qt.ItemDataRole.ForegroundRole and entry.kind in _KIND_COLORS:
             return QColor(_KIND_COLORS[entry.kind])

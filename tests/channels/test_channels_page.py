@@ -12,6 +12,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
 
 pytest.importorskip("PySide6")
 
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from peft_notify.app.channels_page import ChannelsGroup
@@ -92,3 +93,27 @@ def test_the_settings_dialog_carries_the_channels(qtbot: QtBot) -> None:
     dialog = SettingsDialog(Settings(channels=(channel,)))
     qtbot.addWidget(dialog)
     assert dialog.settings().channels == (channel,)
+
+
+def test_history_view_shows_channel_deliveries(qtbot: QtBot, tmp_path: Path) -> None:
+    import time
+
+    from peft_notify.app.history_view import HistoryModel
+    from peft_notify.desktop.history import SqliteHistoryStore
+    from peft_notify.ports import DeliveryStatus, HistoryQuery
+    from peft_notify.wire import NotificationEvent, NotificationType
+
+    store = SqliteHistoryStore(tmp_path / "h.db")
+    now = time.time()
+    event = NotificationEvent(type=NotificationType.ERROR, title="llama: out of memory", message="OOM")
+    entry = store.record("j1", "llama", event, ts=now, status=DeliveryStatus.SHOWN, key="oom")
+    store.set_channel(entry, "json://127.0.0.1:9/ok", "sent", ts=now)
+    store.set_channel(entry, "ntfys://ntfy.sh/m…c", "failed", reason="HTTP 500", ts=now)
+    model = HistoryModel()
+    model.set_entries(store.query(HistoryQuery()))
+    column = model.columnCount() - 1
+    assert model.headerData(column, Qt.Orientation.Horizontal) == "Channels"
+    assert model.data(model.index(0, column)) == "1 sent, 1 failed"
+    tooltip = model.data(model.index(0, 0), Qt.ItemDataRole.ToolTipRole)
+    assert "ntfys://ntfy.sh/m…c: failed: HTTP 500" in tooltip
+    store.close()
