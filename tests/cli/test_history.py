@@ -224,3 +224,28 @@ def _history_help() -> str:
     history.register(parser.add_subparsers())
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return " ".join(sub.choices["history"].format_help().split())
+
+
+def test_a_damaged_default_history_is_one_line_and_left_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 item 9: the corrupt-DB notice came three times, and from this read-only command."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    from peft_notify.desktop.history import default_history_path
+
+    path = default_history_path()
+    path.parent.mkdir(parents=True)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notifications (x)")
+    db.commit()
+    db.close()
+    with path.open("r+b") as f:  # damage the first page past the header
+        f.seek(100)
+        f.write(b"garbage" * 8)
+    before = _snapshot(tmp_path)
+    assert main(["history"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1
+    assert "malformed" in captured.err
+    assert _snapshot(tmp_path) == before  # nothing moved aside, nothing recreated
