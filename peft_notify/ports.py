@@ -17,7 +17,6 @@ from peft_notify.wire import NotificationEvent
 
 __all__ = [
     "ActionHandler",
-    "Clock",
     "Delivery",
     "DeliveryStatus",
     "DndProbe",
@@ -198,10 +197,3 @@ class HistoryStore(Protocol):
     def query(self, query: HistoryQuery) -> list[HistoryEntry]: ...
 
     def mark_read(self, ids: Sequence[int] | None = None) -> int: ...
-
-
-@runtime_checkable
-class Clock(Protocol):
-    """Wall time in seconds since the epoch. The engine never reads a clock itself."""
-
-    def now(self) -> float: ...

@@ -2,26 +2,17 @@
 
 Each fake implements one protocol of :mod:`peft_notify.ports` in memory and
 records what it was asked to do. Use them in unit tests; on Linux, also test
-the real adapters against the real desktop session.
+the real adapters against the real desktop session. :class:`MemoryHistoryStore` is the real
+in-memory store of :mod:`peft_notify.desktop.memory_history`, re-exported here for tests.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from peft_notify.ports import (
-    ActionHandler,
-    Delivery,
-    DeliveryStatus,
-    DndState,
-    HistoryEntry,
-    HistoryQuery,
-    NotifyRequest,
-    TaskbarState,
-)
-from peft_notify.wire import NotificationEvent
+from peft_notify.desktop.memory_history import MemoryHistoryStore
+from peft_notify.ports import ActionHandler, Delivery, DndState, NotifyRequest, TaskbarState
 
 __all__ = [
     "FakeClock",
@@ -116,74 +107,3 @@ class ScriptedDndProbe:
         index = min(self.calls, len(self._states) - 1)
         self.calls += 1
         return self._states[index]
-
-
-class MemoryHistoryStore:
-    """An in-memory HistoryStore with the same semantics as the SQLite one."""
-
-    def __init__(self) -> None:
-        self.entries: dict[int, HistoryEntry] = {}
-        self._ids = itertools.count(1)
-
-    def record(
-        self,
-        job_id: str,
-        job_name: str,
-        event: NotificationEvent,
-        *,
-        ts: float,
-        status: DeliveryStatus,
-        key: str = "",
-        seq: int | None = None,
-    ) -> int:
-        entry_id = next(self._ids)
-        self.entries[entry_id] = HistoryEntry(
-            id=entry_id,
-            ts=ts,
-            job_id=job_id,
-            job_name=job_name,
-            kind=str(getattr(event.type, "value", event.type)),
-            urgency=str(getattr(event.urgency, "value", event.urgency)),
-            title=event.title,
-            message=event.message,
-            status=status,
-            key=key,
-            milestone=event.milestone,
-            error_type=event.error_type,
-            seq=seq,
-        )
-        return entry_id
-
-    def merge_repeat(self, job_id: str, key: str, *, ts: float, repeat: int) -> int | None:
-        for entry in sorted(self.entries.values(), key=lambda e: e.id, reverse=True):
-            if entry.job_id == job_id and entry.key == key:
-                self.entries[entry.id] = replace(entry, repeat=repeat, ts=ts, read=False)
-                return entry.id
-        return None
-
-    def set_status(self, entry_id: int, status: DeliveryStatus, *, backend: str = "", detail: str = "") -> None:
-        entry = self.entries[entry_id]
-        self.entries[entry_id] = replace(entry, status=status, backend=backend, detail=detail)
-
-    def query(self, query: HistoryQuery) -> list[HistoryEntry]:
-        text = query.text.lower()
-        found = [
-            e
-            for e in self.entries.values()
-            if (query.job_id is None or e.job_id == query.job_id)
-            and (not query.kinds or e.kind in query.kinds)
-            and (not query.urgencies or e.urgency in query.urgencies)
-            and (not text or text in e.title.lower() or text in e.message.lower())
-            and (not query.unread_only or not e.read)
-        ]
-        found.sort(key=lambda e: (e.ts, e.id), reverse=True)
-        return found[: query.limit]
-
-    def mark_read(self, ids: Sequence[int] | None = None) -> int:
-        targets = list(self.entries) if ids is None else [i for i in ids if i in self.entries]
-        changed = 0
-        for entry_id in targets:
-            if not self.entries[entry_id].read:
-                self.entries[entry_id] = replace(self.entries[entry_id], read=True)
-                changed += 1
-        return changed

@@ -46,6 +46,7 @@ __all__ = [
     "encode_action",
     "format_ts",
     "parse_ts",
+    "peek_progress_job",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -474,6 +475,26 @@ def encode_action(action: Action) -> str:
     if action.ref_seq is not None:
         data["ref_seq"] = action.ref_seq
     return json.dumps({"type": MessageType.ACTION.value, "data": data}, separators=(",", ":"))
+
+
+# How encode() starts a progress frame: to_dict's key order, compact separators.
+_PROGRESS_HEAD: Final = re.compile(r'\{"v":1,"seq":\d+,"type":"progress","job_id":"([^"\\]+)"')
+
+
+def peek_progress_job(frame: str) -> str | None:
+    """The job id of a progress frame as :func:`encode` writes it, without decoding; else ``None``.
+
+    For the desktop client, which skips decoding progress frames that a later buffered one
+    supersedes. A look at the frame's head (~0.4 µs against ~8 µs for :func:`decode`): it
+    relies on :func:`encode`'s key order and separators, which ``tests/test_wire.py`` checks
+    against the encoder. Frames written any other way, and progress carrying ``metrics`` (an
+    evaluation, never skipped), give ``None`` and are decoded in full: a miss costs time,
+    never correctness. A frame it names is still validated by :func:`decode` when delivered.
+    """
+    match = _PROGRESS_HEAD.match(frame)
+    if match is None or '"metrics":' in frame:
+        return None
+    return match.group(1)
 
 
 # --------------------------------------------------------------------------- #

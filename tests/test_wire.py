@@ -423,3 +423,50 @@ def test_valid_progress_always_round_trips(step: int, total: int | None, loss: f
         step = total
     env = Envelope("progress", Progress(step, total, loss=loss), seq=1, job_id="j", ts=TS)
     assert wire.decode(wire.encode(env)) == env
+
+
+# ------------------------------------------------------------ the progress peek (desktop coalescing)
+
+_job_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,40}", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    job_id=_job_ids,
+    seq=st.integers(min_value=0, max_value=2**53),
+    step=st.integers(min_value=0, max_value=10**9),
+    metrics=st.dictionaries(st.sampled_from(["eval_loss", "accuracy"]), st.floats(0, 10), max_size=2),
+    name=st.text(max_size=30),
+)
+def test_peek_progress_job_agrees_with_the_encoder(
+    job_id: str, seq: int, step: int, metrics: dict[str, float], name: str
+) -> None:
+    """Every progress frame encode() writes peeks as its job (None with metrics); nothing else does."""
+    progress = Envelope("progress", Progress(current_step=step, metrics=metrics), seq=seq, job_id=job_id, ts=TS)
+    frame = wire.encode(progress)
+    assert wire.peek_progress_job(frame) == (None if metrics else wire.decode(frame).job_id)
+    others = [
+        Envelope("hello", Hello(name=name, run_id="r"), seq=seq, job_id=job_id, ts=TS),
+        Envelope("status", Status(state=JobState.PAUSED, reason=f'"type":"progress" {name}'), seq=seq, job_id=job_id),
+        Envelope(
+            "notification",
+            NotificationEvent(type=NotificationType.WARNING, title='{"v":1,"seq":1,"type":"progress","job_id":"x"', message=""),
+            seq=seq,
+            job_id=job_id,
+            ts=TS,
+        ),
+        Envelope("notification", NotificationEvent(type=NotificationType.COMPLETION, title=name, message=""), ts=TS, v=None),
+    ]
+    for env in others:
+        assert wire.peek_progress_job(wire.encode(env)) is None
+
+
+def test_peek_progress_job_misses_other_producers_safely() -> None:
+    """Frames written differently (spaces, key order) are not peeked: they are decoded in full."""
+    compact = wire.encode(Envelope("progress", Progress(current_step=1), seq=1, job_id="j", ts=TS))
+    spaced = json.dumps(json.loads(compact))
+    reordered = json.dumps({"type": "progress", **json.loads(compact)}, separators=(",", ":"))
+    assert wire.peek_progress_job(compact) == "j"
+    assert wire.peek_progress_job(spaced) is None
+    assert wire.peek_progress_job(reordered) is None
+    assert wire.decode(spaced).job_id == wire.decode(reordered).job_id == "j"

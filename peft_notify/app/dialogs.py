@@ -35,8 +35,15 @@ __all__ = ["AddJobDialog", "SettingsDialog", "about_text", "parse_milestones", "
 _URL_HINT = "ws://HOST:PORT/ws/notifications/JOB"
 
 
-def valid_job_url(url: str) -> bool:
-    return url.strip().startswith(("ws://", "wss://", "http://", "https://")) and "/" in url.strip()[8:]
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a job URL (the desktop side's one check), or ``None``."""
+    from peft_notify.desktop.frames import parse_job_url
+
+    try:
+        parse_job_url(url)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 class AddJobDialog(QDialog):
@@ -79,8 +86,9 @@ class AddJobDialog(QDialog):
             self.token.setText(token or "")
 
     def accept(self) -> None:
-        if not valid_job_url(self.url.text()):
-            self.error.setText(f"Enter a job URL like {_URL_HINT}")
+        problem = url_problem(self.url.text())
+        if problem is not None:
+            self.error.setText(problem)
             self.error.show()
             self.url.setFocus()
             return

@@ -1,7 +1,7 @@
 """What the window shows about one subscribed job: a plain value per job, plus formatting.
 
 The controller keeps one :class:`JobRow` per subscription (keyed by URL) and updates it from
-the engine's ``JobView`` and the client's connection events; widgets only read it. No Qt here,
+the engine's ``JobView`` and the monitor's connection events; widgets only read it. No Qt here,
 so the formatting is tested without a display.
 """
 
@@ -12,11 +12,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
 
 from peft_notify.engine.config import format_eta
 
-__all__ = ["JobRow", "Link", "aggregate_progress", "format_duration", "job_id_from_url"]
+__all__ = ["JobRow", "Link", "aggregate_progress", "format_duration"]
 
 MAX_LOSS_POINTS = 600
 
@@ -37,12 +36,6 @@ class Link(Enum):
         return self in (Link.AUTH_REFUSED, Link.PROTOCOL_ERROR)
 
 
-def job_id_from_url(url: str) -> str:
-    """The job id in ``.../ws/notifications/JOB`` (or the URL's last path segment)."""
-    path = urlsplit(url).path.rstrip("/")
-    return path.rsplit("/", 1)[-1] or url
-
-
 def format_duration(seconds: float | None) -> str:
     """``1h 02m`` / ``3m 20s`` / ``45s``; an em dash when unknown."""
     return format_eta(seconds, unknown="—")
@@ -53,8 +46,9 @@ class JobRow:
     """One subscription's live state (mutable; owned by the controller)."""
 
     key: str  # the subscription URL: stable identity even before the hello arrives
-    job_id: str
+    job_id: str  # the job's key in the engine and the history (JOB@HOST:PORT for a followed job)
     name: str = ""
+    label: str = ""  # what to call it before its hello names it (the job id in its URL)
     host: str = ""
     pid: int | None = None
     state: str = ""  # wire.JobState value once known
@@ -75,7 +69,7 @@ class JobRow:
 
     @property
     def title(self) -> str:
-        return self.name or self.job_id
+        return self.name or self.label or self.job_id
 
     @property
     def finished(self) -> bool:
@@ -132,7 +126,8 @@ class JobRow:
     def update_from_view(self, view: Any) -> None:
         """Copy the engine's ``JobView`` fields (duck-typed, so tests can pass a stand-in)."""
         self.job_id = view.job_id
-        self.name = view.name or self.name
+        if view.name and view.name != view.job_id:  # the engine falls back to the key
+            self.name = view.name
         self.host = view.host or self.host
         self.pid = view.pid if view.pid is not None else self.pid
         self.state = str(getattr(view.state, "value", view.state) or "")

@@ -24,7 +24,6 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
 from peft_notify import __version__
-from peft_notify.app.controller import Controller
 from peft_notify.app.shell import AppShell
 from peft_notify.app.single import SingleInstance
 from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
@@ -33,19 +32,20 @@ from peft_notify.desktop.settings import Settings, default_settings_path, load_s
 from peft_notify.discovery import list_job_files
 from peft_notify.engine import Engine, EngineConfig
 from peft_notify.engine.resources import ResourceThresholds
-from peft_notify.platform.dnd import NullDndProbe
-from peft_notify.platform.taskbar import NullTaskbar
 from peft_notify.ports import ActionHandler, HistoryStore
 from peft_notify.wire import Envelope, NotificationEvent, NotificationType
 
 if TYPE_CHECKING:
     from peft_notify.app.adapters import Adapters
     from peft_notify.desktop.client import JobClient
+    from peft_notify.desktop.frames import ConnectionEvent
+    from peft_notify.desktop.monitor import LossCurves
 
 # Start-up order (launch → first paint is a benchmark, bench/startup.py): only Qt, the widgets
-# and what they display (controller, settings, history) are imported before the window shows.
-# qasync, websockets (client), desktop-notifier and the platform adapters, the tray's loss-curve
-# renderer and autostart are imported once the window has painted.
+# and what they display (settings, history) are imported before the window shows; the window
+# is built and painted without the controller. qasync, websockets (client), the controller and
+# its monitor, desktop-notifier and the platform adapters, the tray's loss-curve renderer and
+# autostart are imported once the window has painted, and the controller is attached then.
 
 __all__ = ["AppOptions", "engine_config", "run_app"]
 
@@ -99,7 +99,7 @@ def _open_history(path: Path | None, settings: Settings) -> tuple[HistoryStore, 
     try:
         store = SqliteHistoryStore(path, retention_days=settings.retention_days)
     except HistoryError as exc:
-        from peft_notify.testing import MemoryHistoryStore
+        from peft_notify.desktop.memory_history import MemoryHistoryStore
 
         log.error("history unavailable, keeping it in memory for this session: %s", exc)
         return MemoryHistoryStore(), f"History is not being saved this session: {exc}"
@@ -110,7 +110,7 @@ def _make_client(
     url: str,
     token: str | None,
     on_message: Callable[[Envelope], None],
-    on_event: Callable[[Any], None],
+    on_event: Callable[[ConnectionEvent], None],
     since: int | None,
 ) -> JobClient:
     from peft_notify.desktop.client import JobClient
@@ -118,7 +118,7 @@ def _make_client(
     return JobClient(url, token, on_message=on_message, on_event=on_event, since=since)
 
 
-def _loss_curve_attachment(controller: Controller) -> Callable[[str, NotificationEvent], Path | None]:
+def _loss_curve_attachment(curves: LossCurves) -> Callable[[str, NotificationEvent], Path | None]:
     """Completion notifications carry a PNG of the job's loss curve (where the platform shows one)."""
     import platformdirs
 
@@ -126,15 +126,14 @@ def _loss_curve_attachment(controller: Controller) -> Callable[[str, Notificatio
 
     cache = Path(platformdirs.user_cache_dir("peft-notify", appauthor=False))
 
-    def attachment(job_id: str, event: NotificationEvent) -> Path | None:
-        key = controller.key_for(job_id)
-        if event.type is not NotificationType.COMPLETION or key is None:
+    def attachment(job_key: str, event: NotificationEvent) -> Path | None:
+        if event.type is not NotificationType.COMPLETION:
             return None
-        losses = [loss for _step, loss in controller.rows[key].losses]
+        losses = curves.losses(job_key)
         if len(losses) < 2:
             return None
         cache.mkdir(parents=True, exist_ok=True)
-        return render_loss_curve_png(losses, cache / f"loss-{abs(hash(job_id))}.png")
+        return render_loss_curve_png(losses, cache / f"loss-{abs(hash(job_key))}.png")
 
     return attachment
 
@@ -154,24 +153,22 @@ async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: 
 
 @dataclasses.dataclass
 class _Parts:
-    """What :func:`_build` made before the event loop runs."""
+    """What :func:`_build` made before the event loop runs: everything the first paint needs."""
 
     settings: Settings
     history: HistoryStore
     history_problem: str | None
-    controller: Controller
     shell: AppShell
-    on_action: ActionHandler  # the notifiers' button/click handler
+    save: Callable[[Settings], None]
 
 
 def _build(options: AppOptions) -> _Parts:
-    """Settings, history, controller (still without notifiers or connections) and the shell."""
+    """Settings, history and the shell (window, tray): no controller, no connections yet."""
     settings_path = options.settings_path or default_settings_path()
     settings = load_settings(settings_path)
     history, history_problem = _open_history(options.history_path, settings)
     local = settings.auto_discover if options.local is None else options.local
     settings_for_run = dataclasses.replace(settings, auto_discover=local)
-    holder: dict[str, Controller] = {}
 
     def save(new: Settings) -> None:
         # --local/--no-local is for this run only: persist the user's own auto_discover choice.
@@ -179,31 +176,14 @@ def _build(options: AppOptions) -> _Parts:
             new = dataclasses.replace(new, auto_discover=settings.auto_discover)
         save_settings(new, settings_path)
 
-    def on_action(job_id: str, record_id: int, action: str) -> None:
-        if "c" in holder:
-            holder["c"].handle_action(job_id, record_id, action)
-
-    # No notifiers yet: nothing is dispatched before controller.start(), which runs only once
-    # the real adapters are chosen (the tray balloon and window alert need the widgets).
-    controller = Controller(
-        settings_for_run,
-        engine=Engine(engine_config(settings)),
-        history=history,
-        notifiers=[],
-        taskbar=NullTaskbar(),
-        dnd_probe=NullDndProbe(),
-        client_factory=_make_client,
-        save_settings=save,
-        discover=list_job_files,
-    )
-    holder["c"] = controller
     shell = AppShell(
-        controller,
+        settings_for_run,
+        history,
         list_local_jobs=list_job_files,
         set_autostart=_set_autostart,
         engine_defaults=_engine_defaults(),
     )
-    return _Parts(settings, history, history_problem, controller, shell, on_action)
+    return _Parts(settings, history, history_problem, shell, save)
 
 
 class _ExposeWaiter(QObject):
@@ -238,15 +218,31 @@ def _paint_first(window: QWidget, limit_ms: int = 300) -> None:
 
 
 async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> int:
-    settings, history, controller, shell = parts.settings, parts.history, parts.controller, parts.shell
-    adapters = await build_adapters(
-        parts.on_action, tray=shell.tray.icon if shell.tray.available else None, window=shell.window
+    from peft_notify.app.controller import Controller
+    from peft_notify.desktop.monitor import ButtonPresses, LossCurves
+
+    settings, history, shell = parts.settings, parts.history, parts.shell
+    # Every part exists before the controller and its monitor are built: notification buttons
+    # go to ``presses``, which the monitor reads; completions draw from ``curves``, which it fills.
+    presses, curves = ButtonPresses(), LossCurves()
+    tray = shell.tray.icon if shell.tray.available else None
+    adapters = await build_adapters(presses, tray=tray, window=shell.window)
+    controller = Controller(
+        shell.settings,
+        engine=Engine(engine_config(settings)),
+        history=history,
+        notifiers=adapters.notifiers,
+        taskbar=adapters.taskbar,
+        dnd_probe=adapters.dnd_probe,
+        client_factory=_make_client,
+        save_settings=parts.save,
+        discover=list_job_files,
+        presses=presses,
+        curves=curves,
+        attachment_for=_loss_curve_attachment(curves),
     )
-    controller.dispatcher.notifiers = adapters.notifiers
-    controller.dispatcher.taskbar = adapters.taskbar
-    controller.dispatcher.attachment_for = _loss_curve_attachment(controller)
-    controller.dnd_probe = adapters.dnd_probe
     shell.selections = adapters.summary
+    shell.attach(controller)
     single.message_received.connect(shell.on_instance_message)
     controller.start()
     for url in options.urls:

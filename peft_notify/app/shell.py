@@ -1,7 +1,8 @@
 """Wires the widgets to the controller: window, tray, dialogs, single-instance messages, quitting.
 
-:class:`AppShell` is created by :func:`peft_notify.app.main.run_app` once the controller
-exists; ``await shell.wait_quit()`` returns when the user quits (tray or menu).
+:class:`AppShell` is created by :func:`peft_notify.app.main.run_app` before the controller
+exists (the window paints first); :meth:`AppShell.attach` connects the controller once it is
+built. ``await shell.wait_quit()`` returns when the user quits (tray or menu).
 """
 
 from __future__ import annotations
@@ -9,18 +10,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
-from peft_notify.app.controller import Controller
 from peft_notify.app.tray import Tray
 from peft_notify.app.window import MainWindow
 from peft_notify.appinfo import icon_file
 from peft_notify.desktop.settings import Settings
+from peft_notify.ports import HistoryStore
+
+if TYPE_CHECKING:  # imported after the first paint
+    from peft_notify.app.controller import Controller
 
 __all__ = ["AppShell"]
 
@@ -34,29 +39,32 @@ class AppShell(QObject):
 
     def __init__(
         self,
-        controller: Controller,
+        settings: Settings,
+        history: HistoryStore,
         *,
         selections: Selections = (),
         list_local_jobs: Callable[[], Sequence[Any]] = lambda: (),
         set_autostart: Callable[[bool], object] | None = None,
         engine_defaults: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.controller = controller
+        self.controller: Controller | None = None
+        self._settings = settings  # until the controller (which owns them) is attached
         self.selections = selections
         self.list_local_jobs = list_local_jobs
         self.set_autostart = set_autostart
         self.engine_defaults = engine_defaults or {}
-        self.window = MainWindow(controller)
+        self.window = MainWindow(history)
         self.window.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product's icon; the tray shows status
-        self.tray = Tray(controller.clock)
+        self.tray = Tray(clock)
         self._quit = asyncio.Event()
         # Owned by the window, so it cannot fire after the window is gone.
         self._tray_timer = QTimer(self.window, singleShot=True, interval=250)
         self._tray_timer.timeout.connect(self.refresh_tray)
 
-        w, t, c = self.window, self.tray, controller
+        w, t = self.window, self.tray
         w.add_job_requested.connect(self.on_add_job)
         w.settings_requested.connect(self.on_settings)
         w.about_requested.connect(self.on_about)
@@ -64,19 +72,37 @@ class AppShell(QObject):
         w.close_requested.connect(self.on_close_requested)
         w.history_view.unread_changed.connect(lambda _n: self.schedule_tray_refresh())
         t.show_requested.connect(self.show_window)
-        t.job_requested.connect(lambda key: c.show_job.emit(key, 0))
-        t.pause_requested.connect(c.pause_notifications)
         t.mute_toggled.connect(self.on_mute)
         t.quit_requested.connect(self.quit)
+        t.mute_action.setChecked(not settings.sounds)
+        t.set_paused(None)
+        t.show()
+        self.refresh_tray()
+
+    @property
+    def settings(self) -> Settings:
+        return self.controller.settings if self.controller is not None else self._settings
+
+    def attach(self, controller: Controller) -> None:
+        """Connect the window, the tray and the dialogs to ``controller`` (once, after the first paint)."""
+        self.controller = c = controller
+        t = self.tray
+        self.window.attach(controller)
+        t.job_requested.connect(lambda key: c.show_job.emit(key, 0))
+        t.pause_requested.connect(c.pause_notifications)
         c.job_updated.connect(lambda _key: self.schedule_tray_refresh())
         c.job_removed.connect(lambda _key: self.schedule_tray_refresh())
         c.history_changed.connect(self.schedule_tray_refresh)
         c.pause_changed.connect(t.set_paused)
         c.dnd_changed.connect(t.set_dnd)
         t.mute_action.setChecked(not c.settings.sounds)
-        t.set_paused(None)
-        t.show()
         self.refresh_tray()
+
+    def _update_settings(self, settings: Settings) -> None:
+        if self.controller is not None:
+            self.controller.update_settings(settings)
+        else:
+            self._settings = settings
 
     # -- window and tray -----------------------------------------------------------------
 
@@ -95,13 +121,13 @@ class AppShell(QObject):
             self._tray_timer.start()
 
     def refresh_tray(self) -> None:
-        rows = list(self.controller.rows.values())
+        rows = list(self.controller.rows.values()) if self.controller is not None else []
         unread = self.window.history_view.unread_count()
         self.tray.refresh(rows, unread)
 
     def on_close_requested(self) -> None:
         """Window closed: keep running in the tray (first time: say so), or quit."""
-        settings = self.controller.settings
+        settings = self.settings
         if not (settings.close_to_tray and self.tray.available):
             self.quit()
             return
@@ -111,10 +137,10 @@ class AppShell(QObject):
                 "peft-notify is still running",
                 "It keeps monitoring your jobs in the tray. Use Quit in the tray menu to exit.",
             )
-            self.controller.update_settings(dataclasses.replace(settings, told_about_tray=True))
+            self._update_settings(dataclasses.replace(settings, told_about_tray=True))
 
     def on_mute(self, muted: bool) -> None:
-        self.controller.update_settings(dataclasses.replace(self.controller.settings, sounds=not muted))
+        self._update_settings(dataclasses.replace(self.settings, sounds=not muted))
 
     # -- dialogs (imported when first opened: the window shows sooner) ----------------------
 
@@ -126,6 +152,8 @@ class AppShell(QObject):
     def on_add_job(self) -> None:
         from peft_notify.app.dialogs import AddJobDialog
 
+        if self.controller is None:
+            return
         try:
             local = [j for j in self.list_local_jobs() if j.url not in self.controller.rows]
         except Exception:
@@ -139,7 +167,7 @@ class AppShell(QObject):
     def on_settings(self) -> None:
         from peft_notify.app.dialogs import SettingsDialog
 
-        before = self.controller.settings
+        before = self.settings
         dialog = SettingsDialog(before, self.engine_defaults, self.window)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
@@ -150,7 +178,7 @@ class AppShell(QObject):
             except OSError as exc:
                 QMessageBox.warning(self.window, "Start at login", f"Could not change start at login: {exc}")
                 after = dataclasses.replace(after, autostart=before.autostart)
-        self.controller.update_settings(after)
+        self._update_settings(after)
         self.tray.mute_action.setChecked(not after.sounds)
 
     # -- other instances, quitting -------------------------------------------------------
@@ -159,9 +187,10 @@ class AppShell(QObject):
         """A second launch passed its command line: subscribe to its URLs and show the window."""
         urls = message.get("urls") or []
         token = message.get("token")
-        for url in urls if isinstance(urls, list) else []:
-            if isinstance(url, str):
-                self.controller.subscribe(
+        controller = self.controller  # connected only once attached (the app listens after that)
+        for url in urls if isinstance(urls, list) and controller is not None else []:
+            if isinstance(url, str) and controller is not None:
+                controller.subscribe(
                     url, token if isinstance(token, str) else None, persist=message.get("persist", True) is not False
                 )
         if message.get("show", True):

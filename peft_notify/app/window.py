@@ -1,13 +1,16 @@
 """The main window: job list, detail pane, history tab, banner strip, status bar.
 
-:class:`MainWindow` listens to the :class:`Controller`'s signals (``on_job_updated`` …) and
-calls its methods for user commands. Closing it hides it to the tray when the settings say so
+:class:`MainWindow` is built and painted from the history alone; :meth:`MainWindow.attach`
+then connects it to the :class:`Controller` (the app does that after the first paint, see
+docs/performance.md). It listens to the controller's signals (``on_job_updated`` …) and calls
+its methods for user commands. Closing it hides it to the tray when the settings say so
 (``close_requested`` lets the app decide); it never owns monitoring state itself.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
@@ -27,13 +30,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from peft_notify.app.controller import Controller
 from peft_notify.app.detail_pane import DetailPane
 from peft_notify.app.history_view import HistoryView
 from peft_notify.app.job_card import JobCard
 from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.app.style import STYLE_SHEET
-from peft_notify.ports import HistoryEntry, HistoryQuery
+from peft_notify.ports import HistoryEntry, HistoryQuery, HistoryStore
+
+if TYPE_CHECKING:  # the controller (websockets, the engine) is imported after the first paint
+    from peft_notify.app.controller import Controller
 
 __all__ = ["MainWindow"]
 
@@ -54,9 +59,10 @@ class MainWindow(QMainWindow):
     quit_requested = Signal()
     close_requested = Signal()
 
-    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+    def __init__(self, history: HistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.controller = controller
+        self.controller: Controller | None = None
+        self.history = history
         self.setWindowTitle("peft-notify")
         self.setObjectName("MainWindow")
         self.setStyleSheet(STYLE_SHEET)
@@ -111,7 +117,7 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([520, 560])
-        self.history_view = HistoryView(controller.history)
+        self.history_view = HistoryView(history)
         self.tabs = QTabWidget(documentMode=True)
         self.tabs.addTab(splitter, "Jobs")
         self.tabs.addTab(self.history_view, "History")
@@ -130,9 +136,15 @@ class MainWindow(QMainWindow):
         self.remove_button.clicked.connect(self.on_remove)
         self.pause_button.clicked.connect(self.on_pause_toggle)
         self.job_list.currentItemChanged.connect(self.on_current_changed)
-        self.detail.action_requested.connect(controller.request_action)
         self.detail.entry_activated.connect(self.show_entry)
         self.history_view.entry_activated.connect(self.show_entry)
+        self.update_buttons()
+        self.update_status()
+
+    def attach(self, controller: Controller) -> None:
+        """Start showing ``controller``'s jobs and sending it the user's commands (once)."""
+        self.controller = controller
+        self.detail.action_requested.connect(controller.request_action)
         controller.job_updated.connect(self.on_job_updated)
         controller.job_removed.connect(self.on_job_removed)
         controller.history_changed.connect(self.on_history_changed)
@@ -172,7 +184,7 @@ class MainWindow(QMainWindow):
     # -- controller signals --------------------------------------------------------------
 
     def on_job_updated(self, key: str) -> None:
-        row = self.controller.rows.get(key)
+        row = self.controller.rows.get(key) if self.controller is not None else None
         if row is None:
             return
         if key not in self.items:
@@ -232,7 +244,7 @@ class MainWindow(QMainWindow):
 
     def current_row(self) -> JobRow | None:
         key = self.current_key()
-        return None if key is None else self.controller.rows.get(key)
+        return None if key is None or self.controller is None else self.controller.rows.get(key)
 
     def refresh_detail(self, events: bool = True) -> None:
         """Show the current job; ``events=False`` reuses its cached timeline (progress updates)."""
@@ -244,7 +256,7 @@ class MainWindow(QMainWindow):
             return
         if events or self.detail.key != row.key:
             try:
-                self._events = self.controller.history.query(HistoryQuery(job_id=row.job_id, limit=200))
+                self._events = self.history.query(HistoryQuery(job_id=row.job_id, limit=200))
             except Exception:
                 log.warning("could not read the job's history", exc_info=True)
                 self._events = []
@@ -259,26 +271,29 @@ class MainWindow(QMainWindow):
 
     def on_remove(self) -> None:
         key = self.current_key()
-        if key is not None:
+        if key is not None and self.controller is not None:
             self.controller.unsubscribe(key)
 
     def on_pause_toggle(self) -> None:
         row = self.current_row()
-        if row is not None:
+        if row is not None and self.controller is not None:
             self.controller.set_job_paused(row.key, row.link is not Link.STOPPED)
 
     def on_discover(self) -> None:
-        found = self.controller.discover_now()
+        found = self.controller.discover_now() if self.controller is not None else 0
         self.statusBar().showMessage(f"Found {found} new local job(s)" if found else "No new local jobs found", 5000)
 
     def show_entry(self, job_id: str, entry_id: int) -> None:
-        key = self.controller.key_for(job_id)
+        key = self.controller.key_for(job_id) if self.controller is not None else None
         self.on_show_job(key or "", entry_id)
 
     def on_state_changed(self, _value: object = None) -> None:
         self.update_status()
 
     def update_status(self) -> None:
+        if self.controller is None:
+            self.status_label.setText("Starting…")
+            return
         parts = [f"Do Not Disturb: {self.controller.dnd.value}"]
         if self.controller.paused_until is not None:
             parts.append("notifications paused")
@@ -294,7 +309,8 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self.controller.acknowledge()
+        if self.controller is not None:
+            self.controller.acknowledge()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.allow_close:

@@ -1,19 +1,23 @@
-"""JobClient: subscribes to one job over WebSocket, reconnecting with backoff and ``since=``.
+"""JobClient: follows one job over WebSocket, reconnecting with backoff and ``since=``.
 
+The I/O loop around a :class:`~peft_notify.desktop.frames.FrameTracker`, which does the
+Sans-I/O bookkeeping (new or replayed frame, this connection's job or another's, run change).
 ``await JobClient(url, on_message=...).run()`` connects, calls ``on_message`` for every
-new envelope (the ``hello`` first), and on a lost connection reconnects after a delay from
-:func:`backoff`, asking for ``?since=last_seq`` so nothing is lost or repeated. It returns
-when :meth:`JobClient.stop` is called, when the job has finished (terminal status received
-and the server closed), or when the server refuses the token / does not know the job.
-No Qt: the desktop app and ``peft-notify watch`` both use it.
+envelope the tracker lets through (the ``hello`` first), and on a lost connection reconnects
+after a delay from :func:`~peft_notify.desktop.frames.backoff`, asking for ``?since=last_seq``
+so nothing is lost or repeated. It returns when :meth:`JobClient.stop` is called, when the job
+has finished (terminal status received and the server closed), or when the server refuses the
+token / does not know the job. No Qt: the desktop app and ``peft-notify watch`` both use it
+(through :class:`peft_notify.desktop.monitor.Monitor`).
 
 Progress frames may be coalesced: when several progress frames of one job are already
 buffered, only the last one is decoded and delivered (the skipped ones are counted in
-``JobClient.coalesced``). Progress is a snapshot, so nothing is lost: the engine detects
-milestone crossings between the previous and the latest step. Every other frame (hello,
-notification, status, unknown types) is always decoded and delivered, in order. While
-frames are buffered the receive loop still lets the event loop run every
-``JobClient.yield_every`` frames, so a flood cannot starve Qt timers and repaints.
+``JobClient.coalesced``); :func:`peft_notify.wire.peek_progress_job` recognises them without
+decoding. Progress is a snapshot, so nothing is lost: the engine detects milestone crossings
+between the previous and the latest step. Every other frame (hello, notification, status,
+unknown types) is always decoded and delivered, in order. While frames are buffered the
+receive loop still lets the event loop run every ``JobClient.yield_every`` frames, so a
+flood cannot starve Qt timers and repaints.
 """
 
 from __future__ import annotations
@@ -22,20 +26,25 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Origin
 
 from peft_notify import wire
+from peft_notify.desktop.frames import (
+    ClientState,
+    ConnectionEvent,
+    FrameTracker,
+    backoff,
+    normalize_url,
+    parse_job_url,
+)
 
-__all__ = ["ClientState", "ConnectionEvent", "JobClient", "backoff", "normalize_url"]
+# The Sans-I/O names are re-exported: callers that start a client use them with it.
+__all__ = ["ClientState", "ConnectionEvent", "JobClient", "backoff", "normalize_url", "parse_job_url"]
 
 log = logging.getLogger(__name__)
 
@@ -43,68 +52,9 @@ log = logging.getLogger(__name__)
 # skipped (logged and counted) instead of killing the connection and reconnecting forever.
 _RECV_LIMIT = 4 * wire.MAX_FRAME_BYTES
 
-# How wire.encode (our JobServer) starts a progress frame: keys in this order, no spaces.
-# Only frames that start like this are coalesced; any other frame is decoded as usual.
-_PROGRESS_HEAD = re.compile(r'\{"v":1,"seq":\d+,"type":"progress","job_id":"([^"\\]+)"')
-
-
-class ClientState(Enum):
-    """Where a JobClient is in its life."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    AUTH_REFUSED = "auth_refused"
-    PROTOCOL_ERROR = "protocol_error"
-    FINISHED = "finished"
-    STOPPED = "stopped"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (ClientState.AUTH_REFUSED, ClientState.PROTOCOL_ERROR, ClientState.FINISHED, ClientState.STOPPED)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionEvent:
-    """A state change; ``retry_in`` is the delay before the next attempt when reconnecting."""
-
-    state: ClientState
-    detail: str = ""
-    retry_in: float | None = None
-
-
-def backoff(base: float = 0.5, cap: float = 30.0, rng: Callable[[], float] = random.random) -> Iterator[float]:
-    """Delays for successive retries: exponential growth capped at ``cap``, with full jitter."""
-    attempt = 0
-    while True:
-        yield rng() * min(cap, base * 2.0**attempt)
-        attempt = min(attempt + 1, 62)
-
-
-def normalize_url(url: str) -> str:
-    """Accept ws://, wss://, http:// and https:// job URLs; returns the ws(s) form.
-
-    Raises ``ValueError`` for any other scheme.
-    """
-    parts = urlsplit(url)
-    scheme = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}.get(parts.scheme.lower())
-    if scheme is None or not parts.netloc:
-        raise ValueError(f"not a job URL: {url!r} (expected ws://HOST:PORT/ws/notifications/JOB)")
-    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, ""))
-
-
-def _with_since(url: str, since: int | None, run_id: str | None = None) -> str:
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("since", "run_id")]
-    if since is not None:
-        query.append(("since", str(since)))
-        if run_id is not None:
-            query.append(("run_id", run_id))  # a restarted job replays from its start
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
-
 
 class JobClient:
-    """Subscriber for one job URL (see the module docstring)."""
+    """Subscriber for one job URL: the I/O loop around a :class:`FrameTracker` (module docstring)."""
 
     yield_every = 64  # frames handled back to back before the receive loop yields to the event loop
 
@@ -123,7 +73,8 @@ class JobClient:
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
     ) -> None:
-        self.url = normalize_url(url)
+        job_url = parse_job_url(url)
+        self.url = job_url.url
         self.token = token
         self.on_message = on_message
         self.on_event = on_event
@@ -132,18 +83,12 @@ class JobClient:
         self.base_delay = base_delay
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
-        if since is None:  # ``?since=N`` in the URL counts too
-            raw = dict(parse_qsl(urlsplit(self.url).query)).get("since", "")
-            since = int(raw) if raw.isdigit() else None
-        self.last_seq: int | None = since
-        self.hello: wire.Hello | None = None
+        # ``?since=N`` in the URL counts too
+        self.tracker = FrameTracker(job_url.job_id, job_url.since if since is None else since, label=job_url.address)
         self.state = ClientState.CONNECTING
-        self.bad_frames = 0
-        self.duplicates = 0
         self.connects = 0
         self.coalesced = 0  # progress frames skipped because a later one of the same job was buffered
         self._rng = rng
-        self._finished_seen = False
         self._stop = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -152,6 +97,28 @@ class JobClient:
         self._parked: str | None = None  # the latest progress frame of a burst, not decoded yet
         self._parked_job = ""
         self._flush_handle: asyncio.Handle | None = None
+
+    # The tracker's bookkeeping, read by the app, watch and tests.
+
+    @property
+    def last_seq(self) -> int | None:
+        return self.tracker.last_seq
+
+    @property
+    def hello(self) -> wire.Hello | None:
+        return self.tracker.hello
+
+    @property
+    def bad_frames(self) -> int:
+        return self.tracker.bad_frames
+
+    @property
+    def duplicates(self) -> int:
+        return self.tracker.duplicates
+
+    @property
+    def foreign(self) -> int:
+        return self.tracker.foreign
 
     async def run(self) -> ClientState:
         """Connect and keep the subscription alive until a terminal state; returns it."""
@@ -180,7 +147,7 @@ class JobClient:
                 delays = backoff(self.base_delay, self.max_delay, self._rng)
             if self._stop.is_set():
                 break
-            if self._finished_seen:
+            if self.tracker.finished:
                 return self._set(ClientState.FINISHED, "job finished")
             delay = next(delays)
             self._set(ClientState.RECONNECTING, detail or "connection lost", retry_in=delay)
@@ -193,7 +160,7 @@ class JobClient:
         healthy = False
         try:
             async with connect(
-                _with_since(self.url, self.last_seq, self.hello.run_id if self.hello else None),
+                self.tracker.resume_url(self.url),
                 additional_headers={"Authorization": f"Bearer {self.token}"} if self.token else None,
                 origin=Origin(self.origin) if self.origin else None,
                 open_timeout=self.open_timeout,
@@ -265,11 +232,10 @@ class JobClient:
         already buffered. Progress carrying ``metrics`` (an evaluation) is never parked.
         Returns what :meth:`_receive` returns.
         """
-        match = _PROGRESS_HEAD.match(frame) if isinstance(frame, str) else None
-        if match is None or not isinstance(frame, str) or '"metrics":' in frame:  # evaluations are kept
+        job = wire.peek_progress_job(frame) if isinstance(frame, str) else None
+        if job is None or not isinstance(frame, str):  # evaluations and other frames are kept
             self._flush()
             return self._receive(frame)
-        job = match.group(1)
         if self._parked is not None and job == self._parked_job:
             self.coalesced += 1
             self._parked = frame
@@ -290,31 +256,13 @@ class JobClient:
 
     def _receive(self, frame: str | bytes) -> bool:
         """Handle one frame; True when it was a hello (the connection is healthy)."""
-        try:
-            env = wire.decode(frame)
-        except wire.ProtocolError as exc:
-            self.bad_frames += 1
-            log.warning("skipping a bad frame from %s: %s", self.url, exc)
+        env = self.tracker.receive(frame)
+        if env is None:
             return False
+        self._deliver(env)
         if isinstance(env.data, wire.Hello):
-            if self.hello is not None and self.hello.run_id != env.data.run_id:
-                log.info("%s: new run %s; replaying it from the start", self.url, env.data.run_id)
-                self.last_seq = 0
-            self.hello = env.data
-            if self.last_seq is None:
-                self.last_seq = env.data.last_seq
-            self._finished_seen = env.data.state.finished
-            self._deliver(env)
             self._set(ClientState.CONNECTED, env.data.name)
             return True
-        if env.seq is not None:
-            if self.last_seq is not None and env.seq <= self.last_seq:
-                self.duplicates += 1
-                return False
-            self.last_seq = env.seq
-        if isinstance(env.data, wire.Status):
-            self._finished_seen = env.data.state.finished
-        self._deliver(env)
         return False
 
     def _deliver(self, env: wire.Envelope) -> None:

@@ -5,9 +5,11 @@ the only place that talks to the OS on the app's behalf, and it keeps one promis
 notification is written to history (status ``PENDING``) *before* any notifier sees it, then
 updated to ``SHOWN`` (first notifier), ``FALLBACK`` (a later one) or ``FAILED``. Each notifier
 call has a timeout, so a hung D-Bus call delays one notification, never the app. Button presses
-come back through :meth:`Dispatcher.handle_action` (pass it to the notifiers as their
-``ActionHandler``): "retry"/"cancel" go to the job through ``send_action``, a click or
-"view-details" goes to ``on_view``. Nothing here raises to the caller except cancellation.
+come back through :meth:`Dispatcher.route_action`, which marks the entry read and says where
+the press goes (Sans-I/O, like the engine): :class:`SendToJob` for "retry"/"cancel" (with the
+sequence number of the notification whose button was pressed) or :class:`ShowDetails` for a
+click or "view-details"; the monitor (:mod:`peft_notify.desktop.monitor`) carries it out on the
+connection that produced the notification. Nothing here raises to the caller except cancellation.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeAlias, TypeVar
 
 from peft_notify.engine.actions import (
     Action,
@@ -36,12 +38,10 @@ from peft_notify.ports import Delivery, DeliveryStatus, HistoryStore, Notifier, 
 from peft_notify.wire import Action as WireAction
 from peft_notify.wire import NotificationEvent
 
-__all__ = ["DispatchResult", "Dispatcher"]
+__all__ = ["AttachmentFor", "DispatchResult", "Dispatcher", "Route", "SendToJob", "ShowDetails"]
 
 log = logging.getLogger(__name__)
 
-SendAction = Callable[[str, WireAction], Awaitable[bool]]  # (job_id, action) -> sent?
-ViewHandler = Callable[[str, int], None]  # (job_id, record_id)
 AttachmentFor = Callable[[str, NotificationEvent], Path | None]
 
 P = ParamSpec("P")
@@ -49,6 +49,25 @@ R = TypeVar("R")
 
 _JOB_ACTIONS = frozenset({"retry", "cancel", "pause", "resume"})
 _REMEMBERED = 512  # record ids kept for routing button presses back
+
+
+@dataclass(frozen=True, slots=True)
+class SendToJob:
+    """A notification's Retry/Cancel button: send ``action`` to the job ``job_id`` names (its connection)."""
+
+    job_id: str
+    action: WireAction
+
+
+@dataclass(frozen=True, slots=True)
+class ShowDetails:
+    """A notification was clicked or "View Details" pressed: show history entry ``record_id`` of ``job_id``."""
+
+    job_id: str
+    record_id: int
+
+
+Route: TypeAlias = SendToJob | ShowDetails
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +94,6 @@ class Dispatcher:
         job_name: Callable[[str], str] = lambda job_id: job_id,
         clock: Callable[[], float] = time.time,
         timeout: float = 5.0,
-        send_action: SendAction | None = None,
-        on_view: ViewHandler | None = None,
         attachment_for: AttachmentFor | None = None,
     ) -> None:
         self.history = history
@@ -87,11 +104,8 @@ class Dispatcher:
         self.job_name = job_name
         self.clock = clock
         self.timeout = timeout
-        self.send_action = send_action
-        self.on_view = on_view
         self.attachment_for = attachment_for
         self._entries: OrderedDict[int, tuple[str, int | None]] = OrderedDict()  # record id -> (job, seq)
-        self._tasks: set[asyncio.Task[bool]] = set()
         self._history_failing = False  # the last history write failed (reported once)
 
     # -- performing actions --------------------------------------------------------------
@@ -209,15 +223,11 @@ class Dispatcher:
 
     # -- actions coming back from notifications ------------------------------------------
 
-    def handle_action(self, job_id: str, record_id: int, action: str) -> None:
-        """A notification button was pressed or the notification clicked: the ``ActionHandler``."""
-        self.route_action(job_id, record_id, action)
+    def route_action(self, job_id: str, record_id: int, action: str) -> Route | None:
+        """Where one notification action goes (see the module docstring); ``None``: nowhere.
 
-    def route_action(self, job_id: str, record_id: int, action: str) -> asyncio.Task[bool] | None:
-        """Route one notification action; returns the task sending it to the job, if any.
-
-        Marks the entry read; "retry"/"cancel"/... are sent to the job (on the running loop);
-        "default"/"view-details" call ``on_view``.
+        Marks the entry read. ``action`` is the notifier's key ("retry", "Cancel", "default"
+        for a click, "view-details", "dismissed").
         """
         action = action.strip().lower().replace(" ", "-")
         if action == "dismissed":
@@ -225,34 +235,8 @@ class Dispatcher:
         if record_id:
             self._safely("mark read", self.history.mark_read, [record_id])
         if action in _JOB_ACTIONS:
-            return self._send(job_id, WireAction(action, ref_seq=self._entries.get(record_id, (job_id, None))[1]))
-        if action in ("default", "view-details") and self.on_view is not None:
-            self._safely("show details", self.on_view, job_id, record_id)
-        elif action not in ("default", "view-details"):
-            log.info("ignoring unknown notification action %r for job %s", action, job_id)
+            return SendToJob(job_id, WireAction(action, ref_seq=self._entries.get(record_id, (job_id, None))[1]))
+        if action in ("default", "view-details"):
+            return ShowDetails(job_id, record_id)
+        log.info("ignoring unknown notification action %r for job %s", action, job_id)
         return None
-
-    def _send(self, job_id: str, action: WireAction) -> asyncio.Task[bool] | None:
-        if self.send_action is None:
-            log.warning("cannot send %r to job %s: no connection", action.action, job_id)
-            return None
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            log.warning("cannot send %r to job %s: no running event loop", action.action, job_id)
-            return None
-        task = loop.create_task(self._send_logged(job_id, action))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _send_logged(self, job_id: str, action: WireAction) -> bool:
-        assert self.send_action is not None
-        try:
-            sent = await asyncio.wait_for(self.send_action(job_id, action), self.timeout)
-        except Exception:
-            log.warning("sending %r to job %s failed", action.action, job_id, exc_info=True)
-            return False
-        if not sent:
-            log.warning("job %s did not take the %r action (not connected?)", job_id, action.action)
-        return sent

@@ -57,8 +57,9 @@ class Engine:
     ) -> list[Action]:
         """Take one decoded envelope; return what to do.
 
-        ``job_id`` is the connection's job id, used when the envelope carries none
-        (legacy PEFT Studio frames). Bodies of unknown type are counted in
+        ``job_id`` is the connection's job key: a job's identity is its connection (issue 10
+        item 3), so it wins over the envelope's ``job_id``, which is used only without it
+        (and :data:`LEGACY_JOB_ID` when neither is given). Bodies of unknown type are counted in
         :attr:`unknown_count` and ignored. ``dnd`` ``None`` keeps the last state.
         """
         actions = self._observe(now, dnd)
@@ -66,7 +67,7 @@ class Engine:
         if not isinstance(body, (Hello, Progress, NotificationEvent, Status, Resource)):
             self.unknown_count += 1
             return actions
-        job = self._job(envelope.job_id or job_id or LEGACY_JOB_ID)
+        job = self._job(job_id or envelope.job_id or LEGACY_JOB_ID)
         if envelope.seq is not None:
             job.last_seq = envelope.seq
         ts = envelope.ts if envelope.ts is not None else now

@@ -11,7 +11,7 @@ from typing import Any
 from peft_notify import wire
 from peft_notify.app.controller import Controller
 from peft_notify.app.jobs_model import Link
-from peft_notify.desktop.client import ClientState, ConnectionEvent
+from peft_notify.desktop.frames import ClientState, ConnectionEvent
 from peft_notify.desktop.settings import Settings, Subscription
 from peft_notify.engine import Engine, EngineConfig
 from peft_notify.ports import DeliveryStatus, DndState, HistoryQuery
@@ -120,12 +120,11 @@ def test_bad_url_is_reported_not_raised(qapp: Any, client_factory: ClientFactory
     assert rig.controller.rows == {}
 
 
-def test_client_factory_error_becomes_a_problem(qapp: Any, client_factory: ClientFactory) -> None:
+def test_client_factory_error_becomes_a_problem(qapp: Any) -> None:
     def broken(*args: Any) -> Any:
         raise ValueError("unsupported scheme")
 
-    rig = Rig(client_factory)
-    rig.controller._client_factory = broken
+    rig = Rig(broken)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         rig.controller.subscribe(URL, persist=False)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from peft_notify.app.jobs_model import JobRow, Link, aggregate_progress, format_duration, job_id_from_url
+from peft_notify.app.jobs_model import JobRow, Link, aggregate_progress, format_duration
+from peft_notify.desktop.frames import parse_job_url
 from peft_notify.wire import JobState
 
 
@@ -19,8 +20,8 @@ def test_format_duration(seconds: float | None, text: str) -> None:
 
 
 def test_job_id_from_url() -> None:
-    assert job_id_from_url("ws://h:1/ws/notifications/run-7?token=x") == "run-7"
-    assert job_id_from_url("http://h:1/ws/notifications/abc/") == "abc"
+    assert parse_job_url("ws://h:1/ws/notifications/run-7?token=x").label == "run-7"
+    assert parse_job_url("http://h:1/ws/notifications/abc/").label == "abc"
 
 
 @dataclass

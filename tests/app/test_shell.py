@@ -19,17 +19,20 @@ from tests.app.app_support import ClientFactory
 def make_shell(qtbot: QtBot, tmp_path: Path, settings: Settings | None = None) -> tuple[AppShell, ClientFactory]:
     clients = ClientFactory()
     path = tmp_path / "settings.toml"
+    settings = settings or Settings()
+    history = MemoryHistoryStore()
     controller = Controller(
-        settings or Settings(),
+        settings,
         engine=Engine(),
-        history=MemoryHistoryStore(),
+        history=history,
         notifiers=[RecordingNotifier()],
         taskbar=RecordingTaskbar(),
         dnd_probe=ScriptedDndProbe(),
         client_factory=clients,
         save_settings=lambda s: save_settings(s, path),
     )
-    shell = AppShell(controller)
+    shell = AppShell(settings, history)
+    shell.attach(controller)
     qtbot.addWidget(shell.window)
     return shell, clients
 

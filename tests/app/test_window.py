@@ -46,9 +46,16 @@ def add_row(controller: Controller, key: str = URL, **fields: Any) -> JobRow:
     return row
 
 
+def make_window(history: Any = None) -> MainWindow:
+    controller = make_controller(history)
+    win = MainWindow(controller.history)
+    win.attach(controller)
+    return win
+
+
 @pytest.fixture
 def window(qtbot: QtBot) -> MainWindow:
-    win = MainWindow(make_controller())
+    win = make_window()
     qtbot.addWidget(win)
     return win
 
@@ -139,7 +146,7 @@ def test_history_view_filters_marks_read_and_exports(qtbot: QtBot, tmp_path: Pat
     store.record(
         "b", "beta", _event(NotificationType.ERROR, "beta OOM", "critical"), ts=2.0, status=DeliveryStatus.WITHHELD_DND
     )
-    win = MainWindow(make_controller(store))
+    win = make_window(store)
     qtbot.addWidget(win)
     view = win.history_view
     view.refresh()
@@ -170,7 +177,7 @@ def test_history_view_filters_marks_read_and_exports(qtbot: QtBot, tmp_path: Pat
 
 
 def test_empty_history_has_an_empty_state(qtbot: QtBot) -> None:
-    win = MainWindow(make_controller())
+    win = make_window()
     qtbot.addWidget(win)
     assert win.history_view.table.isHidden()
     assert not win.history_view.empty.isHidden()

@@ -34,6 +34,15 @@ def server() -> Iterator[JobServer]:
     srv.stop()
 
 
+def _sep(url: str) -> str:
+    return "&" if "?" in url else "?"
+
+
+def _address(url: str) -> str:
+    """``url`` without its query (the token the server put in it)."""
+    return url.split("?", 1)[0]
+
+
 def test_backoff_is_exponential_capped_with_full_jitter() -> None:
     assert list(islice(backoff(0.5, 4.0, rng=lambda: 1.0), 6)) == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     assert list(islice(backoff(0.5, 4.0, rng=lambda: 0.5), 3)) == [0.25, 0.5, 1.0]
@@ -105,7 +114,7 @@ def test_server_dies_client_reconnects_and_resumes_without_loss_or_dups(server: 
     async def main() -> tuple[Recorder, JobClient]:
         rec = Recorder()
         client = JobClient(
-            server.url_for("j") + "?since=0", on_message=rec.on_message, on_event=rec.on_event, base_delay=0.05
+            server.url_for("j") + _sep(server.url_for("j")) + "since=0", on_message=rec.on_message, on_event=rec.on_event, base_delay=0.05
         )
         task = asyncio.create_task(client.run())
         for i in range(3):
@@ -114,7 +123,7 @@ def test_server_dies_client_reconnects_and_resumes_without_loss_or_dups(server: 
         await asyncio.to_thread(server.stop)
         await rec.until(lambda: any(e.retry_in is not None for e in rec.events))
         # A restarted job on the same port: a new run, sequence numbers start again at 1.
-        again = JobServer(port=port).start()
+        again = JobServer(port=port, token=server.token).start()
         try:
             h2 = again.add_job("j")
             h2.warning("b0")
@@ -148,14 +157,14 @@ def test_wrong_token_stops_with_auth_refused() -> None:
         rec = Recorder()
 
         async def main() -> ClientState:
-            client = JobClient(srv.url_for("j"), token="bad", on_event=rec.on_event)
+            client = JobClient(_address(srv.url_for("j")), token="bad", on_event=rec.on_event)
             return await asyncio.wait_for(client.run(), 10)
 
         assert asyncio.run(main()) is ClientState.AUTH_REFUSED
         assert "wrong token" in rec.events[-1].detail
 
         async def good() -> ClientState:
-            client = JobClient(srv.url_for("j"), token="good", on_event=rec.on_event)
+            client = JobClient(_address(srv.url_for("j")), token="good", on_event=rec.on_event)
             task = asyncio.create_task(client.run())
             await rec.until(lambda: client.state is ClientState.CONNECTED)
             client.stop()
@@ -211,7 +220,7 @@ def test_bad_frames_are_skipped_and_old_seqs_dropped() -> None:
 
 
 def test_send_action_reaches_the_job(server: JobServer) -> None:
-    handle = server.add_job("j", capabilities=["retry"])
+    handle = server.add_job("j", capabilities=["retry", "cancel"])  # a job takes only the actions it offers
     got = threading.Event()
     handle.on_action(lambda action: got.set() if action.action == "cancel" else None)
 

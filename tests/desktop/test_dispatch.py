@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from peft_notify.desktop.dispatch import Dispatcher
+from peft_notify.desktop.dispatch import Dispatcher, SendToJob, ShowDetails
 from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
 from peft_notify.engine.actions import (
     Action,
@@ -212,22 +212,21 @@ def test_retry_button_reaches_the_job_with_the_entry_seq() -> None:
     sent: list[tuple[str, WireAction]] = []
     viewed: list[tuple[str, int]] = []
     history = MemoryHistoryStore()
+    dispatcher = Dispatcher(history, [], RecordingTaskbar())
 
-    async def send_action(job_id: str, action: WireAction) -> bool:
-        sent.append((job_id, action))
-        return True
+    def on_action(job_id: str, record_id: int, action: str) -> None:
+        route = dispatcher.route_action(job_id, record_id, action)
+        if isinstance(route, SendToJob):
+            sent.append((route.job_id, route.action))
+        elif isinstance(route, ShowDetails):
+            viewed.append((route.job_id, route.record_id))
 
     async def scenario() -> None:
-        dispatcher = Dispatcher(
-            history, [], RecordingTaskbar(), send_action=send_action, on_view=lambda j, r: viewed.append((j, r))
-        )
-        notifier = RecordingNotifier(on_action=dispatcher.handle_action)
+        notifier = RecordingNotifier(on_action=on_action)
         dispatcher.notifiers = [notifier]
         await dispatcher.perform([Notify("job", error(), key="oom", seq=12)])
         notifier.invoke("retry")
-        task = dispatcher.route_action("job", 1, "Retry")
-        assert task is not None
-        assert await task is True
+        on_action("job", 1, "Retry")
         notifier.invoke("view-details")
         notifier.invoke("default")
         assert dispatcher.route_action("job", 1, "dismissed") is None
@@ -238,13 +237,9 @@ def test_retry_button_reaches_the_job_with_the_entry_seq() -> None:
     assert history.entries[1].read
 
 
-def test_action_without_connection_or_loop_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_actions_go_nowhere_and_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="peft_notify.desktop.dispatch")
     dispatcher = Dispatcher(MemoryHistoryStore(), [], RecordingTaskbar())
-    assert dispatcher.route_action("job", 0, "retry") is None
-
-    async def never(job_id: str, action: WireAction) -> bool:
-        return False
-
-    dispatcher.send_action = never
-    assert dispatcher.route_action("job", 0, "cancel") is None  # no running loop
-    assert "no running event loop" in caplog.text
+    assert dispatcher.route_action("job", 0, "retry") == SendToJob("job", WireAction("retry"))
+    assert dispatcher.route_action("job", 0, "explode") is None
+    assert "ignoring unknown notification action 'explode'" in caplog.text

@@ -1,6 +1,6 @@
 """Is a job's training process on this machine, and is it still alive? (psutil, no Qt).
 
-The controller asks when a connection drops: a local job whose pid is gone died without a
+The monitor asks when a connection drops: a local job whose pid is gone died without a
 word (the OOM killer's SIGKILL sends no message); one whose pid lives is just unreachable.
 """
 
