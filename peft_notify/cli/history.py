@@ -6,9 +6,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peft_notify.cli.args import count
+
+if TYPE_CHECKING:  # imported by the handler: registering the sub-command stays cheap
+    from peft_notify.desktop.history import SqliteHistoryStore
+    from peft_notify.ports import HistoryEntry, HistoryQuery
 
 
 def register(subparsers: Any) -> None:
@@ -18,7 +22,7 @@ def register(subparsers: Any) -> None:
         help="print the notification history",
         description="Print every notification the app decided, newest first, and what became of it.",
     )
-    p.add_argument("--job", help="only this job id")
+    p.add_argument("--job", metavar="JOB", help="only this job: its name or its id (both are listed)")
     p.add_argument(
         "--kind",
         action="append",
@@ -64,16 +68,9 @@ def run(args: argparse.Namespace) -> int:
     except HistoryError as exc:
         print(f"peft-notify history: cannot read the history at {printable(path)}: {printable(exc)}", file=sys.stderr)
         return 1
+    query = HistoryQuery(kinds=tuple(args.kind or ()), text=args.search, unread_only=args.unread, limit=args.limit)
     try:
-        entries = store.query(
-            HistoryQuery(
-                job_id=args.job,
-                kinds=tuple(args.kind or ()),
-                text=args.search,
-                unread_only=args.unread,
-                limit=args.limit,
-            )
-        )
+        entries = _query(store, query, args.job)
     except HistoryError as exc:
         print(f"peft-notify history: cannot read the history at {printable(path)}: {printable(exc)}", file=sys.stderr)
         return 1
@@ -86,12 +83,28 @@ def run(args: argparse.Namespace) -> int:
     elif not entries:
         print("No notifications match.")
     else:
-        for e in reversed(entries):
+        for e in entries:  # newest first, like --json, --csv and the help
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
             repeat = f" (x{e.repeat})" if e.repeat > 1 else ""
             mark = " " if e.read else "*"
             print(
-                f"{mark} {stamp}  {printable(e.job_name or e.job_id):<20.20} {printable(e.kind):<10} "
-                f"{printable(e.urgency):<8} {e.status.value:<13} {printable(e.title)}{repeat}"
+                f"{mark} {stamp}  {printable(e.job_name or '-'):<20.20}  {printable(e.job_id):<14}  "
+                f"{printable(e.kind):<10} {printable(e.urgency):<8} {e.status.value:<13}  {printable(e.title)}{repeat}"
             )
     return 0
+
+
+def _query(store: SqliteHistoryStore, query: HistoryQuery, job: str | None) -> list[HistoryEntry]:
+    """Entries matching ``query``, newest first; with ``job``, only the jobs it names.
+
+    ``job`` is a job's name, its id, or the id part of an ``ID@HOST:PORT`` key: the
+    text listing shows name and id, and either can be given back.
+    """
+    from dataclasses import replace
+
+    if job is None:
+        return store.query(query)
+    ids = [job_id for job_id, name in store.jobs() if job in (job_id, name, job_id.split("@", 1)[0])]
+    entries = [entry for job_id in ids for entry in store.query(replace(query, job_id=job_id))]
+    entries.sort(key=lambda e: (e.ts, e.id), reverse=True)
+    return entries[: query.limit]

@@ -167,3 +167,85 @@ def test_csv_formula_is_inert(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["history", "--db", str(path), "--csv"]) == 0
     [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert (row["title"], row["job_name"], row["message"]) == ("'" + payload, "'" + payload, "'@SUM(1+1)")
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    """Two jobs with random hex ids (as ``peft-notify run`` makes them) and readable names."""
+    path = tmp_path / "runs.sqlite3"
+    store = SqliteHistoryStore(path)
+    for ts, job, name, title in (
+        (1_800_000_000.0, "3f9a1c2b7d4e", "tiny-gpt2-lora", "tiny-gpt2-lora: 25 %"),
+        (1_800_000_100.0, "88aa77bb66cc@127.0.0.1:8765", "llama-lora", "llama-lora: 25 %"),
+        (1_800_000_200.0, "3f9a1c2b7d4e", "tiny-gpt2-lora", "tiny-gpt2-lora: 50 %"),
+    ):
+        event = NotificationEvent(type=NotificationType.PROGRESS, title=title, message="m")
+        store.record(job, name, event, ts=ts, status=DeliveryStatus.SHOWN)
+    store.close()
+    return path
+
+
+@pytest.mark.parametrize("job", ["tiny-gpt2-lora", "3f9a1c2b7d4e"])
+def test_job_filter_takes_the_name_or_the_id(runs: Path, job: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11 item 9: ``--job tiny-gpt2-lora`` found nothing (it needed the hex id)."""
+    assert main(["history", "--db", str(runs), "--job", job, "--json"]) == 0
+    titles = [e["title"] for e in json.loads(capsys.readouterr().out)]
+    assert titles == ["tiny-gpt2-lora: 50 %", "tiny-gpt2-lora: 25 %"]
+
+
+def test_job_filter_takes_the_id_of_a_job_keyed_by_its_address(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "--db", str(runs), "--job", "88aa77bb66cc", "--json"]) == 0
+    assert [e["title"] for e in json.loads(capsys.readouterr().out)] == ["llama-lora: 25 %"]
+    assert main(["history", "--db", str(runs), "--job", "nobody"]) == 0
+    assert "No notifications match." in capsys.readouterr().out
+
+
+def test_text_listing_shows_name_and_id_newest_first_as_the_help_says(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["history", "--db", str(runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[-1].strip() for line in lines] == [
+        "tiny-gpt2-lora: 50 %",
+        "llama-lora: 25 %",
+        "tiny-gpt2-lora: 25 %",
+    ]
+    assert all("tiny-gpt2-lora" in line and "3f9a1c2b7d4e" in line for line in (lines[0], lines[2]))
+    assert "llama-lora" in lines[1] and "88aa77bb66cc@127.0.0.1:8765" in lines[1]
+    assert "newest first" in _history_help()
+
+
+def _history_help() -> str:
+    import argparse
+
+    from peft_notify.cli import history
+
+    parser = argparse.ArgumentParser()
+    history.register(parser.add_subparsers())
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return " ".join(sub.choices["history"].format_help().split())
+
+
+def test_a_damaged_default_history_is_one_line_and_left_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 item 9: the corrupt-DB notice came three times, and from this read-only command."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    from peft_notify.desktop.history import default_history_path
+
+    path = default_history_path()
+    path.parent.mkdir(parents=True)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notifications (x)")
+    db.commit()
+    db.close()
+    with path.open("r+b") as f:  # damage the first page past the header
+        f.seek(100)
+        f.write(b"garbage" * 8)
+    before = _snapshot(tmp_path)
+    assert main(["history"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1
+    assert "malformed" in captured.err
+    assert _snapshot(tmp_path) == before  # nothing moved aside, nothing recreated
