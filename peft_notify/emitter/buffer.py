@@ -7,13 +7,20 @@ progress never evicts an error: important events are evicted last.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from peft_notify import wire
 
-__all__ = ["EventLog", "Replay"]
+__all__ = ["EventLog", "Replay", "Tap"]
+
+log = logging.getLogger(__name__)
+
+Tap = Callable[[wire.Envelope], None]
+"""Called with every envelope appended, on the server's loop thread: must be O(1) and never block."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,7 @@ class EventLog:
     snapshot: wire.Progress | None = None
     state: wire.JobState = wire.JobState.RUNNING
     notifications: deque[wire.NotificationEvent] = field(default_factory=lambda: deque(maxlen=1000))
+    taps: list[Tap] = field(default_factory=list)  # e.g. the job's notification channels (issue 13)
     _progress: deque[tuple[int, str]] = field(init=False)
     _important: deque[tuple[int, str]] = field(init=False)
     _evicted_max: int = 0
@@ -66,6 +74,11 @@ class EventLog:
             elif isinstance(body, wire.NotificationEvent):
                 self.notifications.append(body)
             self._push(self._important, self.important_capacity, seq, frame)
+        for tap in self.taps:
+            try:
+                tap(env)
+            except Exception:  # an observer must never break serving the job
+                log.exception("job %s: event tap %r failed", self.job_id, tap)
         return seq, frame
 
     def _push(self, ring: deque[tuple[int, str]], capacity: int, seq: int, frame: str) -> None:
