@@ -1,21 +1,23 @@
 """``peft-notify demo``: simulated training jobs and the app following them — every feature in ~1 minute.
 
 Starts a job server in this process with ``--jobs`` simulated jobs (the first completes, the
-second fails with ``--error`` at ``--fail-at``, the third has a loss spike and runs slower, ...),
-then the desktop app subscribed to them. Without a display it says so and falls back to the
+second fails with ``--error`` at ``--fail-at`` and waits for *Retry*, which relaunches it as a
+new run that completes; the third has a loss spike and runs slower, ...), then the desktop
+app subscribed to them. *Cancel* stops only the job it was pressed for. Without a display it says so and falls back to the
 headless ``watch`` of the first job.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from peft_notify.cli.args import UsageError, count, number, port
 
-__all__ = ["DemoJob", "demo_jobs", "register"]
+__all__ = ["DemoJob", "DemoServer", "demo_jobs", "register"]
 
 _NAMES = ("llama-3-8b-lora", "mistral-7b-qlora", "phi-3-mini-dpo", "gemma-2b-sft", "qwen-1.5b-lora")
 
@@ -76,44 +78,86 @@ def demo_jobs(count: int, steps: int, step_ms: float, fail_at: float, error: str
     return jobs
 
 
-def _simulate_when_watched(server: Any, handle: Any, job: DemoJob, stop: threading.Event) -> None:
-    from peft_notify.emitter.simulate import SimConfig, simulate
+class DemoServer:
+    """The demo's job server: one thread per simulated job, each with its own stop event.
 
-    for _ in range(600):  # wait up to 30 s for the app to connect, so it sees every step
-        if server.subscriber_count(job.job_id) or stop.wait(0.05):
-            break
-    config = SimConfig(
-        steps=job.steps,
-        step_time=job.step_time,
-        fail_at=job.fail_at,
-        error_type=job.error_type,
-        loss_spike_at=job.loss_spike_at,
-        eval_every=max(1, job.steps // 4),
-    )
-    simulate(handle, config, stop)
+    *Cancel* on one job stops only that job (issue 11 item 2: they shared one event). A
+    failed job waits for *Retry* from the desktop and then really relaunches: a new run
+    (new ``run_id``) of the same job, which this time completes, as if the user had fixed
+    what failed. :meth:`close` stops every job and the server.
+    """
+
+    def __init__(self, jobs: list[DemoJob], port: int = 0) -> None:
+        from peft_notify.emitter import JobServer
+
+        self.jobs = jobs
+        self.server = JobServer(port=port, discovery_files=False)
+        self.quit = threading.Event()
+        self.stops = {job.job_id: threading.Event() for job in jobs}
+        self.urls: list[str] = []
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> DemoServer:
+        """Listen and start the jobs; raises ``PortInUseError`` like ``JobServer.start``."""
+        self.server.start()
+        for job in self.jobs:
+            handle = self.server.add_job(
+                job.job_id, name=job.name, total_steps=job.steps, capabilities=["retry", "cancel"]
+            )
+            self.urls.append(self.server.url_for(job.job_id))
+            thread = threading.Thread(target=self._run_job, args=(handle, job), daemon=True, name=f"demo-{job.job_id}")
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def close(self, linger: float = 0.0) -> None:
+        """Stop every job, then the server."""
+        self.quit.set()
+        for stop in self.stops.values():
+            stop.set()
+        self.server.stop(linger=linger)
+
+    def _run_job(self, handle: Any, job: DemoJob) -> None:
+        from peft_notify import wire
+        from peft_notify.emitter.simulate import SimConfig, simulate
+
+        stop = self.stops[job.job_id]
+        retry = threading.Event()
+        handle.on_action(lambda action: retry.set() if action.action == "retry" else None)
+        for _ in range(600):  # wait up to 30 s for the app to connect, so it sees every step
+            if self.server.subscriber_count(job.job_id) or stop.wait(0.05):
+                break
+        config = SimConfig(
+            steps=job.steps,
+            step_time=job.step_time,
+            fail_at=job.fail_at,
+            error_type=job.error_type,
+            loss_spike_at=job.loss_spike_at,
+            eval_every=max(1, job.steps // 4),
+        )
+        while True:
+            retry.clear()  # Retry means "relaunch the failed run", never "restart a live one"
+            if simulate(handle, config, stop) is not wire.JobState.FAILED:
+                return
+            while not retry.wait(0.1):
+                if stop.is_set():
+                    return
+            self.server.new_run(job.job_id)
+            config = replace(config, fail_at=None, nan_at=None)  # the relaunch goes through
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler: serve the jobs, run the app (or ``watch`` without a display) until it quits."""
     from peft_notify.cli.app import display_available
-    from peft_notify.emitter import JobServer, PortInUseError
+    from peft_notify.emitter import PortInUseError
 
     jobs = demo_jobs(args.jobs, args.steps, args.step_ms, args.fail_at, args.error)
+    demo = DemoServer(jobs, port=args.port)
     try:
-        server = JobServer(port=args.port, discovery_files=False).start()
+        demo.start()
     except PortInUseError as exc:
         raise UsageError(exc.strerror) from None
-    stop = threading.Event()
-    urls = []
-    threads = []
-    for job in jobs:
-        handle = server.add_job(job.job_id, name=job.name, total_steps=job.steps, capabilities=["retry", "cancel"])
-        urls.append(server.url_for(job.job_id))
-        thread = threading.Thread(
-            target=_simulate_when_watched, args=(server, handle, job, stop), daemon=True, name=f"demo-{job.job_id}"
-        )
-        thread.start()
-        threads.append(thread)
+    urls, threads = demo.urls, demo.threads
     print("peft-notify demo: simulated jobs at")
     for url in urls:
         print(f"  {url}")
@@ -127,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
             def close_when_done() -> None:  # watch returns once the finished job's server closes
                 threads[0].join()
-                server.stop(linger=2.0)
+                demo.close(linger=2.0)
 
             threading.Thread(target=close_when_done, daemon=True, name="demo-close").start()
             parser = argparse.ArgumentParser()
@@ -136,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             from peft_notify.app.main import AppOptions, run_app
         except ImportError as exc:
-            print(f"The desktop app is not installed ({exc}): pip install 'peft-notify[desktop]'")
+            print(f"The desktop app is not installed ({exc}): pip install 'peft-notify[desktop]'", file=sys.stderr)
             return 2
 
         def keep_serving() -> None:
@@ -149,5 +193,4 @@ def run(args: argparse.Namespace) -> int:
         )
         return run_app(options)
     finally:
-        stop.set()
-        server.stop()
+        demo.close()
