@@ -3,8 +3,8 @@
 Starts a job server in this process with ``--jobs`` simulated jobs (the first completes, the
 second fails with ``--error`` at ``--fail-at`` and waits for *Retry*, which relaunches it as a
 new run that completes; the third has a loss spike and runs slower, ...), then the desktop
-app subscribed to them. *Cancel* stops only the job it was pressed for. Without a display it says so and falls back to the
-headless ``watch`` of the first job.
+app subscribed to them. *Cancel* stops only the job it was pressed for. Without a display it
+says so and falls back to the headless ``watch`` of the first job.
 """
 
 from __future__ import annotations
