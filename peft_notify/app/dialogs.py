@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from peft_notify import __version__
 from peft_notify.desktop.settings import ALL_KINDS, Settings
+from peft_notify.engine.config import TEMPLATE_NAMES
 
 __all__ = ["AddJobDialog", "SettingsDialog", "about_text", "parse_milestones", "show_about"]
 
@@ -124,7 +125,7 @@ class SettingsDialog(QDialog):
         defaults = defaults or {}
         self.milestones = QLineEdit(", ".join(str(m) for m in settings.milestones))
         self.templates: dict[str, QLineEdit] = {}
-        for name in ("milestone_title", "milestone_message", "completion_title", "completion_message"):
+        for name in TEMPLATE_NAMES:
             edit = QLineEdit(getattr(settings, name), placeholderText=defaults.get(name, "default"))
             edit.setToolTip("Placeholders: {job} {percent} {step} {total} {eta} {loss}. Empty = default.")
             self.templates[name] = edit

@@ -31,6 +31,7 @@ from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
 from peft_notify.desktop.settings import Settings, default_settings_path, load_settings, save_settings
 from peft_notify.discovery import list_job_files
 from peft_notify.engine import Engine, EngineConfig
+from peft_notify.engine.config import TEMPLATE_NAMES
 from peft_notify.engine.resources import ResourceThresholds
 from peft_notify.ports import ActionHandler, HistoryStore
 from peft_notify.wire import Envelope, NotificationEvent, NotificationType
@@ -71,11 +72,7 @@ class AppOptions:
 
 def engine_config(settings: Settings) -> EngineConfig:
     """The engine's configuration from the user's settings (empty templates keep the defaults)."""
-    templates = {
-        name: getattr(settings, name)
-        for name in ("milestone_title", "milestone_message", "completion_title", "completion_message")
-        if getattr(settings, name)
-    }
+    templates = {name: getattr(settings, name) for name in TEMPLATE_NAMES if getattr(settings, name)}
     return EngineConfig(
         milestones=settings.milestones,
         popup_kinds=frozenset(NotificationType(k) for k in settings.popup_kinds),
@@ -89,10 +86,7 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 def _engine_defaults() -> dict[str, str]:
     config = EngineConfig()
-    return {
-        name: getattr(config, name)
-        for name in ("milestone_title", "milestone_message", "completion_title", "completion_message")
-    }
+    return {name: getattr(config, name) for name in TEMPLATE_NAMES}
 
 
 def _open_history(path: Path | None, settings: Settings) -> tuple[HistoryStore, str | None]:

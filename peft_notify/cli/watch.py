@@ -29,6 +29,8 @@ from peft_notify.termsafe import json_safe, printable
 
 # Everything else is imported where used: registering the sub-command stays cheap.
 
+__all__ = ["EXIT_CODES", "Watcher", "register", "run"]
+
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_COMPLETION_TITLE",
     "DEFAULT_MILESTONE_MESSAGE",
     "DEFAULT_MILESTONE_TITLE",
+    "TEMPLATE_NAMES",
     "EngineConfig",
     "TemplateValues",
     "Templates",
@@ -34,6 +35,9 @@ DEFAULT_MILESTONE_TITLE: Final = "{job}: {percent}% complete"
 DEFAULT_MILESTONE_MESSAGE: Final = "Step {step}/{total} · ETA {eta}"
 DEFAULT_COMPLETION_TITLE: Final = "{job}: training complete"
 DEFAULT_COMPLETION_MESSAGE: Final = "{job} finished at step {step}."
+
+#: The user's message templates: the same-named fields of EngineConfig and of the desktop Settings.
+TEMPLATE_NAMES: Final = ("milestone_title", "milestone_message", "completion_title", "completion_message")
 
 
 def format_eta(seconds: float | None, unknown: str = "unknown") -> str:
