@@ -114,7 +114,9 @@ def test_server_dies_client_reconnects_and_resumes_without_loss_or_dups(server: 
     async def main() -> tuple[Recorder, JobClient]:
         rec = Recorder()
         url = server.url_for("j")
-        client = JobClient(url + _sep(url) + "since=0", on_message=rec.on_message, on_event=rec.on_event, base_delay=0.05)
+        client = JobClient(
+            url + _sep(url) + "since=0", on_message=rec.on_message, on_event=rec.on_event, base_delay=0.05
+        )
         task = asyncio.create_task(client.run())
         for i in range(3):
             handle.warning(f"a{i}")
