@@ -1,0 +1,187 @@
+"""The .deb as a user gets it: built from the checkout, unpacked, its FROZEN binary run.
+
+Nothing here imports the package under test: the binary under ``usr/lib/peft-notify`` runs with
+a PATH and environment that do not contain this checkout or its virtual environment, from a
+working directory outside it, with fresh XDG dirs, under the real desktop session (Xvfb,
+session D-Bus, dunst; see ../shared/desktop-session).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from peft_notify import __version__
+from peft_notify.appinfo import APP_ID, CLI_NAME
+
+pytestmark = [pytest.mark.slow, pytest.mark.linux]
+
+SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
+
+
+def binary(root: Path) -> Path:
+    return root / "usr" / "bin" / CLI_NAME
+
+
+def clean_env(root: Path, tmp: Path) -> dict[str, str]:
+    """What a user's login session gives the program: no venv, no PYTHONPATH, fresh XDG dirs."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp / "home"),
+        "LANG": "C.UTF-8",
+        "XDG_CONFIG_HOME": str(tmp / "config"),
+        "XDG_DATA_HOME": str(tmp / "data"),
+        "XDG_CACHE_HOME": str(tmp / "cache"),
+        # As if installed: the package's share/ is where desktop files and icons are looked up.
+        "XDG_DATA_DIRS": f"{root / 'usr' / 'share'}:/usr/share",
+        "PEFT_NOTIFY_RUNTIME_DIR": str(tmp / "runtime"),
+        "PEFT_NOTIFY_INSTANCE": f"pkg-test-{uuid.uuid4().hex[:8]}",
+    }
+    for name in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "QT_QPA_PLATFORM", "GSETTINGS_BACKEND"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    (tmp / "home").mkdir(exist_ok=True)
+    return env
+
+
+def require_session() -> Path:
+    missing = [v for v in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "DESKTOP_SESSION_DUNST_LOG") if not os.environ.get(v)]
+    if missing:
+        pytest.skip(f"needs the desktop session ({', '.join(missing)} unset): see ../shared/desktop-session")
+    return Path(os.environ["DESKTOP_SESSION_DUNST_LOG"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dunst_blocks(log: Path) -> list[str]:
+    """One text block per notification dunst printed (``dunst -print``)."""
+    return re.findall(r"^\{\n(.*?)^\}$", log.read_text(errors="replace"), flags=re.M | re.S)
+
+
+def wait_for_block(log: Path, summary: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for block in dunst_blocks(log):
+            if f"summary: '{summary}'" in block:
+                return block
+        time.sleep(0.1)
+    raise AssertionError(f"{summary!r} never reached dunst; log tail:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def test_package_has_the_layout_and_metadata_a_distribution_expects(built_deb: Path, unpacked: Path) -> None:
+    fields = subprocess.run(
+        ["dpkg-deb", "-f", str(built_deb), "Package", "Version", "Architecture", "Installed-Size", "Depends"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
+    assert built_deb.name == f"peft-notify_{__version__}_{arch}.deb"
+    assert f"Package: {CLI_NAME}\n" in fields
+    assert f"Version: {__version__}\n" in fields
+    assert "libc6" in fields  # Depends comes from the libraries the bundle does not carry
+    installed_kib = int(re.search(r"Installed-Size: (\d+)", fields).group(1))  # type: ignore[union-attr]
+    print(f"installed size {installed_kib / 1024:.1f} MiB, .deb {built_deb.stat().st_size / 1e6:.1f} MB")
+    assert installed_kib < 150 * 1024  # a stray torch/numpy would add gigabytes
+
+    assert os.readlink(binary(unpacked)) == f"../lib/{CLI_NAME}/{CLI_NAME}"
+    assert os.access(unpacked / "usr" / "lib" / CLI_NAME / CLI_NAME, os.X_OK)
+    share = unpacked / "usr" / "share"
+    desktop = share / "applications" / f"{APP_ID}.desktop"
+    metainfo = share / "metainfo" / f"{APP_ID}.metainfo.xml"
+    for size in SIZES:
+        assert (share / "icons" / "hicolor" / f"{size}x{size}" / "apps" / f"{APP_ID}.png").is_file()
+    assert (share / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg").is_file()
+    assert f"Icon={APP_ID}\n" in desktop.read_text()
+    assert f"<id>{APP_ID}</id>" in metainfo.read_text()
+    assert f'<release version="{__version__}"' in metainfo.read_text()
+    subprocess.run(["desktop-file-validate", str(desktop)], check=True)
+    subprocess.run(["appstreamcli", "validate", "--no-net", str(metainfo)], check=True, capture_output=True)
+
+
+def test_frozen_binary_prints_its_version_outside_the_checkout(unpacked: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(binary(unpacked)), "--version"],
+        env=clean_env(unpacked, tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"peft-notify {__version__}"
+
+
+@pytest.mark.desktop
+def test_frozen_doctor_finds_dunst(unpacked: Path, tmp_path: Path) -> None:
+    require_session()
+    result = subprocess.run(
+        [str(binary(unpacked)), "doctor"],
+        env=clean_env(unpacked, tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "notification server: dunst" in result.stdout
+    assert "notifier: desktop-notifier" in result.stdout
+    assert "tray: available" in result.stdout  # the tray probe runs as a child of the frozen binary (-c)
+    assert f"desktop file: {unpacked / 'usr' / 'share' / 'applications' / f'{APP_ID}.desktop'}" in result.stdout
+
+
+@pytest.mark.desktop
+def test_frozen_app_follows_a_simulated_job_to_dunst(unpacked: Path, tmp_path: Path) -> None:
+    log = require_session()
+    env = clean_env(unpacked, tmp_path)
+    name = f"pkg-{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    simulate = subprocess.Popen(
+        [str(binary(unpacked)), "simulate", "--port", str(port), "--job-id", name, "--name", name,
+         "--steps", "40", "--step-ms", "50", "--wait-client", "90", "--linger", "10", "--no-discovery"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    app: subprocess.Popen[str] | None = None
+    try:
+        assert simulate.stdout is not None
+        url = simulate.stdout.readline().strip()
+        assert url.startswith(f"ws://127.0.0.1:{port}/"), simulate.stderr.read() if simulate.stderr else ""
+        base, _, query = url.partition("?")
+        token = query.removeprefix("token=") if query.startswith("token=") else None
+        app = subprocess.Popen(
+            [str(binary(unpacked)), "app", base, *(["--token", token] if token else [])],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        milestone = wait_for_block(log, f"{name}: 50% complete", timeout=120)
+        done = wait_for_block(log, f"{name}: training complete", timeout=60)
+        for block in (milestone, done):
+            assert f"desktop_entry: '{APP_ID}'" in block
+            assert f"appname: '{CLI_NAME}'" in block
+            # The product icon, from inside the frozen bundle (not a generic theme icon).
+            assert f"icon: 'file://{unpacked / 'usr' / 'lib' / CLI_NAME}" in block
+            assert f"{APP_ID}.png'" in block
+        # dunstctl history lists closed notifications: the completion is there, under our app name.
+        subprocess.run(["dunstctl", "close-all"], check=True, timeout=10)
+        time.sleep(0.5)
+        history = json.loads(subprocess.run(["dunstctl", "history"], capture_output=True, text=True, check=True).stdout)
+        ours = [n for n in history["data"][0] if n["summary"]["data"] == f"{name}: training complete"]
+        assert ours, history
+        assert ours[0]["appname"]["data"] == CLI_NAME
+        assert ours[0]["icon_path"]["data"].endswith(f"{APP_ID}.png")
+        # Installed "system-wide" (XDG_DATA_DIRS): the app leaves no user copy of its desktop entry.
+        assert not (tmp_path / "data" / "applications" / f"{APP_ID}.desktop").exists()
+    finally:
+        if app is not None:
+            app.send_signal(signal.SIGTERM)
+            try:
+                out, _ = app.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                out, _ = app.communicate()
+            print(out[-3000:])
+        simulate.kill()
+        simulate.communicate()
+    assert app.returncode == 0, out[-3000:]
