@@ -60,6 +60,23 @@ def window(qtbot: QtBot) -> MainWindow:
     return win
 
 
+def test_the_window_is_built_and_painted_before_a_controller_is_attached(qtbot: QtBot) -> None:
+    """The app paints the window first and attaches the controller after (the startup target)."""
+    win = MainWindow(MemoryHistoryStore())
+    qtbot.addWidget(win)
+    win.show()
+    assert not win.grab().isNull()  # painted with no controller (and no monitor, no websockets)
+    assert win.controller is None
+    assert win.status_label.text() == "Starting…"
+    win.on_remove()  # commands before the attach do nothing rather than fail
+    win.on_discover()
+    controller = make_controller()
+    add_row(controller, name="llama", state="running")
+    win.attach(controller)
+    assert win.cards[URL].name.text() == "llama"
+    assert win.status_label.text().startswith("Do Not Disturb")
+
+
 def test_empty_state_then_a_job_card(window: MainWindow) -> None:
     assert window.list_stack.currentIndex() == 0
     assert "No jobs yet" in window.empty.text()
