@@ -76,7 +76,7 @@ class ChannelFeed:
     def observe(self, envelope: Envelope, job_id: str | None = None) -> None:
         """Note what the messages need from one envelope (loss curve, last eval metrics)."""
         body = envelope.data
-        jid = envelope.job_id or job_id
+        jid = job_id or envelope.job_id  # the caller's key wins (the desktop keys jobs by connection)
         if jid is None:
             return
         if isinstance(body, Hello) and body.replay_gap is False and body.progress is None:

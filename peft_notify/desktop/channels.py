@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from peft_notify.channels import ChannelFeed, ChannelHub, ChannelSpec, parse_level
 from peft_notify.channels.events import Delivery
@@ -29,6 +29,7 @@ __all__ = ["ChannelHistory", "DesktopChannels", "resolve"]
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class ChannelHistory(Protocol):
     """What :class:`DesktopChannels` needs of the history (SqliteHistoryStore has it)."""
 

@@ -42,8 +42,8 @@ class FileTestKeyring:
 @pytest.fixture
 def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A real gnome-keyring (Secret Service) on a private D-Bus; yields keyring's SecretService backend."""
-    if shutil.which("gnome-keyring-daemon") is None or shutil.which("dbus-daemon") is None:
-        pytest.skip("gnome-keyring-daemon / dbus-daemon not installed")
+    if not all(shutil.which(tool) for tool in ("gnome-keyring-daemon", "dbus-daemon", "dbus-send")):
+        pytest.skip("gnome-keyring-daemon / dbus-daemon / dbus-send not installed")
     home = tmp_path / "home"
     home.mkdir()
     bus = subprocess.Popen(
@@ -71,12 +71,19 @@ def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
     backend = SecretService.Keyring()
     try:
-        for _ in range(100):  # the daemon registers on the bus shortly after starting
-            try:
-                backend.get_password("peft-notify-probe", "x")
+        # The daemon registers on the bus shortly after starting. Ask the bus (dbus-send) rather
+        # than the keyring: a failed secretstorage call leaves its D-Bus socket open.
+        ask = ["dbus-send", f"--bus={address}", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"]
+        for _ in range(200):
+            reply = subprocess.run(
+                [*ask, "org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if "boolean true" in reply.stdout:
                 break
-            except Exception:
-                time.sleep(0.05)
+            time.sleep(0.05)
         yield backend
     finally:
         daemon.terminate()
