@@ -28,6 +28,8 @@ from peft_notify.app.history_view import STATUS_TEXT
 from peft_notify.app.job_card import TONE_COLORS
 from peft_notify.app.jobs_model import JobRow, Link, format_duration
 from peft_notify.app.plain import plain_label, plain_tooltip
+from peft_notify.app.resource_charts import ResourceCharts
+from peft_notify.app.resources_view import detail_text
 from peft_notify.ports import HistoryEntry
 
 __all__ = ["DetailPane"]
@@ -59,7 +61,7 @@ class DetailPane(QWidget):
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.setHorizontalSpacing(14)
-        for name in ("Progress", "ETA", "Loss", "Host", "Connection", "URL"):
+        for name in ("Progress", "ETA", "Loss", "Host", "Resources", "Connection", "URL"):
             value = plain_label(QLabel())
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setWordWrap(True)
@@ -68,6 +70,7 @@ class DetailPane(QWidget):
             caption.setObjectName("Muted")
             form.addRow(caption, value)
         self.chart = LossChart(detailed=True)
+        self.resource_charts = ResourceCharts()  # GPU memory and host RAM over time (docs/resources.md)
         self.timeline = QListWidget()
         self.timeline.setAccessibleName("Event timeline")
         self.timeline.itemActivated.connect(self._on_item)
@@ -92,6 +95,7 @@ class DetailPane(QWidget):
         layout.addLayout(form)
         layout.addWidget(loss_label)
         layout.addWidget(self.chart, 3)
+        layout.addWidget(self.resource_charts, 1)
         layout.addWidget(timeline_label)
         layout.addWidget(self.timeline, 2)
         layout.addLayout(buttons)
@@ -109,6 +113,7 @@ class DetailPane(QWidget):
             for label in self.facts.values():
                 label.setText("—")
             self.chart.set_points([])
+            self.resource_charts.show_history(None)
             self.timeline.clear()
             self._shown_events, self._shown_key, self._tone = None, "", ""
             self.retry.setVisible(False)
@@ -130,6 +135,8 @@ class DetailPane(QWidget):
         self.facts["Connection"].setText(link)
         self.facts["URL"].setText(row.key)
         self.chart.set_points(row.losses, QColor(color))
+        self.facts["Resources"].setText(detail_text(row.resources))
+        self.resource_charts.show_history(row.resource_history)
         connected = row.link is Link.CONNECTED
         self.retry.setVisible("retry" in row.capabilities)
         self.cancel.setVisible("cancel" in row.capabilities)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLa
 from peft_notify.app.charts import LossChart
 from peft_notify.app.jobs_model import JobRow
 from peft_notify.app.plain import plain_label, plain_tooltip
+from peft_notify.app.resources_view import card_text
 
 __all__ = ["TONE_COLORS", "JobCard"]
 
@@ -52,9 +53,12 @@ class JobCard(QFrame):
         self.percent.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.details = QLabel()
         self.details.setObjectName("Muted")
+        self.resources = QLabel()  # GPU memory / utilisation and disk free (docs/resources.md)
+        self.resources.setObjectName("Muted")
+        self.resources.hide()
         self.spark = LossChart()
         self.spark.setFixedWidth(110)
-        for label in (self.name, self.state, self.host, self.percent, self.details):
+        for label in (self.name, self.state, self.host, self.percent, self.details, self.resources):
             plain_label(label)  # job names and texts come from the job server (issue 10 item 4)
 
         top = QHBoxLayout()
@@ -67,6 +71,7 @@ class JobCard(QFrame):
         text = QVBoxLayout()
         text.setSpacing(2)
         text.addWidget(self.details)
+        text.addWidget(self.resources)
         text.addWidget(self.host)
         bottom.addLayout(text, 1)
         bottom.addWidget(self.spark)
@@ -110,5 +115,9 @@ class JobCard(QFrame):
             self.bar.setValue(round(row.fraction * 1000))
         self.percent.setText(row.percent_text)
         self.details.setText("  ·  ".join(x for x in (row.step_text, row.eta_text, row.loss_text) if x))
+        resources = card_text(row.resources)
+        if resources != self.resources.text():
+            self.resources.setText(resources)
+            self.resources.setVisible(bool(resources))
         self.spark.set_points(row.losses, QColor(color))
         self.setToolTip(plain_tooltip(f"{row.title}\n{row.status_text}\n{row.key}"))

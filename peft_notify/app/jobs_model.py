@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from peft_notify.app.resources_view import ResourceHistory
 from peft_notify.engine.config import format_eta
+from peft_notify.engine.resources import ResourceView
 
 __all__ = ["JobRow", "Link", "aggregate_progress", "format_duration"]
 
@@ -66,6 +68,8 @@ class JobRow:
     token: str | None = None
     local: bool = False  # discovered from this machine's job files
     losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=MAX_LOSS_POINTS))
+    resources: ResourceView | None = None  # Engine.resources(): latest sample, worst condition
+    resource_history: ResourceHistory = field(default_factory=ResourceHistory)
 
     @property
     def title(self) -> str:

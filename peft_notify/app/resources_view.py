@@ -4,7 +4,7 @@ charts, and the tray tooltip's worst condition.
 Pure text helpers over :class:`~peft_notify.engine.resources.ResourceView` (from
 ``Engine.resources(job_id)``), plus :class:`ResourceHistory`, the bounded per-job series of
 GPU memory and host RAM that the detail pane charts. Call :meth:`ResourceHistory.add` for each
-``resource`` sample as it arrives. No Qt here except in :class:`ResourceCharts`.
+``resource`` sample as it arrives. Qt-free; the charts are in :mod:`peft_notify.app.resource_charts`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
-
-from peft_notify.app.charts import LossChart
 from peft_notify.engine.resources import Level, ResourceView, format_bytes
 from peft_notify.wire import Resource
 
-__all__ = ["ResourceCharts", "ResourceHistory", "card_text", "detail_text", "worst_condition"]
+__all__ = ["ResourceHistory", "card_text", "detail_text", "worst_condition"]
 
 HISTORY_POINTS = 900  # 15 min at one sample a second
 
@@ -121,28 +117,3 @@ def worst_condition(views: Iterable[ResourceView | None]) -> str | None:
         if best is None or view.level.value > best[0]:
             best = (view.level.value, view.worst)
     return None if best is None else best[1]
-
-
-class ResourceCharts(QWidget):
-    """Two small charts for the detail pane: GPU memory and host RAM (percent over seconds)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.gpu = LossChart()
-        self.ram = LossChart()
-        self.gpu.setAccessibleName("GPU memory over time")
-        self.ram.setAccessibleName("Host RAM over time")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        for caption, chart in (("GPU memory %", self.gpu), ("Host RAM %", self.ram)):
-            box = QVBoxLayout()
-            label = QLabel(caption)
-            label.setObjectName("Muted")
-            box.addWidget(label)
-            box.addWidget(chart)
-            row.addLayout(box, 1)
-
-    def show_history(self, history: ResourceHistory | None) -> None:
-        self.gpu.set_points(list(history.gpu) if history else [], QColor("#7c3aed"))
-        self.ram.set_points(list(history.ram) if history else [], QColor("#0891b2"))
-        self.setVisible(bool(history and (history.gpu or history.ram)))

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from peft_notify.app.job_card import TONE_COLORS
 from peft_notify.app.jobs_model import JobRow, aggregate_progress
 from peft_notify.app.plain import menu_text, tray_text
+from peft_notify.app.resources_view import worst_condition
 
 __all__ = ["Tray", "draw_icon", "tomorrow_morning"]
 
@@ -144,6 +145,9 @@ class Tray(QObject):
         progress = aggregate_progress(rows)
         self.icon.setIcon(draw_icon(overall_tone(rows), progress, unread))
         lines = ["peft-notify"]
+        worst = worst_condition(row.resources for row in rows)
+        if worst:
+            lines.append(f"⚠ {worst}")  # the worst resource condition of any job (docs/resources.md)
         for row in rows:
             lines.append(f"{row.title}: {row.percent_text} — {row.status_text}")
         if not rows:

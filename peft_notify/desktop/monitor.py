@@ -96,6 +96,8 @@ class EngineLike(Protocol):
 
     def job(self, job_id: str) -> Any: ...
 
+    def resources(self, job_id: str) -> Any: ...
+
 
 class ClientLike(Protocol):
     """The part of :class:`peft_notify.desktop.client.JobClient` the monitor uses."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pytestqt.qtbot import QtBot
 
-from peft_notify.app.resources_view import ResourceCharts, ResourceHistory, card_text, detail_text, worst_condition
+from peft_notify.app.resource_charts import ResourceCharts
+from peft_notify.app.resources_view import ResourceHistory, card_text, detail_text, worst_condition
 from peft_notify.engine import Engine
 from peft_notify.engine.resources import ResourceView
 from peft_notify.wire import DiskSample, Envelope, GpuSample, Hello, HostSample, Resource
@@ -81,3 +82,51 @@ def test_charts_show_only_with_data(qtbot: QtBot) -> None:
     history.add(T0 + 1, Resource(host=HOST, gpus=(GPU,)))
     charts.show_history(history)
     assert charts.isVisible()
+
+
+def test_resource_messages_reach_the_row_card_detail_tray_and_history(qtbot: QtBot, qapp: object) -> None:
+    import asyncio
+
+    from peft_notify import wire
+    from peft_notify.app.detail_pane import DetailPane
+    from peft_notify.app.job_card import JobCard
+    from peft_notify.app.tray import Tray
+    from peft_notify.ports import DeliveryStatus, HistoryQuery
+    from tests.app.app_support import ClientFactory, envelope, hello
+    from tests.app.test_controller import URL, Rig
+
+    rig = Rig(ClientFactory())
+    low = Resource(host=HOST, disk=DiskSample("/o", free=14 * GIB, total=1000 * GIB, next_checkpoint=10 * GIB))
+    full = Resource(host=HOST, disk=DiskSample("/o", free=9 * GIB, total=1000 * GIB, next_checkpoint=10 * GIB))
+
+    async def scenario() -> None:
+        rig.controller.start()
+        assert rig.controller.subscribe(URL, "tok")
+        rig.push(URL, envelope("job-1", 1, hello()), envelope("job-1", 2, low), envelope("job-1", 3, full))
+        await rig.controller.drain()
+        await rig.controller.shutdown()
+
+    asyncio.run(scenario())
+    row = rig.controller.rows[URL]
+    assert row.resources is not None
+    assert row.resources.worst == "llama: the next checkpoint will not fit"
+    assert [x for x, _ in row.resource_history.ram] == [0, 1]
+    # Warning: the banner and a normal popup; critical: an error popup. Both in the history.
+    assert any(p.startswith("⚠ llama: low disk space") for p in rig.problems)
+    entries = {e.title: e for e in rig.history.query(HistoryQuery())}
+    assert entries["llama: low disk space"].kind == "warning"
+    assert entries["llama: the next checkpoint will not fit"].urgency == "critical"
+    assert all(e.status is DeliveryStatus.SHOWN for e in entries.values())
+    assert [r.event.type for r in rig.notifier.requests] == [wire.NotificationType.WARNING, wire.NotificationType.ERROR]
+
+    card = JobCard()
+    qtbot.addWidget(card)
+    card.show_row(row)
+    assert card.resources.text() == "⛔ disk 9.0 GiB free"
+    pane = DetailPane()
+    qtbot.addWidget(pane)
+    pane.show_row(row, [])
+    assert "Disk 9.0 GiB free of 1000 GiB, next checkpoint ≈ 10.0 GiB" in pane.facts["Resources"].text()
+    tray = Tray()
+    tray.refresh([row], 0)
+    assert "⚠ llama: the next checkpoint will not fit" in tray.icon.toolTip()
