@@ -120,7 +120,7 @@ class Watcher:
 
         self.out = out
         self.json_lines = json_lines
-        self.engine = Engine(EngineConfig())
+        self.engine = Engine(EngineConfig(resources=_resource_thresholds()))
         self.osc = OscProgress(out, enabled=False if json_lines else osc)
         try:
             self.tty = out.isatty() and not json_lines
@@ -133,6 +133,7 @@ class Watcher:
         self.gave_up: list[str] = []
         self._links: dict[str, _Link] = {}
         self._line_open = False
+        self._notes_said: set[str] = set()  # jobs whose "not watched" resource notes were printed
         # No DND probe: a terminal monitor shows everything (DND counts as off).
         self.monitor = Monitor(
             engine=self.engine, performer=self, client_factory=_make_client, on_event=self.on_monitor_event
@@ -176,6 +177,10 @@ class Watcher:
                 self.final[event.connection.url] = state.value
             if self.tty and isinstance(body, (wire.Progress, wire.Hello)):
                 self._progress_line(event.connection.job_key)
+            if isinstance(body, wire.Hello) and body.resource_notes and event.connection.url not in self._notes_said:
+                self._notes_said.add(event.connection.url)  # once per job, not per reconnect
+                for note in body.resource_notes:
+                    print(f"[{_now()}] {printable(body.name)}: {printable(note)}", file=sys.stderr, flush=True)
         elif isinstance(event, LinkChanged):
             conn = event.connection
             if conn.state in (ClientState.AUTH_REFUSED, ClientState.PROTOCOL_ERROR):
@@ -298,6 +303,14 @@ class _Link:
             self.detail = detail
             if self.reached and self.lost_since is None:
                 self.lost_since = now
+
+
+def _resource_thresholds() -> Any:
+    """The ``[resources]`` table of the user's settings, as the app uses it (docs/resources.md)."""
+    from peft_notify.desktop.settings import load_settings
+    from peft_notify.engine.resources import ResourceThresholds
+
+    return ResourceThresholds.from_mapping(dict(load_settings().resources))
 
 
 def _now() -> str:
