@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from peft_notify.app.jobs_model import JobRow, Link
+from peft_notify.desktop.channels import ChannelHistory, DesktopChannels
 from peft_notify.desktop.dispatch import Dispatcher
 from peft_notify.desktop.frames import ClientState
 from peft_notify.desktop.monitor import (
@@ -121,6 +123,7 @@ class Controller(QObject):
             curves=curves,
             clock=clock,
         )
+        self.channels: DesktopChannels | None = None  # notification channels (issue 13), from start()
 
     @property
     def dnd(self) -> DndState:
@@ -135,6 +138,7 @@ class Controller(QObject):
     def start(self) -> None:
         """Start the monitor and every saved subscription (needs a running loop)."""
         self.monitor.start()
+        self._start_channels()
         for sub in self.settings.subscriptions:
             try:
                 self.monitor.add(sub.url, sub.token, paused=sub.paused)
@@ -147,6 +151,8 @@ class Controller(QObject):
             self._flush_handle.cancel()
         self.flush_updates()
         await self.monitor.shutdown()
+        if self.channels is not None:  # pending channel sends get a few seconds, off the loop
+            await asyncio.to_thread(self.channels.close, 5.0)
         for notifier in self.dispatcher.notifiers:
             try:
                 await asyncio.wait_for(notifier.close(), 3.0)
@@ -229,8 +235,11 @@ class Controller(QObject):
         self._update_settings(settings)
 
     def _update_settings(self, settings: Settings) -> None:
+        channels_changed = settings.channels != self.settings.channels
         self.settings = settings
         self.monitor.set_discovery(settings.auto_discover)
+        if channels_changed:
+            self._restart_channels()
         if self._save is not None:
             try:
                 self._save(settings)
@@ -239,6 +248,33 @@ class Controller(QObject):
                 log.error("could not save settings", exc_info=True)
         self.settings_changed.emit(settings)
 
+    def _start_channels(self) -> None:
+        """The notification channels of the settings (issue 13); a left-out channel is said in the banner."""
+        if not any(c.enabled for c in self.settings.channels):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop yet: start() builds them
+            return
+        history = self.history if isinstance(self.history, ChannelHistory) else None
+
+        def post(write: Callable[[], None]) -> None:  # from channel threads: write on the loop, then refresh
+            loop.call_soon_threadsafe(self._channel_write, write)
+
+        self.channels = DesktopChannels.from_settings(self.settings.channels, history=history, post=post)
+        for line in self.channels.problems:
+            self.problem.emit("", f"Channel left out: {line}")
+
+    def _restart_channels(self) -> None:
+        old, self.channels = self.channels, None
+        if old is not None:  # never block the UI on a hanging channel
+            threading.Thread(target=old.close, args=(5.0,), name="peft-notify-channels-close", daemon=True).start()
+        self._start_channels()
+
+    def _channel_write(self, write: Callable[[], None]) -> None:
+        write()
+        self.history_changed.emit()
+
     def _job_name(self, job_key: str) -> str:
         conn = self.monitor.connection_for_job(job_key)
         return conn.title if conn is not None else job_key or "peft-notify"
@@ -246,6 +282,11 @@ class Controller(QObject):
     # -- monitor events → rows and signals -----------------------------------------------
 
     def _on_monitor_event(self, event: MonitorEvent) -> None:
+        if self.channels is not None:
+            if isinstance(event, MessageFed):
+                self.channels.observe(event.envelope, event.connection.job_key)
+            elif isinstance(event, Decided):
+                self.channels.decided(event.actions, self.engine.job)
         if isinstance(event, MessageFed):
             self._on_message(event)
         elif isinstance(event, LinkChanged):

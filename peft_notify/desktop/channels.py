@@ -64,16 +64,16 @@ class DesktopChannels:
 
     def __init__(
         self,
-        settings: Sequence[ChannelSetting],
+        specs: Sequence[ChannelSpec],
         *,
+        problems: Sequence[str] = (),
         history: ChannelHistory | None = None,
-        store: SecretStore | None = None,
         clock: Callable[[], float] = time.time,
         post: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         """``post(fn)`` runs ``fn`` on the history's thread (``loop.call_soon_threadsafe``): deliveries
         are reported on channel threads and SQLite connections stay on the thread that made them."""
-        specs, self.problems = resolve(settings, store)
+        self.problems = list(problems)
         for line in self.problems:
             log.warning("notification channel left out: %s", line)
         self.history = history
@@ -81,6 +81,19 @@ class DesktopChannels:
         self.post = post
         self.feed = ChannelFeed(skip_self_delivering=True)
         self.hub = ChannelHub(specs, self._on_delivery)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Sequence[ChannelSetting],
+        *,
+        store: SecretStore | None = None,
+        history: ChannelHistory | None = None,
+        post: Callable[[Callable[[], None]], object] | None = None,
+    ) -> DesktopChannels:
+        """The channels of ``Settings.channels`` (secrets read from the keyring; problems kept)."""
+        specs, problems = resolve(settings, store)
+        return cls(specs, problems=problems, history=history, post=post)
 
     def observe(self, envelope: Envelope, job_id: str | None = None) -> None:
         """One envelope fed to the engine (``job_id``: the engine's key for its job)."""

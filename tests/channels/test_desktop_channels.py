@@ -39,7 +39,7 @@ def test_completion_is_sent_and_recorded_in_history_skipping_self_delivering_job
     store = SecretStore(FileTestKeyring(tmp_path / "k.cfg"))
     history = SqliteHistoryStore(tmp_path / "h.db")
     posted: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-    channels = DesktopChannels(
+    channels = DesktopChannels.from_settings(
         [ChannelSetting(store.put(receiver.url("json")), "json://…")], history=history, store=store, post=posted.put
     )
     engine = Engine(EngineConfig(respect_dnd=False))
