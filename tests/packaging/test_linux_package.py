@@ -160,17 +160,20 @@ def test_frozen_app_follows_a_simulated_job_to_dunst(unpacked: Path, tmp_path: P
         for block in (milestone, done):
             assert f"desktop_entry: '{APP_ID}'" in block
             assert f"appname: '{CLI_NAME}'" in block
-            # The product icon, from inside the frozen bundle (not a generic theme icon).
-            assert f"icon: 'file://{unpacked / 'usr' / 'lib' / CLI_NAME}" in block
-            assert f"{APP_ID}.png'" in block
-        # dunstctl history lists closed notifications: the completion is there, under our app name.
+        # The milestone shows the product icon from inside the frozen bundle (not a generic theme
+        # icon); the completion carries the loss chart, which dunst shows in the icon's place.
+        icon = re.search(r"^\ticon: '(.*)'$", milestone, flags=re.M)
+        assert icon is not None, milestone
+        assert icon.group(1).removeprefix("file://").startswith(str(unpacked / "usr" / "lib" / CLI_NAME)), milestone
+        assert icon.group(1).endswith(f"{APP_ID}.png"), milestone
+        # dunstctl history lists closed notifications: both are there, under our app name.
         subprocess.run(["dunstctl", "close-all"], check=True, timeout=10)
         time.sleep(0.5)
         history = json.loads(subprocess.run(["dunstctl", "history"], capture_output=True, text=True, check=True).stdout)
-        ours = [n for n in history["data"][0] if n["summary"]["data"] == f"{name}: training complete"]
-        assert ours, history
-        assert ours[0]["appname"]["data"] == CLI_NAME
-        assert ours[0]["icon_path"]["data"].endswith(f"{APP_ID}.png")
+        ours = {n["summary"]["data"]: n for n in history["data"][0] if n["summary"]["data"].startswith(f"{name}: ")}
+        assert {f"{name}: 50% complete", f"{name}: training complete"} <= set(ours), history
+        assert {n["appname"]["data"] for n in ours.values()} == {CLI_NAME}
+        assert ours[f"{name}: 50% complete"]["icon_path"]["data"].endswith(f"{APP_ID}.png")
         # Installed "system-wide" (XDG_DATA_DIRS): the app leaves no user copy of its desktop entry.
         assert not (tmp_path / "data" / "applications" / f"{APP_ID}.desktop").exists()
     finally:
