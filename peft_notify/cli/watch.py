@@ -22,12 +22,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from enum import Enum
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from peft_notify.cli import notify as notify_args
 from peft_notify.cli.args import UsageError, index, job_url, seconds
 from peft_notify.termsafe import json_safe, printable
 
 # Everything else is imported where used: registering the sub-command stays cheap.
+if TYPE_CHECKING:
+    from peft_notify.channels import ChannelSpec
 
 __all__ = ["EXIT_CODES", "Watcher", "register", "run"]
 
@@ -63,6 +66,7 @@ def register(subparsers: Any) -> None:
     osc = p.add_mutually_exclusive_group()
     osc.add_argument("--osc", dest="osc", action="store_true", default=None, help="force OSC 9;4 progress")
     osc.add_argument("--no-osc", dest="osc", action="store_false", help="never emit OSC 9;4 progress")
+    notify_args.add_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler: returns the exit status described in the module docstring."""
     if bool(args.url) == bool(args.local):
         raise UsageError("give a job URL or --local (not both)")
+    channels = notify_args.specs(args)
     targets: list[tuple[str, str | None]]
     if args.local:
         from peft_notify.discovery import list_job_files
@@ -81,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         targets = [(job_url(args.url), args.token)]
     watcher = Watcher(
-        sys.stdout, json_lines=args.json, osc=args.osc, give_up=args.give_up, give_up_lost=args.give_up_lost
+        sys.stdout,
+        json_lines=args.json,
+        osc=args.osc,
+        give_up=args.give_up,
+        give_up_lost=args.give_up_lost,
+        channels=channels,
     )
     try:
         return asyncio.run(watcher.watch(targets, since=args.since))
@@ -113,7 +123,9 @@ class Watcher:
         osc: bool | None = None,
         give_up: float = 30.0,
         give_up_lost: float = 0.0,
+        channels: Sequence[ChannelSpec] = (),
     ) -> None:
+        from peft_notify.desktop.channels import DesktopChannels
         from peft_notify.desktop.monitor import Monitor
         from peft_notify.engine import Engine, EngineConfig
         from peft_notify.termprogress import OscProgress
@@ -138,6 +150,8 @@ class Watcher:
         self.monitor = Monitor(
             engine=self.engine, performer=self, client_factory=_make_client, on_event=self.on_monitor_event
         )
+        # --notify: the same channels the app has (jobs that deliver themselves are skipped).
+        self.channels = DesktopChannels(channels) if channels else None
 
     async def watch(self, targets: list[tuple[str, str | None]], since: int | None = None) -> int:
         """Follow ``targets`` (URL, token) until every connection has ended; the exit status."""
@@ -158,6 +172,8 @@ class Watcher:
             for task in guards:
                 task.cancel()
             await self.monitor.shutdown()
+            if self.channels is not None:  # the last messages get up to 15 s, off the loop
+                await asyncio.to_thread(self.channels.close, 15.0)
             self.close()
         if (self.problems or self.gave_up) and not self.final:
             return 2
@@ -168,8 +184,13 @@ class Watcher:
         """What the monitor reports: connection states (stderr) and fed messages (progress line)."""
         from peft_notify import wire
         from peft_notify.desktop.frames import ClientState
-        from peft_notify.desktop.monitor import LinkChanged, MessageFed
+        from peft_notify.desktop.monitor import Decided, LinkChanged, MessageFed
 
+        if self.channels is not None:
+            if isinstance(event, MessageFed):
+                self.channels.observe(event.envelope, event.connection.job_key)
+            elif isinstance(event, Decided):
+                self.channels.decided(event.actions, self.engine.job)
         if isinstance(event, MessageFed):
             body = event.envelope.data
             state = body.state if isinstance(body, (wire.Status, wire.Hello)) else None
