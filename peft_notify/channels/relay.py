@@ -29,6 +29,8 @@ from peft_notify.channels.chart import loss_png
 from peft_notify.channels.events import ChannelEvent
 from peft_notify.channels.hub import ChannelHub, ChannelSpec, DeliveryCallback
 from peft_notify.engine import Action, Engine, EngineConfig, JobView, MergeRepeat, Notify, Record
+from peft_notify.engine.dnd import SUMMARY_KEY
+from peft_notify.engine.floods import FLOOD_KEY
 from peft_notify.ports import DeliveryStatus
 from peft_notify.wire import Envelope, Hello, NotificationType, Progress
 
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 CAPABILITY: Final = "channels"  # hello capability: "this job delivers to notification channels itself"
 MAX_POINTS: Final = 512  # loss points kept per job (halved by decimation when full)
 _SKIP: Final = frozenset({DeliveryStatus.DUPLICATE, DeliveryStatus.PAUSED})
+# Popup summaries (after Do Not Disturb; of an error flood): a channel has the events themselves.
+_POPUP_SUMMARIES: Final = frozenset({SUMMARY_KEY, FLOOD_KEY})
 _TICK: Final = object()  # the relay woke for the engine's timer
 _CHART_KINDS: Final = frozenset({NotificationType.COMPLETION, NotificationType.ERROR})
 
@@ -92,7 +96,7 @@ class ChannelFeed:
         for action in actions:
             if isinstance(action, Record) and action.reason in _SKIP:
                 continue
-            if not isinstance(action, (Notify, Record, MergeRepeat)):
+            if not isinstance(action, (Notify, Record, MergeRepeat)) or action.key in _POPUP_SUMMARIES:
                 continue
             job = view(action.job_id)
             if self.skip_self_delivering and job is not None and CAPABILITY in job.capabilities:

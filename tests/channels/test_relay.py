@@ -91,3 +91,13 @@ def test_desktop_feed_skips_jobs_that_deliver_themselves() -> None:
         events += feed.events(engine.feed(done, now=T0 + 5), engine.job, T0 + 5)
     assert [e.job_id for e in events] == ["plain"]
     assert events[0].kind is NotificationType.COMPLETION
+
+
+def test_popup_only_summaries_do_not_reach_channels_but_the_errors_do() -> None:
+    engine = Engine(EngineConfig(respect_dnd=False))
+    feed = ChannelFeed()
+    events = []
+    for env in [hello(), *(note(NotificationType.ERROR, f"e{i}", error_type=f"t{i}") for i in range(12))]:
+        feed.observe(env)
+        events += feed.events(engine.feed(env, now=T0), engine.job, T0)
+    assert [e.title for e in events] == [f"e{i}" for i in range(12)]  # the flood summary popup is not among them
