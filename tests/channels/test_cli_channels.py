@@ -10,6 +10,9 @@ from pathlib import Path
 from tests.channels.conftest import Receiver
 from tests.cli.test_simulate import start_simulate
 
+WATCH = [sys.executable, "-m", "peft_notify", "watch"]
+MILESTONES = ["25% complete", "50% complete", "75% complete"]
+
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEFT_NOTIFY_")}
@@ -27,8 +30,7 @@ def test_watch_notify_sends_milestones_and_completion(tmp_path: Path, receiver: 
     proc, url = start_simulate(tmp_path, "--steps", "40", "--wait-client", "30")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "peft_notify", "watch", url, "--since", "0", "--no-osc"]
-            + ["--notify", receiver.url("json"), "--notify-level", "progress"],
+            [*WATCH, url, "--since", "0", "--no-osc", "--notify", receiver.url("json"), "--notify-level", "progress"],
             capture_output=True,
             text=True,
             check=False,
@@ -39,7 +41,7 @@ def test_watch_notify_sends_milestones_and_completion(tmp_path: Path, receiver: 
         _close(proc)
     assert result.returncode == 0, result.stderr
     titles = [h.json()["title"] for h in receiver.hits]
-    assert [t.split(": ", 1)[1] for t in titles] == ["25% complete", "50% complete", "75% complete", "training complete"]
+    assert [t.split(": ", 1)[1] for t in titles] == [*MILESTONES, "training complete"]
 
 
 def test_watch_rejects_an_unknown_level_in_one_line(tmp_path: Path) -> None:
