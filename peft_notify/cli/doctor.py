@@ -98,13 +98,19 @@ def _paths() -> list[str]:
 
 
 async def _report(send_test: bool) -> tuple[list[str], bool]:
-    from peft_notify.platform.choose import desktop_names, select_dnd_probe, select_notifiers, select_taskbar
-    from peft_notify.platform.notifier import DesktopNotifierAdapter
-    from peft_notify.platform.session_bus import BusError, SessionBus, notification_server
+    out = [f"system: {platform.system()} {platform.release()} ({sys.platform}), Python {platform.python_version()}"]
+    try:
+        import desktop_notifier  # noqa: F401 - the [desktop] extra (it brings dbus-fast on Linux)
+
+        from peft_notify.platform.choose import desktop_names, select_dnd_probe, select_notifiers, select_taskbar
+        from peft_notify.platform.notifier import DesktopNotifierAdapter
+        from peft_notify.platform.session_bus import BusError, SessionBus, notification_server
+    except ModuleNotFoundError as exc:  # the core (training-side) install has no D-Bus / desktop libraries
+        why = f"desktop side: not installed here (no module {exc.name!r}): pip install 'peft-notify[desktop]'"
+        return [*out, why, *_paths()], False
     from peft_notify.ports import NotifyRequest
     from peft_notify.wire import NotificationEvent, NotificationType
 
-    out = [f"system: {platform.system()} {platform.release()} ({sys.platform}), Python {platform.python_version()}"]
     bus = SessionBus()
     linux = sys.platform.startswith("linux") or "bsd" in sys.platform
     if linux:
