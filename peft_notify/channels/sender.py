@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import email.utils
 import logging
 import math
 import os
+import re
 import tempfile
 import threading
 import time
@@ -63,6 +65,19 @@ def privacy_url(url: str) -> str:
         scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
         return f"{scheme}://(invalid URL hidden)"
     return tighten(str(service.url(privacy=True)))
+
+
+def secret_pieces(url: str, display: str) -> tuple[str, ...]:
+    """The parts of ``url`` its display form hides (password, tokens, topic, query values), longest first."""
+    pieces = set(re.split(r"[:/@?&=#,;]+", url)) - set(re.split(r"[:/@?&=#,;]+", display))
+    return tuple(sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True))
+
+
+def scrub(text: str, pieces: tuple[str, ...]) -> str:
+    """``text`` (a service's answer, apprise's log line) without any of the URL's hidden ``pieces``."""
+    for piece in pieces:
+        text = text.replace(piece, "…")
+    return text
 
 
 def tighten(private: str) -> str:
@@ -141,6 +156,13 @@ class AppriseSender:
                 setattr(service, attr, min(float(getattr(service, attr)), timeout_s))
         self.name = str(getattr(service, "service_name", "service"))
         self.display = tighten(str(service.url(privacy=True)))
+        self._hidden = secret_pieces(url, self.display)
+        # apprise's own log lines can carry what the privacy form hides (ntfy logs the topic at
+        # WARNING); its records stay inside apprise, our lines and results carry scrubbed text.
+        apprise_log = logging.getLogger("apprise")
+        if not apprise_log.handlers:
+            apprise_log.addHandler(logging.NullHandler())
+            apprise_log.propagate = False
         self.attachments = bool(getattr(service, "attachment_support", False))
         self._apobj = apprise.Apprise()
         self._apobj.add(service)
@@ -152,7 +174,8 @@ class AppriseSender:
         try:
             return self._send(out, started)
         except Exception as exc:  # a plugin bug must never take the channel's thread down
-            log.warning("channel %s: send crashed", self.display, exc_info=True)
+            # No traceback: exception texts (requests') can carry the URL's path, i.e. a token.
+            log.warning("channel %s: send crashed (%s)", self.display, type(exc).__name__)
             return SendResult(False, "error", f"{type(exc).__name__}", elapsed_s=time.monotonic() - started)
 
     def _send(self, out: Outgoing, started: float) -> SendResult:
@@ -180,7 +203,8 @@ class AppriseSender:
                 with contextlib.suppress(OSError):
                     attach_path.unlink()
                     attach_path.parent.rmdir()
-        return _answer(result, answers, time.monotonic() - started, self.timeout_s)
+        answer = _answer(result, answers, time.monotonic() - started, self.timeout_s)
+        return dataclasses.replace(answer, detail=scrub(answer.detail, self._hidden))
 
 
 def _temp_png(data: bytes) -> Path:

@@ -71,6 +71,7 @@ def _handler(rec: Receiver) -> type[BaseHTTPRequestHandler]:
                     mode = str(json.loads(body).get("topic", ""))
                 except (ValueError, AttributeError):
                     mode = ""
+            mode = mode.split("-", 1)[0]  # "fail-secret-topic" answers like "fail"
             if mode == "hang":
                 rec.release.wait(30)
                 return

@@ -135,3 +135,15 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 
 def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412480.0) == 30.0
+
+
+def test_a_failure_answer_never_carries_the_hidden_parts_of_the_url(receiver: Receiver) -> None:
+    # apprise's ntfy plugin names the topic in its failure line ("Failed to send ntfy notification to
+    # topic '...'"); the topic is the secret of an ntfy channel, so the answer must not carry it.
+    sender = AppriseSender(f"ntfy://bob:pa55word@127.0.0.1:{receiver.port}/fail-secret-topic-42", timeout_s=2)
+    result = sender.send(outgoing(K.ERROR))
+    assert not result.ok
+    assert result.http_status == 500
+    text = f"{sender.display} {result.summary()}"
+    assert "my-secret-topic-42" not in text
+    assert "pa55word" not in text
