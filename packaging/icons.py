@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 HICOLOR_SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def render(svg: Path, out_dir: Path, sizes: tuple[int, ...] = HICOLOR_SIZES) -> list[Path]:
@@ -41,10 +42,9 @@ def render(svg: Path, out_dir: Path, sizes: tuple[int, ...] = HICOLOR_SIZES) -> 
 
 
 if __name__ == "__main__":
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
+    sys.path.insert(0, str(ROOT))
     from peft_notify.appinfo import APP_ID
 
     sizes = tuple(int(s) for s in sys.argv[2:]) or HICOLOR_SIZES
-    for path in render(root / "resources" / "icons" / f"{APP_ID}.svg", Path(sys.argv[1]), sizes):
+    for path in render(ROOT / "resources" / "icons" / f"{APP_ID}.svg", Path(sys.argv[1]), sizes):
         print(path)
