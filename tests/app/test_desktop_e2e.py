@@ -21,6 +21,8 @@ from peft_notify.ports import HistoryEntry, HistoryQuery
 
 pytestmark = [pytest.mark.desktop, pytest.mark.linux, pytest.mark.slow]
 
+TOKEN = "e2e-token"
+
 
 def _require_desktop() -> None:
     if not (os.environ.get("DISPLAY") and os.environ.get("DBUS_SESSION_BUS_ADDRESS")):
@@ -72,12 +74,14 @@ class Session:
             "--name",
             "e2e-job",
             "--no-discovery",
+            "--token",
+            TOKEN,  # every job has a token (issue 10 item 1); a restarted job keeps it
             *args,
             log=f"sim-{len(self.procs)}.log",
         )
 
     def app(self, url: str) -> subprocess.Popen[bytes]:
-        self.app_proc = self.start("-v", "app", url, "--no-local", log="app.log")
+        self.app_proc = self.start("-v", "app", f"{url}?token={TOKEN}", "--no-local", log="app.log")
         return self.app_proc
 
     def history(self) -> list[HistoryEntry]:
