@@ -50,3 +50,23 @@ def test_a_schema_1_database_is_migrated(tmp_path: Path) -> None:
     store.set_channel(old.id, "json://x/…", "merged", reason="in a digest of 3", ts=NOW + 1)
     assert store.query(HistoryQuery())[0].channels == (("json://x/…", "merged: in a digest of 3"),)
     store.close()
+
+
+def test_history_json_cli_prints_each_channels_outcome(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "h.db"
+    store = SqliteHistoryStore(path)
+    entry = store.record("j1", "llama", _event(), ts=NOW, status=DeliveryStatus.SHOWN, key="oom")
+    store.set_channel(entry, "ntfys://ntfy.sh/m…c", "failed", reason="failure · HTTP 500", ts=NOW)
+    store.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "peft_notify", "history", "--json", "--db", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    [printed] = json.loads(result.stdout)
+    assert printed["channels"] == {"ntfys://ntfy.sh/m…c": "failed: failure · HTTP 500"}
