@@ -119,6 +119,38 @@ def test_frozen_binary_prints_its_version_outside_the_checkout(unpacked: Path, t
     assert result.stdout.strip() == f"peft-notify {__version__}"
 
 
+def test_frozen_run_simulate_and_watch_work_without_python(unpacked: Path, tmp_path: Path) -> None:
+    env = clean_env(unpacked, tmp_path)
+    # run: the wrapped command's output passes through and its exit status comes back.
+    wrapped = subprocess.run(
+        [str(binary(unpacked)), "run", "--linger", "0", "--no-osc", "--", "/bin/sh", "-c", "echo hi-child; exit 3"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert wrapped.returncode == 3, wrapped.stdout + wrapped.stderr
+    assert "hi-child" in wrapped.stdout
+    # simulate + watch --json, both frozen: milestones and the completion are decided.
+    simulate = subprocess.Popen(
+        [str(binary(unpacked)), "simulate", "--steps", "40", "--step-ms", "10", "--wait-client", "60",
+         "--linger", "10", "--no-discovery"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert simulate.stdout is not None
+        url = simulate.stdout.readline().strip()
+        watch = subprocess.run(
+            [str(binary(unpacked)), "watch", "--json", "--since", "0", url],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        )
+    finally:
+        simulate.kill()
+        simulate.communicate()
+    assert watch.returncode == 0, watch.stdout + watch.stderr
+    records = [json.loads(line) for line in watch.stdout.splitlines() if line.startswith("{")]
+    events = [r["event"] for r in records if r.get("action") == "Notify"]
+    assert [e["milestone"] for e in events if e.get("milestone")][:3] == [25, 50, 75]
+    assert any(e["type"] == "completion" for e in events)
+
+
 @pytest.mark.desktop
 def test_frozen_doctor_finds_dunst(unpacked: Path, tmp_path: Path) -> None:
     require_session()
