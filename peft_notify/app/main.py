@@ -138,11 +138,13 @@ def _set_autostart(enabled: bool) -> object:
     return set_autostart(enabled)
 
 
-async def build_adapters(on_action: ActionHandler, *, tray: Any = None, window: Any = None) -> Adapters:
+async def build_adapters(
+    on_action: ActionHandler, *, tray: Any = None, window: Any = None, windows_busy_is_dnd: bool = False
+) -> Adapters:
     """:func:`peft_notify.app.adapters.build_adapters`, imported when the window has shown."""
     from peft_notify.app.adapters import build_adapters as build
 
-    return await build(on_action, tray=tray, window=window)
+    return await build(on_action, tray=tray, window=window, windows_busy_is_dnd=windows_busy_is_dnd)
 
 
 @dataclasses.dataclass
@@ -220,7 +222,9 @@ async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> in
     # go to ``presses``, which the monitor reads; completions draw from ``curves``, which it fills.
     presses, curves = ButtonPresses(), LossCurves()
     tray = shell.tray.icon if shell.tray.available else None
-    adapters = await build_adapters(presses, tray=tray, window=shell.window)
+    adapters = await build_adapters(
+        presses, tray=tray, window=shell.window, windows_busy_is_dnd=settings.windows_busy_is_dnd
+    )
     controller = Controller(
         shell.settings,
         engine=Engine(engine_config(settings)),

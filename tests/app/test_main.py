@@ -18,9 +18,9 @@ import peft_notify.app.main as m
 
 tmp, seen, real = Path(sys.argv[1]), [], m.build_adapters
 
-async def spy(on_action, *, tray=None, window=None):
+async def spy(on_action, *, tray=None, window=None, **options):
     seen.append(window.isVisible())
-    return await real(on_action, tray=tray, window=window)
+    return await real(on_action, tray=tray, window=window, **options)
 
 paint = m._paint_first
 
