@@ -17,7 +17,8 @@ from websockets.sync.server import ServerConnection as SyncServerConnection
 from websockets.sync.server import serve as sync_serve
 
 from peft_notify import wire
-from peft_notify.desktop.client import ClientState, ConnectionEvent, JobClient, backoff, normalize_url
+from peft_notify.desktop.client import JobClient
+from peft_notify.desktop.frames import ClientState, ConnectionEvent, FrameTracker, backoff, normalize_url, parse_job_url
 from peft_notify.emitter import JobServer
 from peft_notify.engine import Engine, Notify
 
@@ -55,6 +56,60 @@ def test_normalize_url_accepts_http_forms() -> None:
     assert normalize_url("ws://h:1/ws/notifications/j") == "ws://h:1/ws/notifications/j"
     with pytest.raises(ValueError, match="not a job URL"):
         normalize_url("ftp://h/x")
+
+
+def test_frame_tracker_is_fed_without_a_socket() -> None:
+    """The Sans-I/O bookkeeping: bad frames, replays, another job's frames, a new run."""
+
+    def f(seq: int, body: wire.Body, kind: str, job: str = "j") -> str:
+        return wire.encode(wire.Envelope(type=kind, data=body, seq=seq, job_id=job, ts=0.0))
+
+    tracker = FrameTracker("j")
+    note = wire.NotificationEvent(type=wire.NotificationType.WARNING, title="t", message="m")
+    delivered = [
+        tracker.receive(frame)
+        for frame in (
+            f(0, wire.Hello(name="n", run_id="r1", last_seq=0), "hello"),
+            f(1, note, "notification"),
+            "{not json",
+            f(1, note, "notification"),  # a replay
+            f(2, note, "notification", job="someone-else"),  # posing as another job
+            f(2, wire.Status(state=wire.JobState.COMPLETED), "status"),
+        )
+    ]
+    assert [env.seq if env else None for env in delivered] == [0, 1, None, None, None, 2]
+    assert (tracker.bad_frames, tracker.duplicates, tracker.foreign, tracker.finished) == (1, 1, 1, True)
+    assert tracker.resume_url("ws://h:1/ws/notifications/j?token=t") == (
+        "ws://h:1/ws/notifications/j?token=t&since=2&run_id=r1"
+    )
+    assert tracker.receive(f(0, wire.Hello(name="n", run_id="r2"), "hello")) is not None  # a relaunched run
+    assert tracker.last_seq == 0 and tracker.receive(f(1, note, "notification")) is not None
+
+
+def test_parse_job_url_is_the_one_strict_check() -> None:
+    job = parse_job_url("https://Host:8443/ws/notifications/run-7/?token=s3cret&since=12")
+    assert (job.url, job.job_id, job.host, job.port, job.since) == (
+        "wss://Host:8443/ws/notifications/run-7/?token=s3cret&since=12",
+        "run-7",
+        "host",
+        8443,
+        12,
+    )
+    assert job.job_key == "run-7@host:8443"
+    assert "s3cret" not in job.address
+    assert parse_job_url("ws://[::1]:9/ws/notifications/j").job_key == "j@[::1]:9"
+    for bad in (
+        "ws://h:99999/ws/notifications/j",
+        "ws:///ws/notifications/j",
+        "ws://h:1/ws/notifications/bad id",
+        "ws://h:1/ws/notifications/j?since=-1",
+        "ws://h:1/ws/notifications/j?since=٣",
+    ):
+        with pytest.raises(ValueError, match="not a job URL"):
+            parse_job_url(bad)
+    with pytest.raises(ValueError) as info:
+        parse_job_url("ftp://h/x?token=s3cret")
+    assert "s3cret" not in str(info.value)  # a message never shows the token
 
 
 class Recorder:
