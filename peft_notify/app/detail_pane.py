@@ -1,8 +1,9 @@
 """The selected job in detail: facts, live loss curve, event timeline, Retry/Cancel buttons.
 
 :meth:`DetailPane.show_row` fills it from a :class:`JobRow` plus that job's history entries;
-``action_requested(key, action)`` fires when Retry/Cancel is pressed (only enabled when the
-job's hello advertised the capability and it is connected).
+``action_requested(key, action)`` fires when Retry/Cancel is pressed. Each is shown when the
+job's hello advertised it; Cancel is enabled while the run is live, Retry only while the job
+can take it (:attr:`JobRow.can_retry`: failed and still connected).
 """
 
 from __future__ import annotations
@@ -140,9 +141,9 @@ class DetailPane(QWidget):
         connected = row.link is Link.CONNECTED
         self.retry.setVisible("retry" in row.capabilities)
         self.cancel.setVisible("cancel" in row.capabilities)
-        # Retry relaunches the run: only once it has ended, never by a stray click on a live run.
-        self.retry.setEnabled(connected and row.finished)
-        self.retry.setToolTip("" if row.finished else "Retry becomes available when the run has ended")
+        # Retry relaunches the run: only after a failure and while the job can still take it.
+        self.retry.setEnabled(row.can_retry)
+        self.retry.setToolTip(row.retry_hint)
         self.cancel.setEnabled(connected and not row.finished)
         if self._shown_events is events and self._shown_key == row.key:
             return  # a progress update: the timeline has not changed

@@ -80,6 +80,24 @@ class JobRow:
         return self.state in ("completed", "failed", "cancelled")
 
     @property
+    def can_retry(self) -> bool:
+        """Whether Retry can work now: the job offers it, its run failed, and it is still reachable.
+
+        A job that ended for good (``peft-notify run`` past its retry window, a closed
+        connection) cannot relaunch anything, so Retry is not offered then.
+        """
+        return "retry" in self.capabilities and self.state == "failed" and self.link is Link.CONNECTED
+
+    @property
+    def retry_hint(self) -> str:
+        """Why Retry is disabled (empty when it is enabled): the detail pane's tooltip."""
+        if self.can_retry or "retry" not in self.capabilities:
+            return ""
+        if self.state != "failed":
+            return "Retry becomes available if the run fails"
+        return "The job is no longer reachable, so it cannot be relaunched from here"
+
+    @property
     def percent_text(self) -> str:
         return "—" if self.fraction is None else f"{self.fraction * 100:.0f}%"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["UsageError", "count", "index", "job_id", "job_url", "number", "port", "seconds"]
+__all__ = ["UsageError", "count", "index", "job_id", "job_url", "number", "port", "seconds", "url_with_token"]
 
 
 class UsageError(Exception):
@@ -107,3 +107,10 @@ def _without_secrets(url: str) -> str:
         return head
     netloc, slash, path = rest.partition("/")
     return f"{scheme}//{netloc.rpartition('@')[2]}{slash}{path}"
+
+
+def url_with_token(url: str, token: str | None) -> str:
+    """The URL to paste into the app: with ``?token=`` unless it already carries one."""
+    if not token or "token=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}token={token}"

@@ -82,9 +82,10 @@ class DemoServer:
     """The demo's job server: one thread per simulated job, each with its own stop event.
 
     *Cancel* on one job stops only that job (issue 11 item 2: they shared one event). A
-    failed job waits for *Retry* from the desktop and then really relaunches: a new run
-    (new ``run_id``) of the same job, which this time completes, as if the user had fixed
-    what failed. :meth:`close` stops every job and the server.
+    failed job waits for *Retry* from the desktop (until its failure is dismissed) and then
+    really relaunches: a new run (new ``run_id``) of the same job, which this time
+    completes, as if the user had fixed what failed. :meth:`close` stops every job and the
+    server.
     """
 
     def __init__(self, jobs: list[DemoJob], port: int = 0) -> None:
@@ -102,7 +103,7 @@ class DemoServer:
         self.server.start()
         for job in self.jobs:
             handle = self.server.add_job(
-                job.job_id, name=job.name, total_steps=job.steps, capabilities=["retry", "cancel"]
+                job.job_id, name=job.name, total_steps=job.steps, capabilities=["retry", "cancel", "dismiss"]
             )
             self.urls.append(self.server.url_for(job.job_id))
             thread = threading.Thread(target=self._run_job, args=(handle, job), daemon=True, name=f"demo-{job.job_id}")
@@ -122,8 +123,14 @@ class DemoServer:
         from peft_notify.emitter.simulate import SimConfig, simulate
 
         stop = self.stops[job.job_id]
-        retry = threading.Event()
-        handle.on_action(lambda action: retry.set() if action.action == "retry" else None)
+        retry, dismissed = threading.Event(), threading.Event()
+        events = {"retry": retry, "dismiss": dismissed}
+
+        def on_action(action: Any) -> None:
+            if action.action in events:
+                events[action.action].set()
+
+        handle.on_action(on_action)
         for _ in range(600):  # wait up to 30 s for the app to connect, so it sees every step
             if self.server.subscriber_count(job.job_id) or stop.wait(0.05):
                 break
@@ -137,10 +144,11 @@ class DemoServer:
         )
         while True:
             retry.clear()  # Retry means "relaunch the failed run", never "restart a live one"
+            dismissed.clear()
             if simulate(handle, config, stop) is not wire.JobState.FAILED:
                 return
             while not retry.wait(0.1):
-                if stop.is_set():
+                if stop.is_set() or dismissed.is_set():  # the failure was dismissed: no Retry is coming
                     return
             self.server.new_run(job.job_id)
             config = replace(config, fail_at=None, nan_at=None)  # the relaunch goes through

@@ -11,10 +11,15 @@ Exit 0 → completed; otherwise an error (OOM / CUDA recognised in the output) w
 code and the last lines of stderr, then failed. SIGINT/SIGTERM are forwarded to the child;
 the exit status is the child's (128 + N when it died of signal N).
 
-The job advertises ``cancel`` and ``retry``. ``retry`` from the app relaunches CMD as a new
-run (new ``run_id``; connected clients get a fresh ``hello`` and start its milestones over):
-at once while the child runs (it is terminated first), or after a failure for
-``--retry-wait`` seconds (default 0: ``run`` exits with the child, as scripts expect).
+The job advertises ``cancel``, and ``retry`` and ``dismiss`` while ``--retry-wait`` is above 0.
+``retry`` from the app relaunches CMD as a new run (new ``run_id``; connected clients get a
+fresh ``hello`` and start its milestones over): at once while the child runs (it is terminated
+first), or after a failure while the retry window is open. The window opens only when a
+desktop client is subscribed at the moment of failure (nobody else could press Retry; without
+one ``run`` exits at once, as scripts expect): ``run`` keeps serving up to ``--retry-wait``
+seconds (default 600) with a countdown on stderr, and ends it at once on Ctrl-C, on the
+desktop's ``dismiss`` (the user dismissed the failure notification) or at the end — always
+with the child's exit status.
 OSC 9;4 terminal progress follows the bars on a supporting terminal (``--osc/--no-osc``).
 """
 
@@ -22,20 +27,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from typing import IO, TYPE_CHECKING, Any
 
-from peft_notify.cli.args import UsageError, job_id, port, seconds
+from peft_notify.cli.args import UsageError, job_id, port, seconds, url_with_token
 
 if TYPE_CHECKING:  # the emitter (via run_child) is imported by the handler: --help and other commands stay fast
     from peft_notify.cli.run_child import ChildStream, OutputMonitor
 
 log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_WAIT = 600.0
 
 
 def register(subparsers: Any) -> None:
@@ -55,9 +64,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--retry-wait",
         type=seconds,
-        default=0.0,
+        default=DEFAULT_RETRY_WAIT,
         metavar="S",
-        help="after a failure, keep serving S seconds so the app's Retry can relaunch CMD (default 0)",
+        help="after a failure seen by a desktop client, keep serving up to S seconds so its Retry can relaunch "
+        f"CMD (default {DEFAULT_RETRY_WAIT:g}; 0 = exit with the child, and offer no Retry)",
     )
     p.add_argument("--no-pty", action="store_true", help="always use pipes for the command's output")
     osc = p.add_mutually_exclusive_group()
@@ -74,6 +84,7 @@ class _Control:
         self.proc: subprocess.Popen[bytes] | None = None
         self.retry = threading.Event()
         self.quit = threading.Event()
+        self.dismissed = threading.Event()
         self.signalled: list[int] = []
         self._lock = threading.Lock()
 
@@ -84,6 +95,9 @@ class _Control:
             self.retry.set()
         elif action.action == "cancel":
             self.quit.set()
+        elif action.action == "dismiss":  # only ends a retry window: a running child is left alone
+            self.dismissed.set()
+            return
         else:
             return
         if proc is not None and proc.poll() is None:
@@ -121,9 +135,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     name = args.name or " ".join(shlex.quote(c) for c in command)[:80]
-    handle = server.add_job(args.job_id, name=name, capabilities=["cancel", "retry"])
-    token = f"?token={server.token}" if server.token else ""
-    print(f"peft-notify: serving {name!r} at {handle.url}{token}", file=sys.stderr, flush=True)
+    # "dismiss" (the desktop's user dismissed the failure) ends a retry window early.
+    capabilities = ["cancel", "retry", "dismiss"] if args.retry_wait > 0 else ["cancel"]
+    handle = server.add_job(args.job_id, name=name, capabilities=capabilities)
+    print(f"peft-notify: serving {name!r} at {url_with_token(handle.url, server.token)}", file=sys.stderr, flush=True)
     osc = OscProgress(sys.stderr, enabled=args.osc)
     control = _Control()
     handle.on_action(control.on_action)
@@ -131,11 +146,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         while True:
             control.retry.clear()
+            control.dismissed.clear()
             handle.status(wire.JobState.RUNNING)
             code = _run_once(command, handle, osc, control, allow_pty=not args.no_pty)
-            if code == 0:
+            if code == 0 or args.retry_wait <= 0:
                 break
-            if control.retry.is_set() or _wait_for_retry(control, args.retry_wait):
+            watched = server.subscriber_count(handle.job_id) > 0  # someone who could press Retry
+            if control.retry.is_set() or (watched and _wait_for_retry(control, args.retry_wait, sys.stderr)):
                 control.quit.clear()
                 server.new_run(handle.job_id)
                 print("peft-notify run: relaunching (retry from the app)", file=sys.stderr, flush=True)
@@ -150,15 +167,68 @@ def run(args: argparse.Namespace) -> int:
     return code if code >= 0 else 128 - code
 
 
-def _wait_for_retry(control: _Control, seconds: float) -> bool:
-    """Wait up to ``seconds`` for a retry; False on timeout, cancel or a signal."""
-    step = 0.05
-    for _ in range(int(seconds / step)):
-        if control.retry.wait(step):
-            return True
-        if control.quit.is_set():
-            return False
-    return control.retry.is_set()
+def _wait_for_retry(control: _Control, seconds: float, out: IO[str]) -> bool:
+    """Wait up to ``seconds`` for a retry, with a countdown on ``out``; False on timeout, dismiss, cancel or a signal.
+
+    On a terminal the countdown line is redrawn every second; elsewhere (a log file) it is
+    written once, and the end is always said.
+    """
+    deadline = time.monotonic() + seconds
+    live = _isatty(out)
+    shown = ""
+    while True:
+        left = deadline - time.monotonic()
+        why = _why_stop(control, left)
+        if why is not None:
+            if live and shown:
+                _say(out, "\r\x1b[K")
+            if why:
+                _say(out, f"peft-notify run: {why}\n")
+            return control.retry.is_set()
+        line = f"peft-notify run: waiting for Retry from the desktop — {_clock(left)} left, Ctrl-C to exit"
+        if live:
+            if line != shown:
+                _say(out, f"\r{line}\x1b[K")
+        elif not shown:
+            _say(out, line + "\n")
+        shown = line
+        control.retry.wait(min(0.1, max(0.0, left)))
+
+
+def _why_stop(control: _Control, left: float) -> str | None:
+    """Why the retry window ends now ("" for a retry, said elsewhere), or None while it stays open."""
+    if control.retry.is_set():
+        return ""
+    if control.signalled:
+        return "interrupted; exiting without a retry"
+    if control.quit.is_set():
+        return "cancelled from the desktop; exiting"
+    if control.dismissed.is_set():
+        return "the failure was dismissed on the desktop; exiting"
+    if left <= 0:
+        return "no Retry came; exiting"
+    return None
+
+
+def _clock(seconds: float) -> str:
+    """``9:41`` for 581.2 s (rounded up: the last second shows 0:01, never 0:00)."""
+    whole = max(0, math.ceil(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _say(out: IO[str], text: str) -> None:
+    try:
+        out.write(text)
+        out.flush()
+    except (OSError, ValueError):
+        pass  # our terminal went away: the window still ends on time
 
 
 def _run_once(command: list[str], handle: Any, osc: Any, control: _Control, *, allow_pty: bool) -> int:

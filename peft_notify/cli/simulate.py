@@ -14,7 +14,7 @@ import signal
 import threading
 from typing import Any
 
-from peft_notify.cli.args import UsageError, count, index, job_id, number, port, seconds
+from peft_notify.cli.args import UsageError, count, index, job_id, number, port, seconds, url_with_token
 
 
 def register(subparsers: Any) -> None:
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             # A resumed run announces where it starts, so milestones it had passed never fire again.
             start_step=args.resume_from or None,
         )
-        url = handle.url + (f"?token={server.token}" if server.token else "")
+        url = url_with_token(handle.url, server.token)
         print(url, flush=True)
         waited = _wait_for_client(server, args.job_id, args.wait_client, stop)
         try:

@@ -7,7 +7,8 @@ updated to ``SHOWN`` (first notifier), ``FALLBACK`` (a later one) or ``FAILED``.
 call has a timeout, so a hung D-Bus call delays one notification, never the app. Button presses
 come back through :meth:`Dispatcher.route_action`, which marks the entry read and says where
 the press goes (Sans-I/O, like the engine): :class:`SendToJob` for "retry"/"cancel" (with the
-sequence number of the notification whose button was pressed) or :class:`ShowDetails` for a
+sequence number of the notification whose button was pressed) and for a dismissed error
+notification ("dismiss": a job waiting for Retry stops waiting), or :class:`ShowDetails` for a
 click or "view-details"; the monitor (:mod:`peft_notify.desktop.monitor`) carries it out on the
 connection that produced the notification. Nothing here raises to the caller except cancellation.
 """
@@ -106,6 +107,7 @@ class Dispatcher:
         self.timeout = timeout
         self.attachment_for = attachment_for
         self._entries: OrderedDict[int, tuple[str, int | None]] = OrderedDict()  # record id -> (job, seq)
+        self._errors: set[int] = set()  # which of them are error notifications (their dismissal is sent)
         self._history_failing = False  # the last history write failed (reported once)
 
     # -- performing actions --------------------------------------------------------------
@@ -146,8 +148,10 @@ class Dispatcher:
             log.warning("history is being written again")
             self._history_failing = False
         self._entries[entry_id] = (job_id, seq)
+        if event.type == "error":
+            self._errors.add(entry_id)
         while len(self._entries) > _REMEMBERED:
-            self._entries.popitem(last=False)
+            self._errors.discard(self._entries.popitem(last=False)[0])
         return entry_id
 
     async def _notify(self, action: Notify, sound: str | None) -> DispatchResult:
@@ -231,6 +235,9 @@ class Dispatcher:
         """
         action = action.strip().lower().replace(" ", "-")
         if action == "dismissed":
+            # A dismissed failure tells a job waiting for Retry (``peft-notify run``) to stop waiting.
+            if record_id in self._errors:
+                return SendToJob(job_id, WireAction("dismiss", ref_seq=self._entries[record_id][1]))
             return None
         if record_id:
             self._safely("mark read", self.history.mark_read, [record_id])

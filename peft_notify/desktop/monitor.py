@@ -624,13 +624,33 @@ class Monitor:
             return
         if isinstance(route, SendToJob):
             conn = self._by_job.get(route.job_id)
-            if conn is None:
+            if route.action.action == "dismiss":
+                self._send_dismiss(route.job_id, route.action)
+            elif conn is None:
                 self._emit(Problem(None, f"Cannot send {route.action.action!r}: job {route.job_id} is not followed"))
             else:
                 self._send_soon(conn, route.action)
         elif isinstance(route, ShowDetails):
             self._emit(ShowJob(self._by_job.get(route.job_id), route.record_id))
         self._emit(Performed(0))  # the entry was marked read
+
+    def _send_dismiss(self, job_key: str, action: WireAction) -> None:
+        """Tell a job that offers ``dismiss`` its failure was dismissed; quietly: nothing waits on it here."""
+        conn, view = self._by_job.get(job_key), self.engine.job(job_key)
+        if conn is None or conn.client is None or "dismiss" not in getattr(view, "capabilities", ()):
+            return
+        client = conn.client
+
+        async def send() -> bool:
+            try:
+                return await asyncio.wait_for(client.send_action(action), SEND_TIMEOUT_S)
+            except Exception:
+                log.info("could not tell %s its failure was dismissed", job_key, exc_info=True)
+                return False
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     def _send_soon(self, conn: Connection, action: WireAction) -> asyncio.Task[bool] | None:
         try:

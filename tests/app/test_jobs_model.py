@@ -95,3 +95,24 @@ def test_aggregate_progress_over_running_jobs() -> None:
     ]
     assert aggregate_progress(rows) == pytest.approx(0.4)
     assert aggregate_progress([]) is None
+
+
+@pytest.mark.parametrize(
+    ("state", "link", "capabilities", "can", "hint"),
+    [
+        ("failed", Link.CONNECTED, ("retry",), True, ""),
+        ("running", Link.CONNECTED, ("retry",), False, "Retry becomes available if the run fails"),
+        ("completed", Link.CONNECTED, ("retry",), False, "Retry becomes available if the run fails"),
+        # issue 11 item 1: a run that has exited (window over, connection closed) cannot take Retry
+        ("failed", Link.FINISHED, ("retry",), False, "no longer reachable"),
+        ("failed", Link.RECONNECTING, ("retry",), False, "no longer reachable"),
+        ("failed", Link.CONNECTED, ("cancel",), False, ""),
+    ],
+)
+def test_retry_is_offered_only_while_the_job_can_take_it(
+    state: str, link: Link, capabilities: tuple[str, ...], can: bool, hint: str
+) -> None:
+    row = JobRow(key="ws://x", job_id="j", state=state, link=link, capabilities=capabilities)
+    assert row.can_retry is can
+    assert hint in row.retry_hint
+    assert bool(row.retry_hint) is bool(hint)

@@ -112,6 +112,10 @@ def test_empty_state_then_a_job_card(window: MainWindow) -> None:
     row.state = "failed"
     window.controller.job_updated.emit(URL)
     assert window.detail.retry.isEnabled()
+    row.link = Link.FINISHED  # the run has exited (issue 11 item 1): Retry could not work any more
+    window.controller.job_updated.emit(URL)
+    assert not window.detail.retry.isEnabled()
+    assert "no longer reachable" in window.detail.retry.toolTip()
 
 
 def test_buttons_follow_capabilities_and_connection(window: MainWindow) -> None:

@@ -229,12 +229,20 @@ def test_retry_button_reaches_the_job_with_the_entry_seq() -> None:
         on_action("job", 1, "Retry")
         notifier.invoke("view-details")
         notifier.invoke("default")
-        assert dispatcher.route_action("job", 1, "dismissed") is None
+        # Issue 11 item 1: a dismissed failure is told to the job (a ``run`` waiting for Retry stops waiting).
+        assert dispatcher.route_action("job", 1, "dismissed") == SendToJob("job", WireAction("dismiss", ref_seq=12))
 
     run(scenario())
     assert sent == [("job", WireAction("retry", ref_seq=12))] * 2
     assert viewed == [("job", 1), ("job", 1)]
     assert history.entries[1].read
+
+
+def test_only_a_dismissed_error_is_sent_to_the_job() -> None:
+    dispatcher = Dispatcher(MemoryHistoryStore(), [RecordingNotifier()], RecordingTaskbar())
+    run(dispatcher.perform([Notify("job", milestone(), key="m", seq=3), Notify("job", error(), key="oom", seq=4)]))
+    assert dispatcher.route_action("job", 1, "dismissed") is None  # a milestone popup closed: nothing to say
+    assert dispatcher.route_action("job", 2, "dismissed") == SendToJob("job", WireAction("dismiss", ref_seq=4))
 
 
 def test_unknown_actions_go_nowhere_and_are_logged(caplog: pytest.LogCaptureFixture) -> None:
