@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from peft_notify.appinfo import VERSION as __version__
 
 _SEED = frozenset(
     {

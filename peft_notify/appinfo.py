@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from peft_notify import __version__
-
 __all__ = ["APP_ID", "APP_NAME", "APP_SUMMARY", "CLI_NAME", "VERSION", "icon_file", "is_frozen", "resources_dir"]
 
 # Reverse-DNS (freedesktop Desktop Entry spec, "Desktop File ID"; AppStream component id).
@@ -26,7 +24,8 @@ APP_ID: Final = "io.github.peftnotify.PeftNotify"
 APP_NAME: Final = "PEFT Notify"
 CLI_NAME: Final = "peft-notify"
 APP_SUMMARY: Final = "Desktop notifications and taskbar progress for training jobs"
-VERSION: Final = __version__
+# The one version source: peft_notify.__version__, pyproject.toml (attr) and packaging/ read it.
+VERSION: Final = "0.1.0"
 
 
 def is_frozen() -> bool:
