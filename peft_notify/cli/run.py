@@ -70,6 +70,11 @@ def register(subparsers: Any) -> None:
         f"CMD (default {DEFAULT_RETRY_WAIT:g}; 0 = exit with the child, and offer no Retry)",
     )
     p.add_argument("--no-pty", action="store_true", help="always use pipes for the command's output")
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="where the command writes checkpoints: warn before the disk fills (docs/resources.md)",
+    )
     osc = p.add_mutually_exclusive_group()
     osc.add_argument("--osc", dest="osc", action="store_true", default=None, help="force OSC 9;4 progress")
     osc.add_argument("--no-osc", dest="osc", action="store_false", help="never emit OSC 9;4 progress")
@@ -148,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             control.retry.clear()
             control.dismissed.clear()
             handle.status(wire.JobState.RUNNING)
-            code = _run_once(command, handle, osc, control, allow_pty=not args.no_pty)
+            code = _run_once(command, handle, osc, control, allow_pty=not args.no_pty, output_dir=args.output_dir)
             if code == 0 or args.retry_wait <= 0:
                 break
             watched = server.subscriber_count(handle.job_id) > 0  # someone who could press Retry
@@ -231,11 +236,17 @@ def _say(out: IO[str], text: str) -> None:
         pass  # our terminal went away: the window still ends on time
 
 
-def _run_once(command: list[str], handle: Any, osc: Any, control: _Control, *, allow_pty: bool) -> int:
-    """Start the child, pass its output through, report its end; returns its exit status."""
+def _run_once(
+    command: list[str], handle: Any, osc: Any, control: _Control, *, allow_pty: bool, output_dir: str | None = None
+) -> int:
+    """Start the child, pass its output through, report its end; returns its exit status.
+
+    While it runs, the child's process tree, the host and ``output_dir`` are sampled for the
+    resource warnings (docs/resources.md)."""
     from peft_notify import wire
     from peft_notify.cli.run_child import OutputMonitor, open_stream, pump
     from peft_notify.emitter.attach import ENV_FD, ENV_JOB_ID, ENV_URL, relay
+    from peft_notify.emitter.resources import start_sampler
 
     monitor = OutputMonitor(handle, osc)
     read_fd, write_fd = os.pipe()
@@ -254,6 +265,7 @@ def _run_once(command: list[str], handle: Any, osc: Any, control: _Control, *, a
         print(f"peft-notify run: cannot run {command[0]!r}: {exc}", file=sys.stderr)
         return 127
     control.started(proc)
+    sampler = start_sampler(handle, pid=proc.pid, output_dir=output_dir)
     os.close(write_fd)
     for stream in (out, err):
         stream.close_child_end()
@@ -267,6 +279,8 @@ def _run_once(command: list[str], handle: Any, osc: Any, control: _Control, *, a
         thread.start()
     code = proc.wait()
     control.started(None)
+    if sampler is not None:
+        sampler.stop()
     for thread in threads:
         thread.join(timeout=10)
     _close(out, err)
