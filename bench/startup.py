@@ -4,12 +4,68 @@ Both are fresh subprocesses of ``bench.appchild`` (same interpreter, same hook),
 "shown" is the first ``Expose`` event of a top-level window ≥ 200×100 px, stamped with
 perf_counter_ns in the child and compared with the parent's stamp taken just before spawning.
 The app starts with no subscriptions in empty, temporary config/data dirs.
+
+Second measurement, same run: the FROZEN app (the PyInstaller onedir that ``packaging/build``
+makes, from its cache) vs the source app (``python -m peft_notify app``) vs a bare PySide6
+window, none of them instrumented: "mapped" is the X server's ``MapNotify`` for the first
+top-level window ≥ 200×100 px (:mod:`bench.xmap`), seen by the parent.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import time
+from pathlib import Path
+
 from bench.harness import Context, Result, Row, stats
-from bench.session import AppChild, BenchError, PrivateBus, app_available, isolated_env
+from bench.session import PY, AppChild, BenchError, PrivateBus, app_available, isolated_env, stop_process
+from bench.xmap import MapWatcher, XmapError
+
+REPO = Path(__file__).resolve().parents[1]
+BARE_WINDOW = (
+    "from PySide6.QtWidgets import QApplication, QWidget\n"
+    "app = QApplication([])\nw = QWidget()\nw.resize(480, 320)\nw.show()\napp.exec()"
+)
+
+
+def frozen_binary(ctx: Context) -> Path:
+    """The frozen app from packaging/build's cache (built now if the sources changed). Raises BenchError."""
+    if importlib.util.find_spec("PyInstaller") is None:
+        raise BenchError("PyInstaller is not installed (pip install -e '.[packaging]')")
+    spec = importlib.util.spec_from_file_location("peft_notify_packaging_build", REPO / "packaging" / "build.py")
+    if spec is None or spec.loader is None:
+        raise BenchError("packaging/build.py is missing")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    started = time.monotonic()
+    dist = module.onedir()
+    ctx.log(f"startup: frozen app ready in {time.monotonic() - started:.1f} s ({dist})")
+    return Path(dist) / "peft-notify" / "peft-notify"
+
+
+def mapped_startups(ctx: Context, reps: int, bus_address: str, frozen: Path | None) -> dict[str, list[float]]:
+    """Milliseconds from spawn to the first big window mapped, per variant, alternating."""
+    variants = {"bare": [PY, "-c", BARE_WINDOW], "source": [PY, "-m", "peft_notify", "app"]}
+    if frozen is not None:
+        variants["frozen"] = [str(frozen), "app"]
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for rep in range(reps + 1):  # rep 0 warms the page cache
+        for name, argv in variants.items():
+            env = isolated_env(ctx.workdir / f"mapped-{rep}-{name}", bus_address, PEFT_NOTIFY_INSTANCE=f"b{rep}{name}")
+            if name == "frozen":
+                env.pop("PYTHONPATH", None)
+            with MapWatcher() as watcher:
+                launched = time.perf_counter_ns()
+                proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+                try:
+                    ms = (watcher.wait_map(90) - launched) / 1e6
+                finally:
+                    stop_process(proc)
+            if rep:
+                samples[name].append(ms)
+        ctx.log(f"startup (mapped) rep {rep}: " + ", ".join(f"{n} {s[-1]:.0f} ms" for n, s in samples.items() if s))
+    return samples
 
 NAME = "startup"
 TITLE = "launch to first window shown, app vs a bare PySide6 window"
@@ -49,4 +105,49 @@ def run(ctx: Context) -> Result:
         )
     )
     result.raw = {"ours_ms": ours, "reference_ms": ref}
+    _frozen_rows(ctx, result, reps)
     return result
+
+
+def _frozen_rows(ctx: Context, result: Result, reps: int) -> None:
+    frozen: Path | None = None
+    why = ""
+    try:
+        frozen = frozen_binary(ctx)
+    except Exception as exc:  # the source-vs-bare row still counts; say why the frozen one is missing
+        why = f"frozen app unavailable: {exc}"
+        result.notes.append(why)
+    try:
+        with PrivateBus() as bus:
+            samples = mapped_startups(ctx, reps, bus.address, frozen)
+    except (XmapError, TimeoutError) as exc:
+        result.notes.append(f"mapped-window startup not measured: {exc}")
+        return
+    bare = stats(samples["bare"])
+    source = stats(samples["source"])
+    result.notes.append(
+        f"Frozen/source/bare: {reps} alternating uninstrumented launches each after a warm-up round, "
+        "launch → X11 MapNotify of the first window ≥ 200×100 px; medians."
+    )
+    for name, label in (("frozen", "frozen app (PyInstaller onedir)"), ("source", "source app (python -m)")):
+        if name not in samples:
+            result.rows.append(Row(NAME, f"launch → window mapped, {label}", None, bare.median, "ms",
+                                   reference_name="bare PySide6 window", detail=why))
+            continue
+        st = stats(samples[name])
+        extra = ""
+        if name == "frozen":
+            extra = f"; frozen/source {st.median / source.median:.2f}×"
+        result.rows.append(
+            Row(
+                benchmark=NAME,
+                metric=f"launch → window mapped, {label}",
+                ours=st.median,
+                reference=bare.median,
+                unit="ms",
+                ratio=Row.ratio_of(st.median, bare.median),
+                reference_name="bare PySide6 window",
+                detail=f"ours {st.span('{:.0f}')} ms; bare {bare.span('{:.0f}')} ms{extra}",
+            )
+        )
+    result.raw.update({f"mapped_{k}_ms": v for k, v in samples.items()})
