@@ -11,6 +11,7 @@ offending field is in ``ProtocolError.field``) and never anything else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -28,6 +29,8 @@ __all__ = [
     "DiskSample",
     "Envelope",
     "GpuSample",
+    "Group",
+    "GroupMode",
     "Hello",
     "HostSample",
     "JobState",
@@ -45,6 +48,8 @@ __all__ = [
     "encode",
     "encode_action",
     "format_ts",
+    "group_from_mapping",
+    "group_named",
     "parse_ts",
     "peek_progress_job",
 ]
@@ -65,6 +70,8 @@ MAX_CAPABILITIES: Final = 32
 MAX_METRICS: Final = 64
 MAX_GPUS: Final = 64
 MAX_RESOURCES: Final = 16
+MAX_PARAMS: Final = 32  # entries of a group's ``params`` (a trial's config)
+MAX_EXPECTED_JOBS: Final = 1_000_000
 
 _E = TypeVar("_E", bound=Enum)
 
@@ -178,6 +185,34 @@ class Status:
     reason: str | None = None
 
 
+class GroupMode(str, Enum):
+    """Whether a group's ``metric`` is better when lower (``min``) or higher (``max``)."""
+
+    MIN = "min"
+    MAX = "max"
+
+
+ParamValue: TypeAlias = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """``hello.group``: the job is one trial of a sweep (docs/sweeps.md).
+
+    ``id`` is shared by every job of the group (job-id characters); ``name`` is what the
+    user sees. Optional: ``expected_jobs`` (the group ends when that many have ended),
+    ``metric`` / ``mode`` (what "best trial" means: a ``progress.metrics`` name, or
+    ``loss``), ``params`` (this trial's config, shown with the best result).
+    """
+
+    id: str
+    name: str
+    expected_jobs: int | None = None
+    metric: str | None = None
+    mode: GroupMode = GroupMode.MIN
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Hello:
     """``hello`` body: always the first message on a connection.
@@ -200,6 +235,7 @@ class Hello:
     replay_gap: bool = False
     resources: tuple[str, ...] = ()
     resource_notes: tuple[str, ...] = ()
+    group: Group | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,8 +430,22 @@ def _body_dict(body: Body) -> dict[str, Any]:
             hello["resources"] = list(body.resources)
         if body.resource_notes:
             hello["resource_notes"] = list(body.resource_notes)
+        if body.group is not None:
+            hello["group"] = _group_dict(body.group)
         return hello
     raise TypeError(f"cannot encode body of type {type(body).__name__}")
+
+
+def _group_dict(g: Group) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": g.id, "name": g.name}
+    if g.expected_jobs is not None:
+        out["expected_jobs"] = g.expected_jobs
+    if g.metric is not None:
+        out["metric"] = g.metric
+        out["mode"] = GroupMode(g.mode).value
+    if g.params:
+        out["params"] = dict(g.params)
+    return out
 
 
 def _resource_dict(r: Resource) -> dict[str, Any]:
@@ -828,7 +878,67 @@ def _decode_hello(o: _Obj) -> Hello:
         replay_gap=o.bool_("replay_gap", False),
         resources=o.str_list("resources", max_items=MAX_RESOURCES, item_limit=MAX_SHORT) or (),
         resource_notes=o.str_list("resource_notes", max_items=MAX_RESOURCES, item_limit=MAX_REASON) or (),
+        group=_decode_group(o.obj("group")) if o.has("group") else None,
     )
+
+
+def _decode_group(o: _Obj) -> Group:
+    group_id = o.req_str("id", limit=MAX_ID, empty=False)
+    if not _JOB_ID_RE.match(group_id):
+        raise ProtocolError("must be 1-128 of A-Z a-z 0-9 . _ : - and start with a letter or digit", o._name("id"))
+    params: dict[str, ParamValue] = {}
+    raw = o.raw("params")
+    if raw is not None:
+        p = _Obj(raw, o._name("params"))
+        if len(p._d) > MAX_PARAMS:
+            raise ProtocolError(f"has {len(p._d)} entries; the limit is {MAX_PARAMS}", p._path)
+        for key, value in p._d.items():
+            if not key or len(key) > MAX_SHORT:
+                raise ProtocolError(f"parameter names must be 1..{MAX_SHORT} characters", p._path)
+            if isinstance(value, str):
+                if len(value) > MAX_NAME:
+                    raise ProtocolError(f"must be at most {MAX_NAME} characters", p._name(key))
+                params[key] = value
+            elif isinstance(value, bool):
+                params[key] = value
+            else:
+                number = _finite(value, p._name(key))
+                params[key] = value if isinstance(value, int) else number
+    metric = o.str_("metric", limit=MAX_SHORT, required=False, empty=False)
+    return Group(
+        id=group_id,
+        name=o.str_("name", limit=MAX_NAME, required=False) or group_id,
+        expected_jobs=o.int_("expected_jobs", minimum=1, maximum=MAX_EXPECTED_JOBS),
+        metric=metric,
+        mode=o.enum("mode", GroupMode, required=False, default=GroupMode.MIN),
+        params=params,
+    )
+
+
+def group_named(name: str, *, expected_jobs: int | None = None, **fields: Any) -> Group:
+    """A group for the user-given ``name`` (``run --group NAME``, ``PEFT_NOTIFY_GROUP``), validated.
+
+    Its id is ``name`` when that is already a valid id, else a slug of it plus a short hash
+    (so different names never share an id). Raises :class:`ProtocolError`.
+    """
+    name = name.strip()
+    if _JOB_ID_RE.match(name):
+        group_id = name
+    else:
+        slug = re.sub(r"[^A-Za-z0-9._:-]+", "-", name).strip("-._:")[:100] or "group"
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        group_id = f"{slug}-{digest}"
+    values: dict[str, Any] = {"id": group_id, "name": name, **fields}
+    if expected_jobs is not None:
+        values["expected_jobs"] = expected_jobs
+    if not name:
+        raise ProtocolError("must not be empty", "group.name")
+    return group_from_mapping(values)
+
+
+def group_from_mapping(values: Mapping[str, Any]) -> Group:
+    """Validate a ``hello.group`` given as a mapping (``job(group={...})``). Raises :class:`ProtocolError`."""
+    return _decode_group(_Obj(dict(values), "group"))
 
 
 _BODY_DECODERS: Final[dict[str, Callable[[_Obj], Body]]] = {
