@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from peft_notify.cli import notify as notify_args
 from peft_notify.cli.args import UsageError, index, job_url, seconds
-from peft_notify.termsafe import json_safe, printable
 
 # Everything else is imported where used: registering the sub-command stays cheap.
 if TYPE_CHECKING:
@@ -98,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         watcher.close()
         return 130
+
+
+def printable(text: object, *, multiline: bool = False) -> str:
+    """:func:`peft_notify.termsafe.printable`, imported on first use (registering stays cheap)."""
+    from peft_notify import termsafe
+
+    return termsafe.printable(text, multiline=multiline)
 
 
 def _jsonable(value: Any) -> Any:
@@ -289,6 +295,8 @@ class Watcher:
             self.out.write("\r\x1b[K")
             self._line_open = False
         # Every line quotes job text: escape sequences in it must not reach the terminal (issue 10 item 4).
+        from peft_notify.termsafe import json_safe
+
         self.out.write((json_safe(line) if self.json_lines else printable(line, multiline=True)) + "\n")
         self.out.flush()
 
