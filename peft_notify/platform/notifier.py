@@ -172,8 +172,12 @@ class DesktopNotifierAdapter:
         bus: SessionBus | None = None,
         timeout: float = 5.0,
         platform: str = sys.platform,
+        owns_bus: bool = False,
     ) -> None:
-        """Wrap an existing ``DesktopNotifier``; prefer :meth:`create`, which checks the environment."""
+        """Wrap an existing ``DesktopNotifier``; prefer :meth:`create`, which checks the environment.
+
+        ``owns_bus``: :meth:`close` also disconnects ``bus`` (it was opened for this adapter).
+        """
         self._dn = notifier
         self._on_action = on_action
         self._capabilities = capabilities
@@ -181,7 +185,7 @@ class DesktopNotifierAdapter:
         self._bus = bus
         self._timeout = timeout
         self._platform = platform
-        self._owns_bus = False
+        self._owns_bus = owns_bus
         # None: not asked (Linux, or it could not be read); True/False: has_authorisation()'s answer.
         self.authorised: bool | None = None
         self._asking: asyncio.Task[None] | None = None
@@ -272,9 +276,15 @@ class DesktopNotifierAdapter:
             raise NotifierUnavailable(f"desktop-notifier failed to start: {exc}") from exc
         names = frozenset(c.name.lower() for c in caps)
         adapter = cls(
-            notifier, on_action, capabilities=names, server=server, bus=bus, timeout=timeout, platform=platform
+            notifier,
+            on_action,
+            capabilities=names,
+            server=server,
+            bus=bus,
+            timeout=timeout,
+            platform=platform,
+            owns_bus=own_bus,
         )
-        adapter._owns_bus = own_bus
         if adapter.checks_authorisation and await adapter.check_authorisation() is False:
             log.warning("%s", adapter.off_reason)
             if platform == "darwin":  # undecided yet, or denied: the prompt shows only the first time
