@@ -176,7 +176,10 @@ def run_doctor(args: argparse.Namespace) -> int:
     """Print the report; 0 when a real notifier works, 1 when only the log fallback is left."""
     lines, ok = asyncio.run(_report(bool(getattr(args, "send_test", False))))
     lines += _channels_report(bool(getattr(args, "channels", False)), list(getattr(args, "notify", None) or []))
-    print("\n".join(lines))
+    from peft_notify.termsafe import printable
+
+    # Server names, channel services' answers and paths are not ours: no escape sequence reaches the terminal.
+    print(printable("\n".join(lines), multiline=True))
     if not ok:
         print("\nNo native notifier works here: notifications only go to the log.", file=sys.stderr)
     return 0 if ok else 1

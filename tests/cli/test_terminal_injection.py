@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -80,3 +82,56 @@ def test_http_error_body_is_neutralised(tmp_path: Path, hostile: int) -> None:
     assert code == 2, output
     assert b"HTTP 403" in output
     assert_inert(output)
+
+
+@pytest.fixture
+def hostile_bus(tmp_path: Path) -> Iterator[str]:
+    """A private session bus whose notification server answers with escape sequences."""
+    if not shutil.which("dbus-daemon"):
+        pytest.skip("dbus-daemon is not installed")
+    config = tmp_path / "bus.conf"
+    config.write_text(  # as tests/platform/conftest.py's private_bus: nothing D-Bus-activated
+        '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
+        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+        f"<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen><auth>EXTERNAL</auth>"
+        '<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>'
+        '<allow own="*"/></policy></busconfig>\n'
+    )
+    out = subprocess.run(
+        ["dbus-daemon", f"--config-file={config}", "--fork", "--nosyslog", "--print-address=1", "--print-pid=1"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    address, pid = (line.strip() for line in out.stdout.split("\n")[:2])
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": address, "PYTHONPATH": str(HERE.parent.parent)}
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "hostile_dbus.py"), "120"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
+        yield address
+    finally:
+        server.terminate()
+        server.wait(10)
+        if server.stdout is not None:
+            server.stdout.close()
+        os.kill(int(pid), signal.SIGTERM)
+
+
+def test_doctor_neutralises_a_hostile_notification_server(tmp_path: Path, hostile_bus: str) -> None:
+    env = {
+        **os.environ,
+        "DBUS_SESSION_BUS_ADDRESS": hostile_bus,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    env.pop("DISPLAY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "peft_notify", "doctor"], capture_output=True, timeout=60, check=False, env=env
+    )
+    assert b"notification server: evil" in done.stdout, done.stdout
+    assert_inert(done.stdout + done.stderr)
