@@ -124,6 +124,8 @@ class EngineConfig:
     stall_factor: float = 10.0
     sounds: bool = True
     resources: ResourceThresholds = field(default_factory=ResourceThresholds)  # docs/resources.md
+    group_trial_popups: bool = False  # milestones/completion of a group's trials pop up (docs/sweeps.md)
+    group_grace_s: float = 120.0  # a group whose jobs all ended ends after this long without a new one
 
     @functools.cached_property
     def progress_milestones(self) -> tuple[int, ...]:

@@ -13,17 +13,18 @@ import logging
 from collections.abc import Iterable
 from typing import Final
 
-from peft_notify.engine.actions import Action
+from peft_notify.engine.actions import Action, Record
 from peft_notify.engine.config import EngineConfig, Templates
 from peft_notify.engine.dnd import SUMMARY_KEY, QuietPeriods
 from peft_notify.engine.gate import Gate
+from peft_notify.engine.groups import Groups, GroupSummary, GroupView
 from peft_notify.engine.job import Job, JobView
 from peft_notify.engine.limits import TokenBucket
 from peft_notify.engine.notices import stall_event
 from peft_notify.engine.resources import JobFacts, Level, ResourceRules, ResourceView
 from peft_notify.engine.rules import Rules
 from peft_notify.engine.taskbar import Coalescer, Indicator, Tally
-from peft_notify.ports import DndState
+from peft_notify.ports import DeliveryStatus, DndState
 from peft_notify.wire import Envelope, Hello, JobState, NotificationEvent, Progress, Resource, Status
 
 __all__ = ["LEGACY_JOB_ID", "Engine"]
@@ -47,6 +48,7 @@ class Engine:
         self._tally = Tally()
         self._rules = Rules(self.config, self.templates, self._gate)
         self._resources = ResourceRules(self.config.resources)
+        self._groups = Groups(self.config.group_grace_s)
         self._now = 0.0
         self._rules.check_templates()
 
@@ -77,6 +79,7 @@ class Engine:
         if isinstance(body, Hello):
             new_run = body.run_id != job.run_id or not job.baselined
             self._resources.on_hello(job.job_id, new_run=new_run, watched=body.resources, notes=body.resource_notes)
+            self._join_group(job, body, new_run, now)
             actions += self._rules.on_hello(job, body, now, ts, seq)
         elif isinstance(body, Progress):
             actions += self._rules.on_progress(job, body, now, ts, seq)
@@ -84,6 +87,7 @@ class Engine:
             actions += self._rules.on_notification(job, body, now, seq)
         else:
             actions += self._rules.on_status(job, body, now, seq)
+        actions += self._settle_group(job, body, now)
         return actions + self._refresh_taskbar(now, [job])
 
     def tick(self, *, now: float, dnd: DndState | None = None) -> list[Action]:
@@ -95,13 +99,19 @@ class Engine:
         for job in self._jobs.values():
             actions += self._check_stall(job, now)
         actions += self._gate.flush_floods(now)
+        actions += self._group_summaries(self._groups.due(now), now)
         actions += self._taskbar.tick(now, self._indicator)
         self._gate.dedup.prune(now)
         return actions
 
     def next_tick_at(self) -> float | None:
         """The earliest time :meth:`tick` has something to do, or ``None`` when nothing is due."""
-        due = [self._taskbar.due_at(), self._quiet.paused_until, self._gate.floods.next_due_at()]
+        due = [
+            self._taskbar.due_at(),
+            self._quiet.paused_until,
+            self._gate.floods.next_due_at(),
+            self._groups.next_due_at(),
+        ]
         for job in self._jobs.values():
             if job.state is JobState.RUNNING and not job.stalled and job.last_progress_at is not None:
                 due.append(job.last_progress_at + job.stall_after(self.config.stall_min_s, self.config.stall_factor))
@@ -119,6 +129,7 @@ class Engine:
         if detail:
             message += f" ({detail})"
         actions = self._rules.error(job, now, None, message=message, error_type="system_crash")
+        actions += self._settle_group(job, None, now)
         return actions + self._refresh_taskbar(now, [job])
 
     def set_user_pause(self, until: float | None, *, now: float) -> list[Action]:
@@ -143,6 +154,8 @@ class Engine:
         self._gate.dedup.forget(job_id)
         self._gate.floods.forget(job_id)
         self._resources.forget(job_id)
+        self._groups.forget(job_id)
+        self._gate.muted.discard(job_id)
         self._tally.put(job_id, None)
         return self._refresh_taskbar(self._now, (), changed=True)
 
@@ -156,6 +169,22 @@ class Engine:
     def jobs(self) -> list[JobView]:
         """Snapshots of every known job, in the order they were first seen."""
         return [job.view() for job in self._jobs.values()]
+
+    def groups(self) -> list[GroupView]:
+        """Snapshots of every group (sweep) a job announced, in the order first seen."""
+        return self._groups.views(self._eta_of)
+
+    def group(self, group_id: str) -> GroupView | None:
+        return self._groups.view(group_id, self._eta_of)
+
+    def group_of(self, job_id: str) -> str | None:
+        """The id of the group ``job_id`` belongs to, or ``None``."""
+        return self._groups.group_of(job_id)
+
+    def end_groups(self, *, now: float) -> list[Action]:
+        """No more jobs will come (``watch`` ends): every group with nothing running gets its summary now."""
+        self._now = max(self._now, now)
+        return self._group_summaries(self._groups.close_all(), now)
 
     def resources(self, job_id: str) -> ResourceView | None:
         """The latest resource sample of ``job_id`` and its active conditions (``None``: none seen)."""
@@ -188,6 +217,39 @@ class Engine:
         if event is None:
             return []
         return self._gate.deliver("", "", event, SUMMARY_KEY, now, dedup=False, filtered=False)
+
+    def _join_group(self, job: Job, hello: Hello, new_run: bool, now: float) -> None:
+        if hello.group is None:
+            return
+        self._groups.join(job.job_id, hello.group, name=hello.name, state=hello.state, new_run=new_run, now=now)
+        if not self.config.group_trial_popups:
+            self._gate.muted.add(job.job_id)
+
+    def _settle_group(self, job: Job, body: object, now: float) -> list[Action]:
+        """Group bookkeeping after a message of a grouped job; the group's summary when it just ended."""
+        if self._groups.group_of(job.job_id) is None:
+            return []
+        if isinstance(body, Hello) and body.progress is not None:
+            self._groups.observe(job.job_id, body.progress)
+        elif isinstance(body, Progress):
+            self._groups.observe(job.job_id, body)
+        reason = body.reason if isinstance(body, Status) else None
+        summary = self._groups.settle(job.job_id, job.state, reason=reason, now=now)
+        return [] if summary is None else self._group_summaries([summary], now)
+
+    def _group_summaries(self, summaries: list[GroupSummary], now: float) -> list[Action]:
+        actions: list[Action] = []
+        for s in summaries:
+            job_id = f"group:{s.group_id}"
+            if s.live:
+                actions += self._gate.deliver(job_id, "", s.event, s.key, now, dedup=False)
+            else:  # the sweep had ended before we saw it: history only (rule 1)
+                actions.append(Record(job_id=job_id, event=s.event, key=s.key, reason=DeliveryStatus.FILTERED))
+        return actions
+
+    def _eta_of(self, job_id: str) -> float | None:
+        job = self._jobs.get(job_id)
+        return None if job is None else job.view().eta_s
 
     def _on_resource(self, job: Job, sample: Resource, now: float, seq: int | None) -> list[Action]:
         """Resource rules (docs/resources.md): warnings are rate limited, critical ones never."""

@@ -28,6 +28,8 @@ from peft_notify.wire import NotificationEvent, NotificationType, UrgencyLevel
 __all__ = ["BADGE_KINDS", "SOUNDS", "Gate"]
 
 BADGE_KINDS: Final = frozenset({NotificationType.ERROR, NotificationType.COMPLETION, NotificationType.WARNING})
+# What a trial of a group does not pop up by default (its group's one summary does).
+MUTABLE_KINDS: Final = frozenset({NotificationType.PROGRESS, NotificationType.COMPLETION})
 # freedesktop sound-theme names per kind
 SOUNDS: Final = {
     NotificationType.COMPLETION: "complete",
@@ -46,6 +48,7 @@ class Gate:
         self.dedup = DedupWindow(config.dedup_window_s)
         self.floods = ErrorFloods(config.error_popups_per_minute)
         self.badge = 0
+        self.muted: set[str] = set()  # jobs whose milestones and completion are recorded, not shown
 
     def deliver(
         self,
@@ -75,7 +78,8 @@ class Gate:
             summary = self.floods.merge(job_id, job_name, event, now)
             return merged if summary is None else merged + self._show(job_id, summary, FLOOD_KEY, None)
         if kind is not NotificationType.ERROR:
-            reason = self._reason(kind, event, now, bucket, filtered)
+            muted = job_id in self.muted and kind in MUTABLE_KINDS  # a trial of a group (engine/groups.py)
+            reason = DeliveryStatus.FILTERED if muted else self._reason(kind, event, now, bucket, filtered)
             if reason is not None:
                 actions: list[Action] = [Record(job_id=job_id, event=event, key=key, reason=reason, seq=seq)]
                 if reason in (DeliveryStatus.WITHHELD_DND, DeliveryStatus.PAUSED):

@@ -1,0 +1,358 @@
+"""Groups of jobs (sweeps): counts, the best trial so far, the group's ETA, and its one summary.
+
+:class:`Groups` is the engine's record of every group a job announced in its ``hello``
+(``hello.group``, docs/sweeps.md). The engine calls :meth:`Groups.join` on a hello,
+:meth:`Groups.observe` on progress, :meth:`Groups.settle` after every message of a
+grouped job, and :meth:`Groups.due` from its tick. A group *ends* when
+
+* ``expected_jobs`` of its jobs have ended, or
+* every job it knows has ended and none has started for ``grace_s`` seconds (the *grace
+  period*: a sweep launcher starts the next trial a moment after the last one ended), or
+* the caller says no more jobs can come (:meth:`Groups.close_all`, e.g. ``watch`` exiting).
+
+Then exactly one summary is due ("sweep X: all 40 finished — 37 ok, 3 failed; best
+eval_loss 0.41 (lr=2e-4, r=16)"). A job that joins a group after it ended opens a new
+round of it (new counts). A group every job of which had already ended when first seen
+(the desktop started after the sweep) gets its summary recorded, not shown (rule 1: never
+fire retroactively). Pure: time comes in as ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from peft_notify.wire import Group, GroupMode, JobState, NotificationEvent, NotificationType, Progress, UrgencyLevel
+
+__all__ = ["DEFAULT_GRACE_S", "GroupSummary", "GroupView", "Groups", "Outcome", "format_number"]
+
+DEFAULT_GRACE_S: Final = 120.0
+MAX_PARAMS_SHOWN: Final = 4
+PRUNED_PREFIX: Final = "pruned"  # a ``cancelled`` status whose reason starts so counts as pruned
+
+
+class Outcome(Enum):
+    """Where one trial of a group is."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    PRUNED = "pruned"
+    CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class _Trial:
+    job_id: str
+    name: str
+    params: Mapping[str, object]
+    outcome: Outcome = Outcome.RUNNING
+    started_at: float = 0.0
+    ended_at: float | None = None
+    value: float | None = None  # the group's metric, last reported
+    metric: str | None = None  # the metric's name as found ("eval_loss" or "loss" by default)
+
+
+@dataclass(slots=True)
+class _Group:
+    group_id: str
+    name: str
+    expected: int | None
+    metric: str | None
+    mode: GroupMode
+    trials: dict[str, _Trial] = field(default_factory=dict)
+    round: int = 1
+    live: bool = False  # some job was seen running: the end is news
+    ended: bool = False
+    quiet_since: float | None = None  # when the last running job ended
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """A read-only snapshot of one group for the UI and ``watch``."""
+
+    group_id: str
+    name: str
+    round: int
+    total: int  # max(expected_jobs, jobs seen)
+    expected: int | None
+    running: int
+    done: int
+    failed: int
+    pruned: int
+    cancelled: int
+    best_value: float | None
+    best_metric: str | None
+    best_params: Mapping[str, object]
+    best_job_id: str | None
+    eta_s: float | None
+    ended: bool
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """The one notification of a group's end. ``live``: show it (else only record it)."""
+
+    group_id: str
+    round: int
+    event: NotificationEvent
+    live: bool
+
+    @property
+    def key(self) -> str:
+        return f"group:{self.group_id}:{self.round}"
+
+
+def format_number(value: object) -> str:
+    """Short, stable text for a metric or a parameter: ``2e-4``, ``0.41``, ``16``, ``adamw``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        mantissa, exponent = f"{value:.2e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:.4g}"
+
+
+class Groups:
+    """Every group's state; see the module docstring."""
+
+    def __init__(self, grace_s: float = DEFAULT_GRACE_S) -> None:
+        self.grace_s = max(0.0, grace_s) if math.isfinite(grace_s) else DEFAULT_GRACE_S
+        self._groups: dict[str, _Group] = {}
+        self._member: dict[str, str] = {}  # job id -> group id
+
+    # ------------------------------------------------------------------ inputs
+
+    def join(self, job_id: str, group: Group, *, name: str, state: JobState, new_run: bool, now: float) -> None:
+        """A hello of ``job_id`` naming ``group``; ``new_run``: a new run of the job (a retry re-opens it)."""
+        previous = self._member.get(job_id)
+        if previous is not None and previous != group.id:
+            self.forget(job_id)
+        g = self._groups.get(group.id)
+        if g is None:
+            g = self._groups[group.id] = _Group(group.id, group.name, group.expected_jobs, group.metric, group.mode)
+        g.name = group.name or g.name
+        g.expected = group.expected_jobs or g.expected
+        g.metric, g.mode = group.metric or g.metric, group.mode
+        self._member[job_id] = group.id
+        trial = g.trials.get(job_id)
+        if trial is not None and not new_run:
+            trial.name, trial.params = name, dict(group.params)
+            return
+        if g.ended:  # a job after the summary: a new round of the same group
+            g.trials.clear()
+            g.round += 1
+            g.ended, g.live, g.quiet_since = False, False, None
+        trial = g.trials[job_id] = _Trial(job_id, name, dict(group.params), started_at=now)
+        trial.outcome = _outcome(state, None)
+        if trial.outcome is Outcome.RUNNING:
+            g.live, g.quiet_since = True, None
+        else:
+            trial.ended_at = now
+            self._maybe_quiet(g, now)
+
+    def observe(self, job_id: str, progress: Progress) -> None:
+        """A progress report of ``job_id``: keep the group's metric (the last value reported)."""
+        trial, g = self._trial(job_id)
+        if trial is None or g is None:
+            return
+        found = _metric(progress, g.metric)
+        if found is not None:
+            trial.metric, trial.value = found
+
+    def settle(self, job_id: str, state: JobState, *, reason: str | None, now: float) -> GroupSummary | None:
+        """The job's state after a message; a trial that just ended may end its group (summary due)."""
+        trial, g = self._trial(job_id)
+        if trial is None or g is None or g.ended:
+            return None
+        outcome = _outcome(state, reason)
+        if outcome is trial.outcome:
+            return None
+        if outcome is Outcome.RUNNING:  # e.g. a reconnect said running again
+            trial.outcome, trial.ended_at = outcome, None
+            g.live, g.quiet_since = True, None
+            return None
+        if trial.outcome is Outcome.RUNNING:
+            trial.ended_at = now
+        trial.outcome = outcome
+        self._maybe_quiet(g, now)
+        if g.expected is not None and self._ended_count(g) >= g.expected:
+            return self._end(g)
+        return None
+
+    def due(self, now: float) -> list[GroupSummary]:
+        """Summaries of groups whose grace period has passed (call from the engine's tick)."""
+        return [
+            self._end(g)
+            for g in list(self._groups.values())
+            if not g.ended and g.quiet_since is not None and now >= g.quiet_since + self.grace_s
+        ]
+
+    def next_due_at(self) -> float | None:
+        times = [g.quiet_since + self.grace_s for g in self._groups.values() if not g.ended and g.quiet_since]
+        return min(times) if times else None
+
+    def close_all(self) -> list[GroupSummary]:
+        """No more jobs will come (the watcher is ending): end every group with no running job."""
+        return [self._end(g) for g in list(self._groups.values()) if not g.ended and g.quiet_since is not None]
+
+    def forget(self, job_id: str) -> None:
+        """``job_id`` is no longer followed: a running trial of it leaves its group; an ended one stays counted."""
+        gid = self._member.pop(job_id, None)
+        g = self._groups.get(gid) if gid is not None else None
+        if g is None:
+            return
+        trial = g.trials.get(job_id)
+        if trial is not None and trial.outcome is Outcome.RUNNING:
+            del g.trials[job_id]
+        if not g.trials:
+            del self._groups[g.group_id]
+
+    # ------------------------------------------------------------------ queries
+
+    def group_of(self, job_id: str) -> str | None:
+        return self._member.get(job_id)
+
+    def views(self, eta_of: Callable[[str], float | None] = lambda _job_id: None) -> list[GroupView]:
+        """Snapshots of every group (``eta_of``: a running trial's own ETA, from the engine)."""
+        return [self._view(g, eta_of) for g in self._groups.values()]
+
+    def view(self, group_id: str, eta_of: Callable[[str], float | None] = lambda _job_id: None) -> GroupView | None:
+        g = self._groups.get(group_id)
+        return None if g is None else self._view(g, eta_of)
+
+    # ------------------------------------------------------------------ internals
+
+    def _trial(self, job_id: str) -> tuple[_Trial | None, _Group | None]:
+        gid = self._member.get(job_id)
+        g = self._groups.get(gid) if gid is not None else None
+        return (g.trials.get(job_id) if g is not None else None), g
+
+    @staticmethod
+    def _ended_count(g: _Group) -> int:
+        return sum(t.outcome is not Outcome.RUNNING for t in g.trials.values())
+
+    @staticmethod
+    def _maybe_quiet(g: _Group, now: float) -> None:
+        if all(t.outcome is not Outcome.RUNNING for t in g.trials.values()):
+            g.quiet_since = now if g.quiet_since is None else g.quiet_since
+
+    def _end(self, g: _Group) -> GroupSummary:
+        g.ended = True
+        g.quiet_since = None
+        return GroupSummary(g.group_id, g.round, summary_event(self._view(g, lambda _j: None)), live=g.live)
+
+    def _view(self, g: _Group, eta_of: Callable[[str], float | None]) -> GroupView:
+        counts = dict.fromkeys(Outcome, 0)
+        for t in g.trials.values():
+            counts[t.outcome] += 1
+        best = _best(g)
+        return GroupView(
+            group_id=g.group_id,
+            name=g.name,
+            round=g.round,
+            total=max(g.expected or 0, len(g.trials)),
+            expected=g.expected,
+            running=counts[Outcome.RUNNING],
+            done=counts[Outcome.OK],
+            failed=counts[Outcome.FAILED],
+            pruned=counts[Outcome.PRUNED],
+            cancelled=counts[Outcome.CANCELLED],
+            best_value=None if best is None else best.value,
+            best_metric=None if best is None else best.metric,
+            best_params={} if best is None else dict(best.params),
+            best_job_id=None if best is None else best.job_id,
+            eta_s=None if g.ended else _eta(g, eta_of),
+            ended=g.ended,
+            job_ids=tuple(g.trials),
+        )
+
+
+def _outcome(state: JobState, reason: str | None) -> Outcome:
+    if state is JobState.COMPLETED:
+        return Outcome.OK
+    if state is JobState.FAILED:
+        return Outcome.FAILED
+    if state is JobState.CANCELLED:
+        pruned = reason is not None and reason.strip().lower().startswith(PRUNED_PREFIX)
+        return Outcome.PRUNED if pruned else Outcome.CANCELLED
+    return Outcome.RUNNING
+
+
+def _metric(progress: Progress, metric: str | None) -> tuple[str, float] | None:
+    """The group's metric in ``progress``: the named one, else ``eval_loss``, else the loss."""
+    if metric is not None and metric != "loss":
+        value = progress.metrics.get(metric)
+        return None if value is None else (metric, value)
+    if metric is None and "eval_loss" in progress.metrics:
+        return "eval_loss", progress.metrics["eval_loss"]
+    return None if progress.loss is None else ("loss", progress.loss)
+
+
+def _trials_with_value(g: _Group) -> Iterator[_Trial]:
+    # Failed trials may have reported a value before dying; the best is among those that finished.
+    for t in g.trials.values():
+        if t.value is not None and t.outcome in (Outcome.OK, Outcome.RUNNING):
+            yield t
+
+
+def _best(g: _Group) -> _Trial | None:
+    candidates = list(_trials_with_value(g))
+    if not candidates:
+        return None
+    sign = 1.0 if g.mode is GroupMode.MIN else -1.0
+    return min(candidates, key=lambda t: sign * (t.value or 0.0))
+
+
+def _eta(g: _Group, eta_of: Callable[[str], float | None]) -> float | None:
+    """Seconds until the group ends: the longest running trial, plus rounds of the trials not started yet.
+
+    A round lasts the mean duration of the trials that ended ok; as many trials run at once as
+    run now (at least one). ``None`` when unknown.
+    """
+    running = [t for t in g.trials.values() if t.outcome is Outcome.RUNNING]
+    etas = [eta_of(t.job_id) for t in running]
+    if any(e is None for e in etas):
+        return None
+    longest = max((e for e in etas if e is not None), default=0.0)
+    waiting = 0 if g.expected is None else max(0, g.expected - len(g.trials))
+    if waiting == 0:
+        return longest if running else None
+    durations = [t.ended_at - t.started_at for t in g.trials.values() if t.outcome is Outcome.OK and t.ended_at]
+    if not durations:
+        return None
+    rounds = math.ceil(waiting / max(1, len(running)))
+    return longest + rounds * (sum(durations) / len(durations))
+
+
+def summary_event(view: GroupView) -> NotificationEvent:
+    """The group's one notification: "sweep X: all 40 finished" — "37 ok, 3 failed; best eval_loss 0.41 (lr=2e-4)"."""
+    ended = view.done + view.failed + view.pruned + view.cancelled
+    if view.expected is not None and ended < view.expected:
+        title = f"{view.name}: {ended} of {view.expected} finished"
+    else:
+        title = f"{view.name}: all {ended} finished"
+    parts = [f"{view.done} ok"]
+    others = ((view.failed, "failed"), (view.pruned, "pruned"), (view.cancelled, "cancelled"))
+    parts += [f"{n} {word}" for n, word in others if n]
+    message = ", ".join(parts)
+    if view.best_value is not None:
+        message += f"; best {view.best_metric} {format_number(view.best_value)}"
+        shown = list(view.best_params.items())[:MAX_PARAMS_SHOWN]
+        if shown:
+            message += " (" + ", ".join(f"{k}={format_number(v)}" for k, v in shown) + ")"
+    return NotificationEvent(
+        type=NotificationType.COMPLETION,
+        title=title,
+        message=message,
+        urgency=UrgencyLevel.NORMAL,
+        sound=True,
+        respect_dnd=True,
+    )
