@@ -3,8 +3,16 @@
 A job server calls :func:`write_job_file` when a job starts and :func:`remove_job_file`
 when it ends; the desktop app and ``peft-notify watch --local`` call
 :func:`list_job_files` to find jobs without any configuration. Files hold the job's
-token, so they are created 0600 inside a 0700 directory. A file whose process is gone
-(killed with SIGKILL, power loss) is pruned by :func:`list_job_files`.
+token, so they are created 0600 (``O_EXCL|O_NOFOLLOW``, then renamed into place) inside a
+0700 directory. A file whose process is gone (killed with SIGKILL, power loss) is pruned by
+:func:`list_job_files`.
+
+Another local user may create our predictable directory first (``/tmp/runtime-<uid>``,
+``/tmp/peft-notify-<uid>``) to read tokens or plant files. :func:`private_dir` therefore
+creates directories itself and accepts an existing one only when it is a real directory
+(not a symlink) owned by us, in a parent nobody else can swap it out of; otherwise it
+raises :class:`DiscoveryError` (an ``OSError``). Writers log it and serve without
+discovery; :func:`list_job_files` logs it and finds no jobs. Neither ever fails training.
 
 Set ``PEFT_NOTIFY_RUNTIME_DIR`` to use another directory (tests, containers).
 """
@@ -16,7 +24,9 @@ import importlib
 import json
 import logging
 import os
+import secrets
 import socket
+import stat
 import tempfile
 import time
 import warnings
@@ -24,12 +34,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JobFile", "list_job_files", "remove_job_file", "runtime_dir", "write_job_file"]
+__all__ = [
+    "DiscoveryError",
+    "JobFile",
+    "list_job_files",
+    "private_dir",
+    "remove_job_file",
+    "runtime_dir",
+    "write_job_file",
+    "write_private_file",
+]
 
 log = logging.getLogger(__name__)
 
 ENV_DIR = "PEFT_NOTIFY_RUNTIME_DIR"
 _SUFFIX = ".job.json"
+
+
+class DiscoveryError(OSError):
+    """The runtime directory is not safe to use (owned by another user, a symlink, not a directory)."""
 
 
 @dataclass(frozen=True)
@@ -46,31 +69,84 @@ class JobFile:
     path: Path
 
 
+def _uid() -> int | None:
+    return os.getuid() if hasattr(os, "getuid") else None
+
+
+def _check_parent(path: Path) -> None:
+    """Nobody else may rename entries in ``path``'s parent (ours, root's, or sticky like /tmp)."""
+    uid = _uid()
+    if uid is None:
+        return
+    parent = os.stat(path.parent)
+    writable_by_others = parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    sticky = parent.st_mode & stat.S_ISVTX
+    if parent.st_uid not in (uid, 0) or (writable_by_others and not sticky):
+        raise DiscoveryError(f"{path.parent} belongs to uid {parent.st_uid} or is writable by others")
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only this user can use: created 0700 if missing, else checked.
+
+    Raises :class:`DiscoveryError` when it exists but is a symlink, not a directory, owned by
+    another user, or sits in a directory another user can swap it out of; ``OSError`` when it
+    cannot be created.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_parent(path)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise DiscoveryError(f"{path} is not a directory (a symlink or a file in its place)")
+    uid = _uid()
+    if uid is not None and info.st_uid != uid:
+        raise DiscoveryError(f"{path} belongs to uid {info.st_uid}, not to us (uid {uid})")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700, follow_symlinks=False)  # ours, but too open: repair
+    return path
+
+
 def runtime_dir() -> Path:
-    """The per-user directory for job files, created 0700 if missing.
+    """The per-user directory for job files (see :func:`private_dir`).
 
     ``$PEFT_NOTIFY_RUNTIME_DIR`` wins; then platformdirs' user runtime dir; when that
-    cannot be created, a per-user folder under the system temp dir.
+    cannot be used, ``peft-notify-<uid>`` in the system temp dir. Raises
+    :class:`DiscoveryError` / ``OSError`` when none is safe.
     """
     override = os.environ.get(ENV_DIR)
     if override:
-        path = Path(override)
-    else:
+        return private_dir(Path(override))
+    try:
         import platformdirs
 
         with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset; its /tmp fallback is fine for us.
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; its /tmp fallback is checked below.
             warnings.simplefilter("ignore")
-            path = Path(platformdirs.user_runtime_dir("peft-notify"))
+            return private_dir(Path(platformdirs.user_runtime_dir("peft-notify")))
+    except OSError as exc:  # platformdirs refuses a squatted /tmp/runtime-<uid>, or we do
+        log.debug("user runtime dir unusable (%s); trying the temp dir", exc)
+    owner = _uid() if _uid() is not None else os.getlogin()
+    return private_dir(Path(tempfile.gettempdir()) / f"peft-notify-{owner}")
+
+
+def write_private_file(path: Path, data: str) -> None:
+    """Write ``data`` to ``path`` atomically with mode 0600: a fresh temp file (``O_EXCL|O_NOFOLLOW``), renamed.
+
+    A symlink or file planted under the temp name makes the open fail rather than write
+    through it. Raises ``OSError``.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o600)
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-        path = Path(tempfile.gettempdir()) / f"peft-notify-{uid}"
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        path.chmod(0o700)
-    return path
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def write_job_file(
@@ -86,7 +162,8 @@ def write_job_file(
 ) -> Path:
     """Write (atomically, 0600) the job file for ``job_id``; returns its path.
 
-    Raises ``OSError`` when the runtime directory is not writable.
+    Raises ``OSError`` (:class:`DiscoveryError` included) when the runtime directory is
+    not safe or not writable.
     """
     folder = directory or runtime_dir()
     pid = os.getpid() if pid is None else pid
@@ -100,16 +177,7 @@ def write_job_file(
         "started_at": time.time() if started_at is None else started_at,
     }
     path = folder / f"{pid}-{_safe(job_id)}{_SUFFIX}"
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_private_file(path, json.dumps(payload))
     return path
 
 
@@ -127,8 +195,16 @@ def list_job_files(prune_dead: bool = True, directory: Path | None = None) -> li
     """Every readable job file, oldest first. Unreadable files are logged and skipped.
 
     With ``prune_dead``, files whose process no longer exists are deleted and left out.
+    An unsafe or missing runtime directory is logged (once) and means no jobs: never raises.
     """
-    folder = directory or runtime_dir()
+    try:
+        folder = directory or runtime_dir()
+    except OSError as exc:
+        global _warned_unsafe
+        if not _warned_unsafe:
+            log.warning("cannot look for local jobs: %s", exc)
+            _warned_unsafe = True
+        return []
     jobs: list[JobFile] = []
     for path in sorted(folder.glob(f"*{_SUFFIX}")):
         job = _read(path)
@@ -141,6 +217,9 @@ def list_job_files(prune_dead: bool = True, directory: Path | None = None) -> li
         jobs.append(job)
     jobs.sort(key=lambda j: j.started_at)
     return jobs
+
+
+_warned_unsafe = False
 
 
 def _read(path: Path) -> JobFile | None:

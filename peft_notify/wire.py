@@ -1014,3 +1014,39 @@ def resource_from_mapping(values: Mapping[str, Any]) -> Resource:
 def notification_from_mapping(values: Mapping[str, Any]) -> NotificationEvent:
     """Validate a ``notification`` body given as a mapping (seed JSON, REST payloads)."""
     return _decode_notification(_Obj(dict(values), "data"))
+
+
+# --------------------------------------------------------------------------- #
+# Values both sides share: error urgencies, integers in URL queries
+# --------------------------------------------------------------------------- #
+
+#: The default urgency of the protocol's error types (rule 3). The one table: the training
+#: side's notification builders and the engine both read it.
+ERROR_URGENCY: Final[Mapping[str, UrgencyLevel]] = {
+    "oom_error": UrgencyLevel.CRITICAL,
+    "cuda_error": UrgencyLevel.CRITICAL,
+    "system_crash": UrgencyLevel.CRITICAL,
+    "loss_divergence": UrgencyLevel.HIGH,
+    "gradient_explosion": UrgencyLevel.HIGH,
+    "data_error": UrgencyLevel.HIGH,
+}
+
+#: ``since=`` / ``limit=`` values have at most this many digits (seq numbers stay far below 10**18).
+MAX_QUERY_DIGITS: Final = 18
+
+
+def error_type_urgency(error_type: str | None) -> UrgencyLevel | None:
+    """The table's urgency for ``error_type``; ``None`` for a type the table does not name."""
+    return None if error_type is None else ERROR_URGENCY.get(error_type)
+
+
+def parse_query_int(text: str, name: str = "since") -> int:
+    """A non-negative integer from a URL query value: 1..18 ASCII digits, nothing else.
+
+    Python's ``int()`` also takes Unicode digits (``²``, ``٣``), signs, ``_`` and spaces,
+    and raises past its digit limit; both sides of the protocol parse ``since=`` with this
+    instead. Raises :class:`ProtocolError` naming ``name``.
+    """
+    if not text or len(text) > MAX_QUERY_DIGITS or not text.isascii() or not text.isdigit():
+        raise ProtocolError(f"must be 1-{MAX_QUERY_DIGITS} ASCII digits, got {text[:20]!r}", name)
+    return int(text)

@@ -15,11 +15,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from peft_notify import wire
-from peft_notify.emitter.handle import ActionCallback, JobHandle
+from peft_notify.emitter.handle import ActionCallback, TrainingHandle
 
 __all__ = ["ENV_FD", "ENV_JOB_ID", "ENV_URL", "PipeHandle", "from_environment", "relay"]
 
@@ -160,7 +160,7 @@ def from_environment(name: str, total_steps: int | None = None) -> PipeHandle | 
     return handle
 
 
-def relay(stream: Any, handle: JobHandle, on_report: Any = None) -> None:
+def relay(stream: Any, handle: TrainingHandle, on_report: Any = None) -> None:
     """Read JSON lines from ``stream`` (a binary file) and replay them on ``handle`` until EOF.
 
     Bad lines are logged and skipped. ``on_report()`` is called after each good line.
@@ -187,7 +187,3 @@ def relay(stream: Any, handle: JobHandle, on_report: Any = None) -> None:
         if on_report is not None:
             on_report()
 
-
-def progress_fields(fields: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
-    """Keep only ``allowed`` keys (used to build keyword arguments safely)."""
-    return {k: v for k, v in fields.items() if k in allowed}

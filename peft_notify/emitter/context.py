@@ -17,15 +17,16 @@ In a distributed job only global rank 0 serves; the other ranks get a
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from peft_notify import wire
 from peft_notify.emitter.classify import classify_exception, summarize_exception
-from peft_notify.emitter.handle import ActionCallback, JobHandle
+from peft_notify.emitter.grouping import GroupSpec
+from peft_notify.emitter.handle import ActionCallback, TrainingHandle
 from peft_notify.emitter.server import JobServer
+from peft_notify.emitter.startup import start_job
 
 __all__ = ["JobContext", "job"]
 
@@ -35,9 +36,9 @@ T = TypeVar("T")
 
 
 class JobContext:
-    """The object bound by ``with peft_notify.job(...) as job``; forwards to a JobHandle."""
+    """The object bound by ``with peft_notify.job(...) as job``; forwards to its handle."""
 
-    def __init__(self, handle: JobHandle | Any, server: JobServer | None, *, owns_server: bool, linger: float) -> None:
+    def __init__(self, handle: TrainingHandle, server: JobServer | None, *, owns_server: bool, linger: float) -> None:
         self.handle = handle
         self.server = server
         self._owns_server = owns_server
@@ -46,11 +47,11 @@ class JobContext:
 
     @property
     def url(self) -> str:
-        return str(self.handle.url)
+        return self.handle.url
 
     @property
     def job_id(self) -> str:
-        return str(self.handle.job_id)
+        return self.handle.job_id
 
     def progress(self, step: int, total: int | None = None, **fields: Any) -> None:
         """Report progress (see :meth:`JobHandle.progress`)."""
@@ -116,9 +117,7 @@ class JobContext:
             self.server.stop(linger=self._linger)
         elif self.server is not None:
             self.server.remove_job(self.job_id)
-        closer = getattr(self.handle, "close", None)
-        if callable(closer):
-            closer()
+        self.handle.close()
 
 
 def job(
@@ -134,27 +133,30 @@ def job(
     server: JobServer | None = None,
     linger: float = 3.0,
     print_url: bool = True,
+    group: GroupSpec | None = None,
 ) -> JobContext:
     """Serve one training job for the length of a ``with`` block; see the module docstring.
 
+    ``group``: a name (``"lr-sweep"``), a :class:`~peft_notify.wire.Group` or its fields — the
+    sweep this job is one trial of (docs/sweeps.md); default ``PEFT_NOTIFY_GROUP``.
     Raises ``PortInUseError`` when ``port`` is taken (``port=0`` picks a free one).
     """
-    from peft_notify.emitter import attach, ranks
-
-    piped = attach.from_environment(name=name, total_steps=total_steps)
-    if piped is not None:
-        return JobContext(piped, None, owns_server=False, linger=0.0)
-    info = ranks.detect_rank()
-    key = job_id or name
-    if info.rank != 0:
-        forwarder = ranks.RankForwarder(info, key, name=name, total_steps=total_steps)
-        return JobContext(forwarder, None, owns_server=False, linger=0.0)
-    owns = server is None
-    if server is None:
-        server = JobServer(host=host, port=port, token=token, allowed_origins=allowed_origins).start()
-    handle = server.add_job(job_id, name=name, total_steps=total_steps, capabilities=capabilities)
-    if info.distributed:
-        ranks.publish(server, handle, key)
-    if print_url:
-        print(f"peft-notify: job {name!r} at {handle.url}", file=sys.stderr, flush=True)
-    return JobContext(handle, server, owns_server=owns, linger=linger)
+    started = start_job(
+        name,
+        total_steps,
+        job_id=job_id,
+        host=host,
+        port=port,
+        token=token,
+        allowed_origins=allowed_origins,
+        capabilities=capabilities,
+        server=server,
+        print_url=print_url,
+        group=group,
+    )
+    return JobContext(
+        started.handle,
+        started.server,
+        owns_server=started.owns_server,
+        linger=linger if started.server is not None else 0.0,
+    )

@@ -1,132 +1,125 @@
 """JobHandle: what training code calls. Every call is O(1), thread-safe and never blocks.
 
-Calls only touch a lock-protected slot (the latest progress) or a queue (notifications,
-errors, status); the server's event-loop thread validates, numbers and sends them.
+A call validates its arguments once (:mod:`peft_notify.emitter.reports`), leaves the
+result in the job's :class:`~peft_notify.emitter.mailbox.Mailbox` and tells the
+:class:`~peft_notify.emitter.mailbox.Waker`; the server's loop numbers and sends it.
 Progress is coalesced (latest wins, at most ``progress_hz`` frames a second); nothing
-else is ever dropped. Bad values are logged and dropped field by field: reporting must
-never break training.
+else is ever dropped. Bad values are logged and dropped: reporting must never break
+training. :class:`TrainingHandle` is the interface every kind of handle offers
+(this one, the ``peft-notify run`` pipe, the other ranks' forwarder).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import threading
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from peft_notify import wire
+from peft_notify.emitter import reports
+from peft_notify.emitter.mailbox import ActionCallback, ActionRegistry, Mailbox, Report, RunState, Waker
 
-if TYPE_CHECKING:
-    from peft_notify.emitter.server import JobServer
-
-__all__ = ["ActionCallback", "JobHandle", "Ranked", "error_item", "notification_item", "urgency_for"]
+__all__ = ["ActionCallback", "JobHandle", "TrainingHandle"]
 
 log = logging.getLogger(__name__)
 
-ActionCallback = Callable[[wire.Action], None]
 
-_CRITICAL = frozenset({"oom_error", "cuda_error", "system_crash"})
-_HIGH = frozenset({"loss_divergence", "gradient_explosion", "data_error"})
+class TrainingHandle(Protocol):
+    """What ``peft_notify.job()`` and the framework callbacks report through."""
 
+    job_id: str
+    name: str
 
-def urgency_for(error_type: str | None) -> wire.UrgencyLevel:
-    """The protocol's default urgency for an error type (issue 2, rule 3)."""
-    if error_type in _CRITICAL:
-        return wire.UrgencyLevel.CRITICAL
-    if error_type in _HIGH:
-        return wire.UrgencyLevel.HIGH
-    return wire.UrgencyLevel.NORMAL
+    @property
+    def url(self) -> str: ...
 
+    @property
+    def total_steps(self) -> int | None: ...
 
-@dataclass(frozen=True, slots=True)
-class Ranked:
-    """An error reported by one rank of a distributed job (merged with other ranks' copies)."""
+    @property
+    def finished(self) -> bool: ...
 
-    rank: int
-    item: dict[str, Any]
+    def progress(
+        self,
+        step: int,
+        total: int | None = None,
+        *,
+        loss: float | None = None,
+        epoch: float | None = None,
+        learning_rate: float | None = None,
+        grad_norm: float | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None: ...
 
+    def notify(
+        self,
+        title: str,
+        message: str = "",
+        *,
+        kind: wire.NotificationType | str = wire.NotificationType.PROGRESS,
+        urgency: wire.UrgencyLevel | str | None = None,
+        milestone: int | None = None,
+        sound: bool | None = None,
+        actions: Sequence[str] | None = None,
+        error_type: str | None = None,
+        respect_dnd: bool | None = None,
+    ) -> None: ...
 
-def notification_item(
-    title: str,
-    message: str = "",
-    *,
-    kind: wire.NotificationType | str = wire.NotificationType.PROGRESS,
-    urgency: wire.UrgencyLevel | str | None = None,
-    milestone: int | None = None,
-    sound: bool | None = None,
-    actions: Sequence[str] | None = None,
-    error_type: str | None = None,
-    respect_dnd: bool | None = None,
-) -> dict[str, Any]:
-    """A notification as a mapping (validated later, on the server thread). Raises ``ValueError``."""
-    nkind = wire.NotificationType(kind)
-    is_error = nkind is wire.NotificationType.ERROR
-    level = (urgency or urgency_for(error_type)) if is_error else (urgency or "normal")
-    return {
-        "type": nkind.value,
-        "title": _clip(title, wire.MAX_TITLE),
-        "message": message,
-        "urgency": wire.UrgencyLevel(level).value,
-        "milestone": milestone,
-        "sound": is_error if sound is None else sound,
-        "actions": list(actions) if actions else None,
-        "error_type": error_type,
-        "respect_dnd": (not is_error) if respect_dnd is None else respect_dnd,
-    }
+    def error(
+        self, message: str, error_type: str = "system_crash", *, title: str | None = None, rank: int | None = None
+    ) -> None: ...
 
+    def warning(self, message: str, *, title: str | None = None, error_type: str | None = None) -> None: ...
 
-def error_item(job_name: str, message: str, error_type: str, title: str | None = None) -> dict[str, Any]:
-    """The notification mapping of an error (urgency from its type)."""
-    return notification_item(
-        title or f"{job_name}: {error_type.replace('_', ' ')}",
-        _clip(message, wire.MAX_MESSAGE),
-        kind=wire.NotificationType.ERROR,
-        error_type=error_type,
-    )
+    def status(self, state: wire.JobState | str, reason: str | None = None) -> None: ...
+
+    def on_action(self, callback: ActionCallback) -> ActionCallback: ...
+
+    def close(self) -> None: ...
 
 
 class JobHandle:
-    """One job served by a :class:`JobServer`. Create with ``JobServer.add_job``."""
+    """One job served by a :class:`~peft_notify.emitter.server.JobServer`; create with ``JobServer.add_job``."""
 
     def __init__(
         self,
-        server: JobServer,
         job_id: str,
         *,
         name: str,
-        run_id: str,
-        total_steps: int | None,
+        url: str,
         capabilities: Sequence[str],
-        started_at: float,
+        run: RunState,
+        mailbox: Mailbox,
+        actions: ActionRegistry,
+        waker: Waker,
     ) -> None:
-        self._server = server
         self.job_id = job_id
         self.name = name
-        self.run_id = run_id
-        self.total_steps = total_steps
+        self.url = url
         self.capabilities = tuple(capabilities)
-        self.started_at = started_at
-        self._lock = threading.Lock()
-        self._latest: dict[str, Any] | None = None  # coalesced progress, not yet sent
-        self._pending: deque[wire.Body | dict[str, Any] | Ranked] = deque()
-        self._callbacks: list[ActionCallback] = []
-        self._finished = False
         self.rank: int | None = None  # set on rank 0 of a distributed job: its errors are merged
-
-    # ------------------------------------------------------------------ training side
+        self.group: wire.Group | None = None  # hello.group: the sweep this job is a trial of (docs/sweeps.md)
+        self._run = run
+        self._mailbox = mailbox
+        self._actions = actions
+        self._waker = waker
 
     @property
-    def url(self) -> str:
-        """The WebSocket URL a client connects to."""
-        return self._server.url_for(self.job_id)
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    @property
+    def started_at(self) -> float:
+        return self._run.started_at
+
+    @property
+    def total_steps(self) -> int | None:
+        return self._run.total_steps
 
     @property
     def finished(self) -> bool:
         """Whether a terminal status (completed / failed / cancelled) was reported."""
-        return self._finished
+        return self._run.finished
 
     def progress(
         self,
@@ -145,25 +138,26 @@ class JobHandle:
         own frame, so ``eval_loss`` at step 500 reaches the app as step 500's.
         """
         if total is not None:
-            self.total_steps = total
-        values: dict[str, Any] = {
-            "current_step": step,
-            "total_steps": self.total_steps,
-            "epoch": epoch,
-            "loss": loss,
-            "learning_rate": learning_rate,
-            "grad_norm": grad_norm,
-        }
-        if metrics:
-            values["metrics"] = dict(metrics)
-            with self._lock:
-                self._latest = None  # older than this report: superseded
-                self._pending.append(values)
-            self._server._wake_now(self)
+            self._run.total_steps = total if total > 0 else None
+        try:
+            body = reports.progress(
+                step,
+                self._run.total_steps,
+                loss=loss,
+                epoch=epoch,
+                learning_rate=learning_rate,
+                grad_norm=grad_norm,
+                metrics=metrics,
+            )
+        except ValueError as exc:
+            log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
             return
-        with self._lock:
-            self._latest = values
-        self._server._wake_progress(self)
+        if body.metrics:
+            self._mailbox.put_superseding(body)
+            self._waker.wake_now(self.job_id)
+            return
+        self._mailbox.set_latest(body)
+        self._waker.wake_progress(self.job_id)
 
     def notify(
         self,
@@ -180,7 +174,7 @@ class JobHandle:
     ) -> None:
         """Send a notification (never dropped). Invalid fields are logged and the event skipped."""
         try:
-            item = notification_item(
+            event = reports.notification(
                 title,
                 message,
                 kind=kind,
@@ -192,9 +186,9 @@ class JobHandle:
                 respect_dnd=respect_dnd,
             )
         except ValueError as exc:
-            log.warning("job %s: dropping an invalid notification (%s)", self.job_id, exc)
+            log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
             return
-        self._enqueue(item)
+        self._put(event)
 
     def error(
         self, message: str, error_type: str = "system_crash", *, title: str | None = None, rank: int | None = None
@@ -204,116 +198,42 @@ class JobHandle:
         ``rank`` (default: this handle's :attr:`rank`) marks an error of one rank of a
         distributed job; the same error from several ranks becomes one notification.
         """
-        item = error_item(self.name, message, error_type, title)
+        try:
+            event = reports.error(self.name, message, error_type, title)
+        except ValueError as exc:
+            log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
+            return
         rank = self.rank if rank is None else rank
-        self._enqueue(item if rank is None else Ranked(rank, item))
+        self._put(event if rank is None else reports.Ranked(rank, event))
 
     def warning(self, message: str, *, title: str | None = None, error_type: str | None = None) -> None:
         """Report a warning (respects Do Not Disturb on the desktop)."""
-        self.notify(
-            title or f"{self.name}: warning",
-            _clip(message, wire.MAX_MESSAGE),
-            kind=wire.NotificationType.WARNING,
-            urgency=urgency_for(error_type) if error_type else wire.UrgencyLevel.NORMAL,
-            error_type=error_type,
-        )
+        try:
+            event = reports.warning(self.name, message, title=title, error_type=error_type)
+        except ValueError as exc:
+            log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
+            return
+        self._put(event)
 
     def status(self, state: wire.JobState | str, reason: str | None = None) -> None:
-        """Report a lifecycle change; a terminal state marks the job finished."""
-        jstate = wire.JobState(state)
-        if jstate.finished:
-            self._finished = True
-        self._enqueue(wire.Status(jstate, None if reason is None else _clip(reason, wire.MAX_REASON)))
+        """Report a lifecycle change; a terminal state marks the job finished. Raises ``ValueError`` for a bad state."""
+        body = reports.status(state, reason)
+        if body.state.finished:
+            self._run.finished = True
+        self._put(body)
 
     def on_action(self, callback: ActionCallback) -> ActionCallback:
         """Register ``callback(action)`` for client actions (``retry``, ``cancel``, ...).
 
-        Called on a worker thread; exceptions are logged. Usable as a decorator.
+        Called on a worker thread; exceptions are logged. Usable as a decorator. Only the
+        actions named in the job's ``capabilities`` reach it (``retry`` only once the run ended).
         """
-        with self._lock:
-            self._callbacks.append(callback)
+        self._actions.add(callback)
         return callback
 
-    # ------------------------------------------------------------------ server side
+    def close(self) -> None:
+        """Nothing to release (the server owns the connection); here for :class:`TrainingHandle`."""
 
-    def _enqueue(self, item: wire.Body | dict[str, Any] | Ranked) -> None:
-        with self._lock:
-            if self._latest is not None:
-                # Keep order: the progress reported before this event goes out before it.
-                self._pending.append(self._latest)
-                self._latest = None
-            self._pending.append(item)
-        self._server._wake_now(self)
-
-    def _take(self, *, include_latest: bool) -> list[wire.Body | dict[str, Any] | Ranked]:
-        with self._lock:
-            items: list[wire.Body | dict[str, Any] | Ranked] = list(self._pending)
-            self._pending.clear()
-            if include_latest and self._latest is not None:
-                items.append(self._latest)
-                self._latest = None
-        return items
-
-    def _new_run(self, run_id: str, started_at: float, total_steps: int | None) -> None:
-        with self._lock:
-            self.run_id = run_id
-            self.started_at = started_at
-            self.total_steps = total_steps
-            self._finished = False
-            self._latest = None
-
-    def _has_latest(self) -> bool:
-        with self._lock:
-            return self._latest is not None
-
-    def _dispatch(self, action: wire.Action) -> None:
-        with self._lock:
-            callbacks = list(self._callbacks)
-        if not callbacks:
-            log.info("job %s: action %r received, but no callback is registered", self.job_id, action.action)
-        for callback in callbacks:
-            try:
-                callback(action)
-            except Exception:
-                log.exception("job %s: action callback %r failed", self.job_id, callback)
-
-
-def to_body(item: wire.Body | dict[str, Any], job_id: str) -> wire.Body | None:
-    """Validate a queued item into a wire body; ``None`` (logged) when it is unusable."""
-    if not isinstance(item, dict):
-        return item
-    try:
-        if "current_step" in item:
-            return wire.progress_from_mapping(_clean_progress(item, job_id))
-        return wire.notification_from_mapping({k: v for k, v in item.items() if v is not None})
-    except wire.ProtocolError as exc:
-        log.warning("job %s: dropping an invalid report (%s)", job_id, exc)
-        return None
-
-
-def _clean_progress(values: dict[str, Any], job_id: str) -> dict[str, Any]:
-    out = {k: v for k, v in values.items() if v is not None}
-    for key in ("loss", "learning_rate", "grad_norm", "epoch"):
-        value = out.get(key)
-        if isinstance(value, float) and not math.isfinite(value):
-            log.debug("job %s: %s=%r is not finite; sent without it", job_id, key, value)
-            del out[key]
-        elif value is not None and not isinstance(value, (int, float)):
-            try:
-                out[key] = float(value)  # numpy / torch scalars
-            except (TypeError, ValueError):
-                del out[key]
-    if "metrics" in out:
-        out["metrics"] = {
-            str(k)[: wire.MAX_SHORT]: float(v)
-            for k, v in out["metrics"].items()
-            if isinstance(v, (int, float)) and math.isfinite(float(v))
-        }
-    step, total = out.get("current_step"), out.get("total_steps")
-    if isinstance(step, int) and isinstance(total, int) and step > total > 0:
-        out["current_step"] = total  # overshoot (e.g. an extra logging step): clamp rather than drop
-    return out
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    def _put(self, report: Report) -> None:
+        self._mailbox.put(report)
+        self._waker.wake_now(self.job_id)

@@ -1,6 +1,6 @@
-"""Server-side state of one served job: its handle, event log, subscribers and error merger.
+"""Server-side state of one served job: its handle, mailbox, core (log + merger), subscribers, timers.
 
-Touched only on the server's event-loop thread (the handle has its own lock).
+Touched only on the server's event-loop thread (the mailbox has its own lock).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 from peft_notify import wire
 from peft_notify.emitter.buffer import EventLog
+from peft_notify.emitter.core import JobCore
 from peft_notify.emitter.handle import JobHandle
-from peft_notify.emitter.merge import ErrorMerger
+from peft_notify.emitter.mailbox import ActionRegistry, Mailbox, RunState
 
 __all__ = ["ServedJob", "Subscriber", "describe", "hello_frame", "is_loopback", "start_snapshot"]
 
@@ -35,14 +36,28 @@ class ServedJob:
     """A job as the server sees it."""
 
     handle: JobHandle
-    log: EventLog
-    merger: ErrorMerger
+    run: RunState
+    mailbox: Mailbox
+    actions: ActionRegistry
+    core: JobCore
     subscribers: set[Subscriber] = field(default_factory=set)
     progress_scheduled: bool = False
     timer: asyncio.TimerHandle | None = None
     merge_timer: asyncio.TimerHandle | None = None
-    last_progress_at: float = float("-inf")
     job_file: Path | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.handle.job_id
+
+    @property
+    def log(self) -> EventLog:
+        return self.core.log
+
+    def wake_subscribers(self) -> None:
+        """Tell every connected client's sender that the log grew (loop thread)."""
+        for sub in self.subscribers:
+            sub.wake.set()
 
 
 def is_loopback(host: str) -> bool:
@@ -57,19 +72,20 @@ def is_loopback(host: str) -> bool:
 
 def hello_frame(job: ServedJob, gap: bool) -> str:
     """The encoded ``hello`` for ``job`` now (snapshot of progress and state)."""
-    h = job.handle
+    h, run = job.handle, job.run
     hello = wire.Hello(
         name=h.name,
-        run_id=h.run_id,
+        run_id=run.run_id,
         host=socket.gethostname()[: wire.MAX_NAME],
         pid=os.getpid(),
-        started_at=h.started_at,
-        total_steps=h.total_steps,
+        started_at=run.started_at,
+        total_steps=run.total_steps,
         last_seq=job.log.last_seq,
         capabilities=h.capabilities,
         progress=job.log.snapshot,
         state=job.log.state,
         replay_gap=gap,
+        group=h.group,
     )
     env = wire.Envelope(type="hello", data=hello, seq=job.log.last_seq, job_id=h.job_id, ts=time.time())
     return wire.encode(env)
@@ -82,11 +98,11 @@ def describe(job: ServedJob, url: str) -> dict[str, object]:
     return {
         "job_id": h.job_id,
         "name": h.name,
-        "run_id": h.run_id,
+        "run_id": job.run.run_id,
         "url": url,
         "state": job.log.state.value,
         "current_step": None if snap is None else snap.current_step,
-        "total_steps": h.total_steps,
+        "total_steps": job.run.total_steps,
         "last_seq": job.log.last_seq,
         "pid": os.getpid(),
     }

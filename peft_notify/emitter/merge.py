@@ -10,9 +10,12 @@ before ``failed``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from peft_notify import wire
 
 __all__ = ["ErrorMerger", "rank_suffix"]
 
@@ -28,7 +31,7 @@ def rank_suffix(ranks: list[int]) -> str:
 
 @dataclass
 class _Held:
-    item: dict[str, Any]
+    item: wire.NotificationEvent
     rank: int
     ranks: list[int]
     due: float
@@ -36,7 +39,7 @@ class _Held:
 
 @dataclass
 class ErrorMerger:
-    """Holds rank-tagged error notifications (dicts as queued by JobHandle) to merge them."""
+    """Holds rank-tagged error notifications to merge them (see the module docstring)."""
 
     window: float = 1.0
     _held: dict[tuple[str, str], _Held] = field(default_factory=dict)
@@ -47,9 +50,9 @@ class ErrorMerger:
         """Whether errors are being held."""
         return bool(self._held)
 
-    def add(self, rank: int, item: dict[str, Any], now: float) -> None:
-        """Hold ``item`` (an error notification dict) from ``rank``, or join a matching held one."""
-        key = (str(item.get("error_type")), _DIGITS.sub("#", f"{_strip_title(item)}\n{item.get('message', '')}"))
+    def add(self, rank: int, item: wire.NotificationEvent, now: float) -> None:
+        """Hold ``item`` (an error notification) from ``rank``, or join a matching held one."""
+        key = (str(item.error_type), _DIGITS.sub("#", f"{_strip_title(item)}\n{item.message}"))
         held = self._held.get(key)
         if held is None:
             self._held[key] = _Held(item=item, rank=rank, ranks=[rank], due=now + self.window)
@@ -79,11 +82,10 @@ class ErrorMerger:
         return out
 
 
-def _strip_title(item: dict[str, Any]) -> str:
-    return re.sub(r"\s*\(ranks? [\d, ]+\)$", "", str(item.get("title", "")))
+def _strip_title(item: wire.NotificationEvent) -> str:
+    return re.sub(r"\s*\(ranks? [\d, ]+\)$", "", item.title)
 
 
-def _merged(held: _Held) -> dict[str, Any]:
-    item = dict(held.item)
-    item["title"] = f"{_strip_title(item)[:180]} {rank_suffix(held.ranks)[:70]}".strip()
-    return item
+def _merged(held: _Held) -> wire.NotificationEvent:
+    title = f"{_strip_title(held.item)[:180]} {rank_suffix(held.ranks)[:70]}".strip()
+    return dataclasses.replace(held.item, title=title)

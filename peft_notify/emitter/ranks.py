@@ -93,33 +93,40 @@ def detect_rank(env: Mapping[str, str] | None = None) -> RankInfo:
 
 
 def rendezvous_path(job_key: str, env: Mapping[str, str] | None = None) -> Path:
-    """The file where rank 0 publishes its rank endpoint for the job named ``job_key``."""
+    """The file where rank 0 publishes its rank endpoint for the job named ``job_key``.
+
+    Raises ``OSError`` (:class:`~peft_notify.discovery.DiscoveryError` included) when its
+    directory cannot be used.
+    """
     env = os.environ if env is None else env
     parts = (env.get("MASTER_ADDR", ""), env.get("MASTER_PORT", ""), env.get("TORCHELASTIC_RUN_ID", ""), job_key)
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
     override = env.get(ENV_RANK_DIR)
-    folder = Path(override) if override else discovery.runtime_dir() / "ranks"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if override:  # a directory shared across nodes, chosen by the user
+        folder = Path(override)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    else:
+        folder = discovery.private_dir(discovery.runtime_dir() / "ranks")
     return folder / f"{digest}.rank.json"
 
 
 def publish(server: JobServer, handle: JobHandle, job_key: str) -> Path | None:
     """On rank 0: mark ``handle`` as rank 0 and write the rendezvous file (removed when the server stops)."""
     handle.rank = 0
-    path = rendezvous_path(job_key)
+    try:
+        path = rendezvous_path(job_key)
+    except OSError as exc:
+        log.warning("no rank rendezvous directory (%s); other ranks' errors will not arrive", exc)
+        return None
     payload = {
-        "url": server.url_for(handle.job_id, prefix=httpgate.RANK_PREFIX),
+        "url": server.url_for(handle.job_id, prefix=httpgate.RANK_PREFIX, with_token=False),
         "token": server.rank_token,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "job_id": handle.job_id,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh)
-        os.replace(tmp, path)
+        discovery.write_private_file(path, json.dumps(payload))
     except OSError:
         log.warning("could not write the rank rendezvous file %s; other ranks' errors will not arrive", path)
         return None

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from peft_notify.wire import NotificationEvent, NotificationType, UrgencyLevel
+from peft_notify.wire import ERROR_URGENCY, NotificationEvent, NotificationType, UrgencyLevel, error_type_urgency
 
 __all__ = [
     "CRITICAL_ERRORS",
@@ -27,8 +27,9 @@ __all__ = [
     "warning_event",
 ]
 
-CRITICAL_ERRORS: Final = frozenset({"oom_error", "cuda_error", "system_crash"})
-HIGH_ERRORS: Final = frozenset({"loss_divergence", "gradient_explosion", "data_error"})
+# Views of the one error-type → urgency table (wire.ERROR_URGENCY), kept for importers.
+CRITICAL_ERRORS: Final = frozenset(t for t, u in ERROR_URGENCY.items() if u is UrgencyLevel.CRITICAL)
+HIGH_ERRORS: Final = frozenset(t for t, u in ERROR_URGENCY.items() if u is UrgencyLevel.HIGH)
 DEFAULT_ERROR_TYPE: Final = "training_error"
 
 _NUMBER_RE: Final = re.compile(r"[-+]?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?")
@@ -41,10 +42,9 @@ def error_urgency(error_type: str | None, urgency: str | None = None) -> Urgency
     ``gradient_explosion``, ``data_error`` → high; anything else → ``urgency`` when
     given (and valid), else normal.
     """
-    if error_type in CRITICAL_ERRORS:
-        return UrgencyLevel.CRITICAL
-    if error_type in HIGH_ERRORS:
-        return UrgencyLevel.HIGH
+    mapped = error_type_urgency(error_type)
+    if mapped is not None:
+        return mapped
     if urgency is not None:
         try:
             return UrgencyLevel(urgency)

@@ -11,12 +11,12 @@ from types import TracebackType
 from typing import Any
 
 from peft_notify import wire
-from peft_notify.emitter import ranks
-from peft_notify.emitter.attach import from_environment
 from peft_notify.emitter.classify import classify_exception, is_divergent, summarize_exception
+from peft_notify.emitter.handle import TrainingHandle
 from peft_notify.emitter.server import JobServer
+from peft_notify.emitter.startup import start_job
 
-__all__ = ["Reporter"]
+__all__ = ["Reporter", "as_number"]
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Reporter:
     token: str | None = None
     allowed_origins: Sequence[str] = ()
     linger: float = 3.0
-    handle: Any = None
+    handle: TrainingHandle | None = None
     server: JobServer | None = None
     grad_spike_factor: float = 10.0
     _grad_norms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
@@ -38,41 +38,45 @@ class Reporter:
     _owns_server: bool = False
     _previous_hook: Any = None
 
-    def start(self, total_steps: int | None, *, start_step: int | None = None, rank: int | None = None) -> Any:
-        """Get (once) the handle: the one given, the ``run`` wrapper's pipe, or a new server's job.
+    def start(
+        self, total_steps: int | None, *, start_step: int | None = None, rank: int | None = None
+    ) -> TrainingHandle:
+        """Get (once) the handle: the one given, else what :func:`~peft_notify.emitter.startup.start_job` gives.
 
         ``start_step``: a resumed run's first step (in the first ``hello``). ``rank``: the
         framework's global rank when it knows it; ranks other than 0 get a
         :class:`~peft_notify.emitter.ranks.RankForwarder` (errors only, sent to rank 0).
         """
         if self.handle is None:
-            self.handle = from_environment(self.name, total_steps)
-        if self.handle is None:
-            info = ranks.detect_rank()
-            if rank is not None and rank != info.rank:
-                info = ranks.RankInfo(rank, max(info.world_size, rank + 1), info.local_rank)
-            key = self.job_id or self.name
-            if info.rank != 0:
-                self.handle = ranks.RankForwarder(info, key, name=self.name, total_steps=total_steps)
-            else:
-                if self.server is None:
-                    self.server = JobServer(host=self.host, port=self.port, token=self.token).start()
-                    self._owns_server = True
-                self.handle = self.server.add_job(
-                    self.job_id, name=self.name, total_steps=total_steps, start_step=start_step
-                )
-                if info.distributed:
-                    ranks.publish(self.server, self.handle, key)
-                print(f"peft-notify: job {self.name!r} at {self.handle.url}", file=sys.stderr, flush=True)
+            started = start_job(
+                self.name,
+                total_steps,
+                job_id=self.job_id,
+                host=self.host,
+                port=self.port,
+                token=self.token,
+                allowed_origins=self.allowed_origins,
+                server=self.server,
+                start_step=start_step,
+                rank=rank,
+            )
+            self.handle, self.server, self._owns_server = started.handle, started.server, started.owns_server
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
         return self.handle
 
+    @property
+    def active_handle(self) -> TrainingHandle:
+        """The handle (after :meth:`start`). Raises ``RuntimeError`` before."""
+        if self.handle is None:
+            raise RuntimeError("Reporter.start() was not called")
+        return self.handle
+
     def log(self, step: int, total: int | None, logs: dict[str, Any]) -> None:
         """Report a log dict: progress with loss/lr/grad norm; NaN loss and grad spikes flagged."""
-        handle = self.handle
-        loss = _num(logs.get("loss"))
-        grad = _num(logs.get("grad_norm"))
+        handle = self.active_handle
+        loss = as_number(logs.get("loss"))
+        grad = as_number(logs.get("grad_norm"))
         if is_divergent(loss) and not self._diverged:
             self._diverged = True
             handle.error(f"loss is {loss} at step {step}", "loss_divergence")
@@ -86,14 +90,14 @@ class Reporter:
                         title=f"{self.name}: gradient explosion",
                     )
             self._grad_norms.append(grad)
-        metrics = {k: float(v) for k, v in logs.items() if k.startswith("eval_") and _num(v) is not None}
+        metrics = {k: float(v) for k, v in logs.items() if k.startswith("eval_") and as_number(v) is not None}
         handle.progress(
             step,
             total,
             loss=loss,
-            learning_rate=_num(logs.get("learning_rate")),
+            learning_rate=as_number(logs.get("learning_rate")),
             grad_norm=grad,
-            epoch=_num(logs.get("epoch")),
+            epoch=as_number(logs.get("epoch")),
             metrics=metrics or None,
         )
 
@@ -117,9 +121,8 @@ class Reporter:
         if self._owns_server and self.server is not None:
             self.server.stop(linger=self.linger)
             self._owns_server = False
-        closer = getattr(self.handle, "close", None)
-        if callable(closer):
-            closer()
+        if self.handle is not None:
+            self.handle.close()
 
     def _excepthook(self, kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         try:
@@ -128,7 +131,8 @@ class Reporter:
             (self._previous_hook or sys.__excepthook__)(kind, exc, tb)
 
 
-def _num(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """``value`` as a float (numpy / torch scalars too); ``None`` for None, booleans and non-numbers."""
     if value is None or isinstance(value, bool):
         return None
     try:

@@ -17,7 +17,9 @@ try:
 except ImportError:  # the older package name
     from pytorch_lightning.callbacks import Callback  # type: ignore[assignment]
 
-from peft_notify.integrations.common import Reporter, _num
+from peft_notify.emitter.handle import TrainingHandle
+from peft_notify.emitter.server import JobServer
+from peft_notify.integrations.common import Reporter, as_number
 
 __all__ = ["NotifyCallback"]
 
@@ -33,8 +35,8 @@ class NotifyCallback(Callback):
         port: int = 0,
         token: str | None = None,
         allowed_origins: Sequence[str] = (),
-        handle: Any = None,
-        server: Any = None,
+        handle: TrainingHandle | None = None,
+        server: JobServer | None = None,
         linger: float = 3.0,
     ) -> None:
         super().__init__()
@@ -61,12 +63,12 @@ class NotifyCallback(Callback):
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._active:
             return
-        logs = {k: _num(v) for k, v in trainer.callback_metrics.items()}
+        logs = {k: as_number(v) for k, v in trainer.callback_metrics.items()}
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
-            logs["loss"] = _num(loss)
+            logs["loss"] = as_number(loss)
         logs["epoch"] = float(trainer.current_epoch)
-        self.reporter.log(trainer.global_step, self.reporter.handle.total_steps, logs)
+        self.reporter.log(trainer.global_step, self.reporter.active_handle.total_steps, logs)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if self._active:

@@ -19,6 +19,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from peft_notify.emitter.handle import TrainingHandle
+from peft_notify.emitter.server import JobServer
 from peft_notify.integrations.common import Reporter
 
 __all__ = ["NotifyCallback", "PeftNotifyCallback"]
@@ -36,8 +38,8 @@ class NotifyCallback(TrainerCallback):
         port: int = 0,
         token: str | None = None,
         allowed_origins: Sequence[str] = (),
-        handle: Any = None,
-        server: Any = None,
+        handle: TrainingHandle | None = None,
+        server: JobServer | None = None,
         linger: float = 3.0,
         grad_spike_factor: float = 10.0,
     ) -> None:
@@ -56,7 +58,7 @@ class NotifyCallback(TrainerCallback):
         self._active = False
 
     @property
-    def handle(self) -> Any:
+    def handle(self) -> TrainingHandle | None:
         return self.reporter.handle
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -68,7 +70,7 @@ class NotifyCallback(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._active:
-            self.reporter.handle.progress(state.global_step, _total(state))
+            self.reporter.active_handle.progress(state.global_step, _total(state))
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if self._active and logs:
@@ -83,7 +85,7 @@ class NotifyCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._active:
             self._active = False
-            self.reporter.handle.progress(state.global_step, _total(state))
+            self.reporter.active_handle.progress(state.global_step, _total(state))
             self.reporter.finish(completed=True)
 
     @contextmanager

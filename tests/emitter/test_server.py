@@ -38,7 +38,8 @@ def _http(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
 def test_binds_loopback_by_default(server: JobServer) -> None:
     assert server.host == "127.0.0.1"
     handle = server.add_job("j")
-    assert handle.url == f"ws://127.0.0.1:{server.port}/ws/notifications/j"
+    # The URL printed at start carries the job's token (issue 10: every job has one).
+    assert handle.url == f"ws://127.0.0.1:{server.port}/ws/notifications/j?token={server.token}"
     with socket.create_connection(("127.0.0.1", server.port), timeout=5):
         pass
 
@@ -86,7 +87,7 @@ def test_wrong_or_missing_token_is_refused() -> None:
                 assert b"missing or wrong token" in exc.response.body
                 return exc.response.status_code
 
-        url = srv.url_for("j")
+        url = srv.url_for("j", with_token=False)
         assert asyncio.run(attempt(url)) == 401
         assert asyncio.run(attempt(url + "?token=wrong")) == 401
         assert asyncio.run(attempt(url, {"Authorization": "Bearer wrong"})) == 401
@@ -122,7 +123,7 @@ def test_unknown_job_and_path_are_404(server: JobServer) -> None:
     status, body = asyncio.run(attempt(server.url_for("nope")))
     assert status == 404
     assert json.loads(body)["error"] == "unknown job 'nope'"
-    status, _ = asyncio.run(attempt(f"ws://127.0.0.1:{server.port}/elsewhere"))
+    status, _ = asyncio.run(attempt(f"ws://127.0.0.1:{server.port}/elsewhere?token={server.token}"))
     assert status == 404
 
 
@@ -131,22 +132,23 @@ def test_http_api(server: JobServer) -> None:
     handle.progress(2)
     handle.error("CUDA out of memory", "oom_error")
     base = f"http://127.0.0.1:{server.port}"
+    auth = {"Authorization": f"Bearer {server.token}"}
 
     assert _http(f"{base}/healthz") == (200, {"ok": True})
 
     def error_seen() -> bool:
-        return bool(_http(f"{base}/api/notifications/j")[1])
+        return bool(_http(f"{base}/api/notifications/j", auth)[1])
 
     _wait(error_seen)
-    status, notes = _http(f"{base}/api/notifications/j")
+    status, notes = _http(f"{base}/api/notifications/j", auth)
     assert status == 200
     assert notes[0]["error_type"] == "oom_error"
     assert notes[0]["urgency"] == "critical"
-    status, jobs = _http(f"{base}/api/jobs")
+    status, jobs = _http(f"{base}/api/jobs", auth)
     assert status == 200
     assert jobs[0]["job_id"] == "j"
     assert jobs[0]["current_step"] == 2
-    assert _http(f"{base}/api/notifications/other")[0] == 404
+    assert _http(f"{base}/api/notifications/other", auth)[0] == 404
 
 
 def test_http_api_needs_the_token() -> None:
@@ -162,7 +164,7 @@ def test_resume_with_since_sees_every_event_once(server: JobServer) -> None:
 
     async def main() -> list[int]:
         seen: list[int] = []
-        async with connect(server.url_for("j") + "?since=0") as ws:
+        async with connect(server.url_for("j") + "&since=0") as ws:
             await recv_json(ws)
             for i in range(5):
                 handle.warning(f"w{i}")
@@ -173,7 +175,7 @@ def test_resume_with_since_sees_every_event_once(server: JobServer) -> None:
             handle.warning(f"w{i}")
         handle.status("completed")
         await asyncio.sleep(0.2)
-        async with connect(server.url_for("j") + f"?since={seen[-1]}") as ws:
+        async with connect(server.url_for("j") + f"&since={seen[-1]}") as ws:
             hello = await recv_json(ws)
             assert hello["data"]["replay_gap"] is False
             got = await recv_until(ws, _is_completed)
@@ -208,6 +210,7 @@ def test_huge_frame_from_a_client_does_not_crash_the_server(server: JobServer) -
 
 def test_actions_reach_callbacks_and_exceptions_are_logged(server: JobServer, caplog: pytest.LogCaptureFixture) -> None:
     handle = server.add_job("j", capabilities=["retry"])
+    handle.status("failed", "boom")  # retry is taken only once the run has ended (issue 10)
     got: list[wire.Action] = []
     done = threading.Event()
 
@@ -246,10 +249,10 @@ def test_stalled_client_does_not_block_training(server: JobServer) -> None:
             if step % 50 == 0:
                 handle.warning(f"warning {step} " + "x" * 400)
         # The training side is done while the stalled client has read nothing.
-        job = server._jobs["j"]
-        _wait(lambda: job.log.snapshot is not None and job.log.snapshot.current_step == 100_000)
-        assert len(job.log._important) <= job.log.important_capacity
-        assert len(job.log._progress) <= job.log.progress_capacity
+        job_log = server.event_log("j")
+        _wait(lambda: job_log.snapshot is not None and job_log.snapshot.current_step == 100_000)
+        assert len(job_log._important) <= job_log.important_capacity
+        assert len(job_log._progress) <= job_log.progress_capacity
 
         async def healthy() -> dict[str, Any]:
             async with connect(server.url_for("j")) as ws:
@@ -306,7 +309,8 @@ def test_discovery_file_written_and_removed(runtime_dir: Path) -> None:
     srv = JobServer(token="tok").start()
     handle = srv.add_job("disc", name="Disc")
     [job] = discovery.list_job_files()
-    assert (job.url, job.token, job.name) == (handle.url, "tok", "Disc")
+    assert (job.url, job.token, job.name) == (srv.url_for("disc", with_token=False), "tok", "Disc")
+    assert handle.url == f"{job.url}?token=tok"
     srv.stop()
     assert discovery.list_job_files() == []
 
@@ -317,8 +321,8 @@ def test_invalid_reports_are_logged_not_raised(server: JobServer, caplog: pytest
     handle.progress(-3)  # invalid: logged and dropped
     handle.notify("x" * 10, "m", milestone=500)  # invalid milestone: logged and dropped
     handle.status("completed")
-    job = server._jobs["j"]
-    _wait(lambda: job.log.state is wire.JobState.COMPLETED)
+    job_log = server.event_log("j")
+    _wait(lambda: job_log.state is wire.JobState.COMPLETED)
     assert "dropping an invalid report" in caplog.text
 
 

@@ -1,0 +1,118 @@
+"""Where training threads leave their reports for the server's loop, and what both sides share.
+
+:class:`Mailbox` holds one job's reports between the training thread (``put`` /
+``set_latest``: O(1), never blocking) and the loop (``take``). :class:`RunState` is the
+job's current run (id, start, total, finished). :class:`ActionRegistry` holds the
+callbacks for client actions. :class:`Waker` is all a handle knows of whoever drives the
+mailbox: two calls that say "there is something to take". No sockets, no event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+from peft_notify import wire
+from peft_notify.emitter.reports import Ranked
+
+__all__ = ["ActionCallback", "ActionRegistry", "Mailbox", "Report", "RunState", "Waker"]
+
+log = logging.getLogger(__name__)
+
+ActionCallback = Callable[[wire.Action], None]
+Report: TypeAlias = wire.Body | Ranked
+
+
+class Waker(Protocol):
+    """Told by a handle that its mailbox has something to take (called on training threads)."""
+
+    def wake_progress(self, job_id: str) -> None:
+        """A new latest progress is waiting (may be rate limited)."""
+
+    def wake_now(self, job_id: str) -> None:
+        """A report that is never coalesced is waiting: take it soon."""
+
+
+class Mailbox:
+    """One job's reports in order; progress is coalesced (latest wins) unless it carries metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: wire.Progress | None = None  # coalesced progress, not yet taken
+        self._pending: deque[Report] = deque()
+
+    def set_latest(self, progress: wire.Progress) -> None:
+        """Replace the coalesced progress (training thread)."""
+        with self._lock:
+            self._latest = progress
+
+    def put(self, report: Report) -> None:
+        """Queue a report that is never dropped; the progress reported before it goes first."""
+        with self._lock:
+            if self._latest is not None:
+                self._pending.append(self._latest)
+                self._latest = None
+            self._pending.append(report)
+
+    def put_superseding(self, progress: wire.Progress) -> None:
+        """Queue a progress that must not be coalesced away (an evaluation); the older latest is dropped."""
+        with self._lock:
+            self._latest = None
+            self._pending.append(progress)
+
+    def take(self, *, include_latest: bool) -> list[Report]:
+        """Everything queued, in order, and the latest progress too when ``include_latest`` (loop)."""
+        with self._lock:
+            items: list[Report] = list(self._pending)
+            self._pending.clear()
+            if include_latest and self._latest is not None:
+                items.append(self._latest)
+                self._latest = None
+        return items
+
+    def drop_latest(self) -> None:
+        """Forget the coalesced progress (a new run starts)."""
+        with self._lock:
+            self._latest = None
+
+
+@dataclass(eq=False)
+class RunState:
+    """The job's current run; a relaunch (``JobServer.new_run``) starts a new one."""
+
+    run_id: str
+    started_at: float
+    total_steps: int | None
+    finished: bool = False
+
+    def restart(self, run_id: str, started_at: float, total_steps: int | None) -> None:
+        self.run_id, self.started_at, self.total_steps, self.finished = run_id, started_at, total_steps, False
+
+
+class ActionRegistry:
+    """Callbacks for client actions of one job; :meth:`dispatch` runs them (on a worker thread)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self._lock = threading.Lock()
+        self._callbacks: list[ActionCallback] = []
+
+    def add(self, callback: ActionCallback) -> None:
+        with self._lock:
+            self._callbacks.append(callback)
+
+    def dispatch(self, action: wire.Action) -> None:
+        """Call every callback with ``action``; a callback's exception is logged, never raised."""
+        with self._lock:
+            callbacks = list(self._callbacks)
+        if not callbacks:
+            log.info("job %s: action %r received, but no callback is registered", self.job_id, action.action)
+        for callback in callbacks:
+            try:
+                callback(action)
+            except Exception:
+                log.exception("job %s: action callback %r failed", self.job_id, callback)

@@ -1,0 +1,77 @@
+"""One way to obtain a handle: what ``peft_notify.job()`` and the framework callbacks both call.
+
+:func:`start_job` returns a :class:`Started` whose ``handle`` is a
+:class:`~peft_notify.emitter.handle.TrainingHandle`: inside ``peft-notify run`` the pipe
+to the wrapper (:mod:`peft_notify.emitter.attach`); on a rank other than 0 of a
+distributed job the forwarder of errors to rank 0 (:mod:`peft_notify.emitter.ranks`);
+otherwise a job on the server given, or on a new one (which the caller then owns and
+stops). The URL printed at start carries the job's token: the one place it is shown.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from peft_notify.emitter import attach, ranks
+from peft_notify.emitter.grouping import GroupSpec, resolve_group
+from peft_notify.emitter.handle import TrainingHandle
+from peft_notify.emitter.server import JobServer
+
+__all__ = ["Started", "start_job"]
+
+
+@dataclass(frozen=True)
+class Started:
+    """A handle, the server serving it (``None`` for the pipe and the rank forwarder), and who stops it."""
+
+    handle: TrainingHandle
+    server: JobServer | None
+    owns_server: bool
+
+
+def start_job(
+    name: str,
+    total_steps: int | None = None,
+    *,
+    job_id: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    allowed_origins: Sequence[str] = (),
+    capabilities: Sequence[str] = (),
+    server: JobServer | None = None,
+    start_step: int | None = None,
+    rank: int | None = None,
+    print_url: bool = True,
+    group: GroupSpec | None = None,
+) -> Started:
+    """Start reporting job ``name`` (see the module docstring).
+
+    ``rank``: the framework's global rank when it knows it (else detected from the
+    environment). ``group``: the sweep this job is a trial of (else ``PEFT_NOTIFY_GROUP``; see
+    :mod:`peft_notify.emitter.grouping`). Raises ``PortInUseError`` when ``port`` is taken,
+    ``ValueError`` for a bad ``job_id`` or ``group``.
+    """
+    resolved = resolve_group(group)
+    piped = attach.from_environment(name=name, total_steps=total_steps)
+    if piped is not None:
+        return Started(piped, None, owns_server=False)
+    info = ranks.detect_rank()
+    if rank is not None and rank != info.rank:
+        info = ranks.RankInfo(rank, max(info.world_size, rank + 1), info.local_rank)
+    key = job_id or name
+    if info.rank != 0:
+        return Started(ranks.RankForwarder(info, key, name=name, total_steps=total_steps), None, owns_server=False)
+    owns = server is None
+    if server is None:
+        server = JobServer(host=host, port=port, token=token, allowed_origins=allowed_origins).start()
+    handle = server.add_job(
+        job_id, name=name, total_steps=total_steps, capabilities=capabilities, start_step=start_step, group=resolved
+    )
+    if info.distributed:
+        ranks.publish(server, handle, key)
+    if print_url:
+        print(f"peft-notify: job {handle.name!r} at {handle.url}", file=sys.stderr, flush=True)
+    return Started(handle, server, owns_server=owns)
