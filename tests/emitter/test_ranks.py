@@ -60,7 +60,7 @@ def test_forwarded_error_needs_the_rank_token(server: JobServer, monkeypatch: py
     assert bad.sent == 0
     server.stop()
     assert not path.exists()  # removed with the server
-    assert [n.title for n in server._jobs["dist"].log.notifications] == ["dist: oom error (rank 2)"]
+    assert [n.title for n in server.event_log("dist").notifications] == ["dist: oom error (rank 2)"]
 
 
 RANK_SCRIPT = """
