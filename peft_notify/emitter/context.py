@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from peft_notify import wire
 from peft_notify.emitter.classify import classify_exception, summarize_exception
@@ -27,6 +27,9 @@ from peft_notify.emitter.grouping import GroupSpec
 from peft_notify.emitter.handle import ActionCallback, TrainingHandle
 from peft_notify.emitter.server import JobServer
 from peft_notify.emitter.startup import start_job
+
+if TYPE_CHECKING:
+    from peft_notify.channels import TrainingRelay
 
 __all__ = ["JobContext", "job"]
 
@@ -38,11 +41,20 @@ T = TypeVar("T")
 class JobContext:
     """The object bound by ``with peft_notify.job(...) as job``; forwards to its handle."""
 
-    def __init__(self, handle: TrainingHandle, server: JobServer | None, *, owns_server: bool, linger: float) -> None:
+    def __init__(
+        self,
+        handle: TrainingHandle,
+        server: JobServer | None,
+        *,
+        owns_server: bool,
+        linger: float,
+        relay: TrainingRelay | None = None,
+    ) -> None:
         self.handle = handle
         self.server = server
         self._owns_server = owns_server
         self._linger = linger
+        self._relay = relay  # notification channels (issue 13)
         self._step = 0
 
     @property
@@ -112,12 +124,15 @@ class JobContext:
             self.close()
 
     def close(self) -> None:
-        """Stop the server if this context started it (after the linger period)."""
+        """Stop the server if this context started it (after the linger period); the channels send
+        what is pending (at most ~15 s, so the completion or the error goes out before exit)."""
         if self._owns_server and self.server is not None:
             self.server.stop(linger=self._linger)
         elif self.server is not None:
             self.server.remove_job(self.job_id)
         self.handle.close()
+        if self._relay is not None:
+            self._relay.close()
 
 
 def job(
@@ -134,12 +149,18 @@ def job(
     linger: float = 3.0,
     print_url: bool = True,
     group: GroupSpec | None = None,
+    notify: Sequence[str] | None = None,
+    notify_level: str | None = None,
 ) -> JobContext:
     """Serve one training job for the length of a ``with`` block; see the module docstring.
 
     ``group``: a name (``"lr-sweep"``), a :class:`~peft_notify.wire.Group` or its fields — the
     sweep this job is one trial of (docs/sweeps.md); default ``PEFT_NOTIFY_GROUP``.
-    Raises ``PortInUseError`` when ``port`` is taken (``port=0`` picks a free one).
+    ``notify``: notification channels (apprise URLs: ntfy, Slack, Discord, mail, webhooks; plus
+    ``PEFT_NOTIFY_CHANNELS``) and ``notify_level`` (``progress``, ``completion`` — the default —,
+    ``warning``, ``error``) — see docs/channels.md.
+    Raises ``PortInUseError`` when ``port`` is taken (``port=0`` picks a free one), ``ValueError``
+    for an unknown ``notify_level``.
     """
     started = start_job(
         name,
@@ -153,10 +174,13 @@ def job(
         server=server,
         print_url=print_url,
         group=group,
+        notify=notify,
+        notify_level=notify_level,
     )
     return JobContext(
         started.handle,
         started.server,
         owns_server=started.owns_server,
         linger=linger if started.server is not None else 0.0,
+        relay=started.relay,
     )

@@ -10,25 +10,34 @@ stops). The URL printed at start carries the job's token: the one place it is sh
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from peft_notify.emitter import attach, ranks
 from peft_notify.emitter.grouping import GroupSpec, resolve_group
 from peft_notify.emitter.handle import TrainingHandle
 from peft_notify.emitter.server import JobServer
 
+if TYPE_CHECKING:
+    from peft_notify.channels import ChannelSpec, TrainingRelay
+
 __all__ = ["Started", "start_job"]
 
 
 @dataclass(frozen=True)
 class Started:
-    """A handle, the server serving it (``None`` for the pipe and the rank forwarder), and who stops it."""
+    """A handle, the server serving it (``None`` for the pipe and the rank forwarder), and who stops it.
+
+    ``relay``: the job's notification channels (issue 13), or ``None``; close it when the job ends.
+    """
 
     handle: TrainingHandle
     server: JobServer | None
     owns_server: bool
+    relay: TrainingRelay | None = None
 
 
 def start_job(
@@ -46,17 +55,24 @@ def start_job(
     rank: int | None = None,
     print_url: bool = True,
     group: GroupSpec | None = None,
+    notify: Sequence[str] | None = None,
+    notify_level: str | None = None,
 ) -> Started:
     """Start reporting job ``name`` (see the module docstring).
 
     ``rank``: the framework's global rank when it knows it (else detected from the
     environment). ``group``: the sweep this job is a trial of (else ``PEFT_NOTIFY_GROUP``; see
-    :mod:`peft_notify.emitter.grouping`). Raises ``PortInUseError`` when ``port`` is taken,
-    ``ValueError`` for a bad ``job_id`` or ``group``.
+    :mod:`peft_notify.emitter.grouping`). ``notify`` / ``notify_level``: notification channels
+    (apprise URLs, plus ``PEFT_NOTIFY_CHANNELS``; docs/channels.md) this job delivers to itself.
+    Raises ``PortInUseError`` when ``port`` is taken, ``ValueError`` for a bad ``job_id``,
+    ``group`` or ``notify_level``.
     """
     resolved = resolve_group(group)
+    specs = _channel_specs(notify, notify_level)
     piped = attach.from_environment(name=name, total_steps=total_steps)
     if piped is not None:
+        if notify:  # the wrapping `peft-notify run` serves the job and delivers with its own --notify
+            print("peft-notify: inside `peft-notify run`, pass --notify to run instead", file=sys.stderr, flush=True)
         return Started(piped, None, owns_server=False)
     info = ranks.detect_rank()
     if rank is not None and rank != info.rank:
@@ -67,11 +83,25 @@ def start_job(
     owns = server is None
     if server is None:
         server = JobServer(host=host, port=port, token=token, allowed_origins=allowed_origins).start()
+    if specs:
+        from peft_notify.emitter import channels
+
+        capabilities = channels.with_capability(capabilities, specs)
     handle = server.add_job(
         job_id, name=name, total_steps=total_steps, capabilities=capabilities, start_step=start_step, group=resolved
     )
+    relay = channels.attach(server, handle, specs) if specs else None
     if info.distributed:
         ranks.publish(server, handle, key)
     if print_url:
         print(f"peft-notify: job {handle.name!r} at {handle.url}", file=sys.stderr, flush=True)
-    return Started(handle, server, owns_server=owns)
+    return Started(handle, server, owns_server=owns, relay=relay)
+
+
+def _channel_specs(notify: Sequence[str] | None, level: str | None) -> list[ChannelSpec]:
+    """The job's channels; imports the channel layer only when some are asked for."""
+    if not notify and not os.environ.get("PEFT_NOTIFY_CHANNELS", "").strip():
+        return []
+    from peft_notify.emitter.channels import channel_specs
+
+    return channel_specs(notify, level)
