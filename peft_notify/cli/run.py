@@ -29,7 +29,6 @@ import argparse
 import logging
 import math
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -55,7 +54,7 @@ def register(subparsers: Any) -> None:
         description="Run CMD unchanged, derive progress from its output and serve it as a job.",
         usage="peft-notify run [options] -- CMD [ARG ...]",
     )
-    p.add_argument("--name", help="job name (default: the command)")
+    p.add_argument("--name", help="job name (default: the script's name, e.g. train.py; never its arguments)")
     p.add_argument("--job-id", type=job_id, default=None, help="job id in the URL (default: random)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=port, default=0, help="port (default: a free one)")
@@ -139,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(exc.strerror) from None
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-    name = args.name or " ".join(shlex.quote(c) for c in command)[:80]
+    name = args.name or default_name(command)
     # "dismiss" (the desktop's user dismissed the failure) ends a retry window early.
     capabilities = ["cancel", "retry", "dismiss"] if args.retry_wait > 0 else ["cancel"]
     handle = server.add_job(args.job_id, name=name, capabilities=capabilities)
@@ -170,6 +169,19 @@ def run(args: argparse.Namespace) -> int:
     if code == 0:
         osc.clear()
     return code if code >= 0 else 128 - code
+
+
+def default_name(command: list[str]) -> str:
+    """The job's default name: the script (``train.py``) or module (``-m pkg.train``), never the arguments.
+
+    Arguments may hold secrets (``--hf-token hf_...``) and the name is shown to anyone with the URL.
+    """
+    for index, arg in enumerate(command[1:], start=1):
+        if arg == "-m" and index + 1 < len(command):
+            return command[index + 1][:80]
+        if arg.endswith((".py", ".sh", ".ipynb")):
+            return os.path.basename(arg)[:80]
+    return os.path.basename(command[0])[:80] or "job"
 
 
 def _wait_for_retry(control: _Control, seconds: float, out: IO[str]) -> bool:
@@ -251,7 +263,8 @@ def _run_once(
     monitor = OutputMonitor(handle, osc)
     read_fd, write_fd = os.pipe()
     out, err = open_stream(sys.stdout, allow_pty=allow_pty), open_stream(sys.stderr, allow_pty=allow_pty)
-    env = {**os.environ, ENV_FD: str(write_fd), ENV_JOB_ID: handle.job_id, ENV_URL: handle.url, "PYTHONUNBUFFERED": "1"}
+    public_url = handle.url.split("?")[0]  # the child's environment gets the address, not the token
+    env = {**os.environ, ENV_FD: str(write_fd), ENV_JOB_ID: handle.job_id, ENV_URL: public_url, "PYTHONUNBUFFERED": "1"}
     try:
         proc = subprocess.Popen(command, stdout=out.child_fd, stderr=err.child_fd, env=env, pass_fds=(write_fd,))
     except OSError as exc:

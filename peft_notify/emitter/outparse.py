@@ -4,7 +4,9 @@ Recognises tqdm bars (``45%|████▌     | 450/1000 [01:23<01:40, 5.47it/
 ``\\r`` redraws), Transformers log dicts (``{'loss': 1.23, 'grad_norm': 0.5,
 'learning_rate': 1e-4, 'epoch': 0.5}``) and error lines (CUDA OOM → ``oom_error``).
 Pure: feed text chunks, get events back. Several bars (training + eval): the one with the
-largest total is the training bar; the others are ignored.
+largest total is the training bar; the others are ignored. Text kept from the output (the
+tail, error lines) has its secrets redacted (:func:`peft_notify.redact.redact`): it ends
+up in notifications.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from peft_notify.emitter.classify import classify_text
+from peft_notify.redact import redact
 
 __all__ = ["BarSeen", "ErrorSeen", "LogSeen", "OutputParser"]
 
@@ -79,7 +82,7 @@ class OutputParser:
                     events += self._segment(segment)
                     visible = segment
             if visible and not _BAR.search(visible):
-                self.tail.append(visible.rstrip())
+                self.tail.append(redact(visible.rstrip()))  # the tail becomes an error message
         if "\r" in partial:  # finished redraws of a bar that has not printed its newline yet
             *done, partial = partial.split("\r")
             for segment in done:
@@ -122,7 +125,7 @@ class OutputParser:
                 events.append(LogSeen(values))
         found = classify_text(segment) if errors else None
         if found is not None:
-            events.append(ErrorSeen(found, segment.strip()[:500]))
+            events.append(ErrorSeen(found, redact(segment.strip()[:500])))
             if self.error_type is None or found == "oom_error":
                 self.error_type = found
         return events

@@ -52,7 +52,7 @@ PEFT_NOTIFY_RUN = [sys.executable, "-m", "peft_notify", "run"]
 class Run:
     """A ``peft-notify run`` process with a client attached before the child starts working."""
 
-    def __init__(self, tmp_path: Path, script: str, *extra: str) -> None:
+    def __init__(self, tmp_path: Path, script: str, *extra: str, script_args: tuple[str, ...] = ()) -> None:
         path = tmp_path / "train.py"
         path.write_text(textwrap.dedent(script))
         env = {**os.environ, "PEFT_NOTIFY_RUNTIME_DIR": str(tmp_path / "rt")}
@@ -67,6 +67,7 @@ class Run:
         )
         assert self.proc.stderr is not None
         first = self.proc.stderr.readline().decode()
+        self.first_line = first
         found = re.search(r"(ws://\S+)", first)
         assert found, first
         self.url = found.group(1)
@@ -113,6 +114,32 @@ def test_tqdm_progress_then_cuda_oom(tmp_path: Path) -> None:
     assert "exit code 1" in error.message
     assert "CUDA out of memory" in error.message
     assert run.bodies(wire.Status)[-1].state is wire.JobState.FAILED
+
+
+SECRET_IN_STDERR = """
+import sys
+sys.stdin.readline()
+print("cloning https://alice:s3cretpw@git.example.com/data.git", file=sys.stderr, flush=True)
+raise SystemExit(3)
+"""
+
+
+def test_default_name_is_the_script_and_secrets_never_leave_the_process(tmp_path: Path) -> None:
+    """Issue 10 item 1: argv (``--hf-token hf_...``) is not the job name; the stderr tail is redacted."""
+    hf_token = "hf_" + "A1b2C3d4E5f6G7h8I9j0K1l2"
+    run = Run(tmp_path, SECRET_IN_STDERR, "--retry-wait", "0", script_args=("--hf-token", hf_token))
+    assert hf_token not in run.first_line
+    code, _out, err = run.go()
+    assert code == 3
+    assert b"s3cretpw" in err  # the user's own terminal still shows the child's output unchanged
+    [hello] = run.bodies(wire.Hello)
+    assert hello.name == "train.py"
+    [error] = [n for n in run.bodies(wire.NotificationEvent) if n.type == "error"]
+    assert "exit code 3" in error.message
+    assert "[redacted]" in error.message
+    everything = repr([m.data for m in run.messages])
+    assert "s3cretpw" not in everything
+    assert hf_token not in everything
 
 
 def test_child_using_job_reports_through_the_wrapper_once(tmp_path: Path) -> None:
