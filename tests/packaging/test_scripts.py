@@ -165,3 +165,24 @@ def test_prune_drops_unused_plugins_and_the_libraries_only_they_needed(tmp_path:
     assert "libpython3.11.so.1.0" in kept
     assert ls_libs <= kept
     assert any("gtk3" in pattern for pattern in DROPPED_PLUGINS)
+
+
+def test_packages_workflow_builds_each_target_on_its_own_system() -> None:
+    workflow = REPO / ".github" / "workflows" / "packages.yml"
+    venv_bin = str(Path(sys.executable).parent)
+    checker = shutil.which("check-jsonschema") or shutil.which("check-jsonschema", path=venv_bin)
+    if checker is None:
+        pytest.skip("check-jsonschema is not installed (pip install -e '.[dev]')")
+    result = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ruamel = pytest.importorskip("ruamel.yaml", reason="ruamel.yaml comes with check-jsonschema (dev extra)")
+    job = ruamel.YAML(typ="safe", pure=True).load(workflow.read_text(encoding="utf-8"))["jobs"]["package"]
+    targets = {entry["target"]: entry["os"] for entry in job["strategy"]["matrix"]["include"]}
+    assert set(targets) == {"linux", "windows", "macos"}
+    assert targets["windows"].startswith("windows") and targets["macos"].startswith("macos")
+    runs = [str(step.get("run", "")) for step in job["steps"]]
+    assert any("packaging/build.py ${{ matrix.target }}" in r for r in runs)
+    assert any('".[desktop,packaging]"' in r for r in runs)
