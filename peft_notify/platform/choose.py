@@ -189,9 +189,9 @@ async def select_taskbar(
     candidates += [*extra, Candidate("none", NullTaskbar)]
     selection = await _build(candidates, "taskbar", prefer)
     if _is_linux(platform) and "unity-launcher-entry" in selection.names:
-        from peft_notify.platform.linux_desktop_file import desktop_file_path
+        from peft_notify.platform.linux_desktop_file import desktop_file_path, system_desktop_file
 
-        path = desktop_file_path()
+        path = system_desktop_file() or desktop_file_path()  # the .deb's, else the user's copy
         note = (
             f"launcher progress needs {path} (installed)"
             if path.exists()
