@@ -18,6 +18,8 @@ def _main() -> int:
         sys.stdout = sys.stdout or devnull
         sys.stderr = sys.stderr or devnull
     multiprocessing.freeze_support()
+    # Older macOS versions pass a process serial number to apps started from the Finder.
+    sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if not a.startswith("-psn_"))]
     if len(sys.argv) >= 3 and sys.argv[1] == "-c":
         code, sys.argv = sys.argv[2], ["-c", *sys.argv[3:]]
         exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
