@@ -33,6 +33,9 @@ class Reporter:
     handle: TrainingHandle | None = None
     server: JobServer | None = None
     grad_spike_factor: float = 10.0
+    notify: Sequence[str] | None = None  # notification channels (issue 13; docs/channels.md)
+    notify_level: str | None = None
+    _relay: Any = None
     _grad_norms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     _diverged: bool = False
     _owns_server: bool = False
@@ -59,8 +62,11 @@ class Reporter:
                 server=self.server,
                 start_step=start_step,
                 rank=rank,
+                notify=self.notify,
+                notify_level=self.notify_level,
             )
             self.handle, self.server, self._owns_server = started.handle, started.server, started.owns_server
+            self._relay = started.relay
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
         return self.handle
@@ -123,6 +129,9 @@ class Reporter:
             self._owns_server = False
         if self.handle is not None:
             self.handle.close()
+        if self._relay is not None:  # pending channel sends (the completion or the error) get ~15 s
+            relay, self._relay = self._relay, None
+            relay.close()
 
     def _excepthook(self, kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         try:

@@ -38,7 +38,11 @@ class NotifyCallback(Callback):
         handle: TrainingHandle | None = None,
         server: JobServer | None = None,
         linger: float = 3.0,
+        notify: Sequence[str] | None = None,
+        notify_level: str | None = None,
     ) -> None:
+        """``notify`` / ``notify_level``: notification channels (apprise URLs) and their level, plus
+        ``PEFT_NOTIFY_CHANNELS`` (docs/channels.md)."""
         super().__init__()
         self.reporter = Reporter(
             name=name,
@@ -49,6 +53,8 @@ class NotifyCallback(Callback):
             handle=handle,
             server=server,
             linger=linger,
+            notify=notify,
+            notify_level=notify_level,
         )
         self._active = False
 

@@ -42,7 +42,11 @@ class NotifyCallback(TrainerCallback):
         server: JobServer | None = None,
         linger: float = 3.0,
         grad_spike_factor: float = 10.0,
+        notify: Sequence[str] | None = None,
+        notify_level: str | None = None,
     ) -> None:
+        """``notify`` / ``notify_level``: notification channels (apprise URLs) and their level, plus
+        ``PEFT_NOTIFY_CHANNELS`` (docs/channels.md)."""
         self.reporter = Reporter(
             name=name,
             job_id=job_id,
@@ -54,6 +58,8 @@ class NotifyCallback(TrainerCallback):
             server=server,
             linger=linger,
             grad_spike_factor=grad_spike_factor,
+            notify=notify,
+            notify_level=notify_level,
         )
         self._active = False
 
