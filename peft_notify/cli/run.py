@@ -36,6 +36,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from peft_notify.cli import grouparg
 from peft_notify.cli.args import UsageError, job_id, port, seconds, url_with_token
 
 if TYPE_CHECKING:  # the emitter (via run_child) is imported by the handler: --help and other commands stay fast
@@ -77,6 +78,7 @@ def register(subparsers: Any) -> None:
     osc = p.add_mutually_exclusive_group()
     osc.add_argument("--osc", dest="osc", action="store_true", default=None, help="force OSC 9;4 progress")
     osc.add_argument("--no-osc", dest="osc", action="store_false", help="never emit OSC 9;4 progress")
+    grouparg.add_arguments(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command to run (after --)")
     p.set_defaults(handler=run)
 
@@ -131,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise UsageError("no command given (usage: peft-notify run -- python train.py)")
+    group = grouparg.group_from_args(args)  # before serving: a bad --group is a usage error
     server = JobServer(host=args.host, port=args.port, token=args.token)
     try:
         server.start()
@@ -141,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or default_name(command)
     # "dismiss" (the desktop's user dismissed the failure) ends a retry window early.
     capabilities = ["cancel", "retry", "dismiss"] if args.retry_wait > 0 else ["cancel"]
-    handle = server.add_job(args.job_id, name=name, capabilities=capabilities)
+    handle = server.add_job(args.job_id, name=name, capabilities=capabilities, group=group)
     print(f"peft-notify: serving {name!r} at {url_with_token(handle.url, server.token)}", file=sys.stderr, flush=True)
     osc = OscProgress(sys.stderr, enabled=args.osc)
     control = _Control()

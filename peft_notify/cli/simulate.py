@@ -14,6 +14,7 @@ import signal
 import threading
 from typing import Any
 
+from peft_notify.cli import grouparg
 from peft_notify.cli.args import UsageError, count, index, job_id, number, port, seconds, url_with_token
 
 
@@ -52,6 +53,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--linger", type=seconds, default=2.0, help="seconds to keep serving after the end (default 2)")
     p.add_argument("--wait-client", type=seconds, default=0.0, metavar="S", help="wait up to S s for a client first")
     p.add_argument("--no-discovery", action="store_true", help="do not write a discovery job file")
+    grouparg.add_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         resume_from=args.resume_from,
         seed=args.seed,
     )
+    group = grouparg.group_from_args(args)  # before serving: a bad --group is a usage error
     server = JobServer(host=args.host, port=args.port, token=args.token, discovery_files=not args.no_discovery)
     try:
         server.start()
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             capabilities=["cancel"],
             # A resumed run announces where it starts, so milestones it had passed never fire again.
             start_step=args.resume_from or None,
+            group=group,
         )
         url = url_with_token(handle.url, server.token)
         print(url, flush=True)

@@ -152,6 +152,7 @@ class Watcher:
         self._links: dict[str, _Link] = {}
         self._line_open = False
         self._notes_said: set[str] = set()  # jobs whose "not watched" resource notes were printed
+        self._group_counts: dict[str, tuple[int, ...]] = {}  # group id -> counts last printed
         # No DND probe: a terminal monitor shows everything (DND counts as off).
         self.monitor = Monitor(
             engine=self.engine, performer=self, client_factory=_make_client, on_event=self.on_monitor_event
@@ -173,6 +174,7 @@ class Watcher:
         guards = [asyncio.create_task(self._guard(link)) for link in self._links.values()]
         try:
             await self.monitor.wait_clients()
+            self.monitor.end_groups()  # no more jobs will come: each finished sweep's one summary now
             await self.monitor.drain()  # the last notifications are printed before exiting
         finally:
             for task in guards:
@@ -204,6 +206,7 @@ class Watcher:
                 self.final[event.connection.url] = state.value
             if self.tty and isinstance(body, (wire.Progress, wire.Hello)):
                 self._progress_line(event.connection.job_key)
+            self._group_line(event.connection.job_key)
             if isinstance(body, wire.Hello) and body.resource_notes and event.connection.url not in self._notes_said:
                 self._notes_said.add(event.connection.url)  # once per job, not per reconnect
                 for note in body.resource_notes:
@@ -262,6 +265,27 @@ class Watcher:
                 self._write(f"[{_now()}] (not shown: {action.reason.value}) {action.event.title}")
             elif isinstance(action, MergeRepeat):
                 self._write(f"[{_now()}] (repeated ×{action.repeat}) {action.event.title}")
+
+    def _group_line(self, job_key: str) -> None:
+        """One line when the counts of ``job_key``'s group change: "group sweep: 3/40 ended — ..."."""
+        group_id = self.engine.group_of(job_key)
+        view = None if group_id is None else self.engine.group(group_id)
+        if view is None:
+            return
+        counts = (view.round, view.total, view.running, view.done, view.failed, view.pruned, view.cancelled)
+        if self._group_counts.get(view.group_id) == counts:
+            return
+        self._group_counts[view.group_id] = counts
+        if self.json_lines:
+            self._write(json.dumps({"group": _jsonable(view)}, ensure_ascii=False))
+            return
+        from peft_notify.engine.groups import format_number
+
+        ended = view.done + view.failed + view.pruned + view.cancelled
+        parts = [f"{view.running} running", f"{view.done} ok", f"{view.failed} failed"]
+        parts += [f"{n} {w}" for n, w in ((view.pruned, "pruned"), (view.cancelled, "cancelled")) if n]
+        best = "" if view.best_value is None else f"; best {view.best_metric} {format_number(view.best_value)}"
+        self._write(f"[{_now()}] group {view.name}: {ended}/{view.total} ended — {', '.join(parts)}{best}")
 
     def _progress_line(self, job_key: str) -> None:
         view = self.engine.job(job_key)

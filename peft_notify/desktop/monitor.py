@@ -38,7 +38,7 @@ from peft_notify.desktop.procwatch import is_local_host, process_alive
 from peft_notify.engine.actions import Action
 from peft_notify.ports import DndProbe, DndState
 from peft_notify.wire import Action as WireAction
-from peft_notify.wire import Envelope, Hello, Progress
+from peft_notify.wire import Envelope, Group, Hello, Progress
 
 __all__ = [
     "ButtonPresses",
@@ -97,6 +97,8 @@ class EngineLike(Protocol):
     def job(self, job_id: str) -> Any: ...
 
     def resources(self, job_id: str) -> Any: ...
+
+    def end_groups(self, *, now: float) -> list[Action]: ...
 
 
 class ClientLike(Protocol):
@@ -209,6 +211,7 @@ class Connection:
     detail: str = ""
     retry_in: float | None = None
     paused: bool = False
+    group: Group | None = None  # from the hello: the sweep this job is a trial of (docs/sweeps.md)
     client: ClientLike | None = field(default=None, repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     generation: int = 0  # callbacks of a replaced client are ignored
@@ -561,6 +564,7 @@ class Monitor:
         body = envelope.data
         if isinstance(body, Hello):
             conn.pid, conn.host, conn.name = body.pid, body.host, body.name or conn.name
+            conn.group = body.group
             if body.progress is not None and body.progress.loss is not None:
                 self.curves.add(conn.job_key, body.progress.current_step, body.progress.loss)
         elif isinstance(body, Progress) and body.loss is not None:
@@ -738,6 +742,13 @@ class Monitor:
             due = self.engine.next_tick_at()
             if due is not None and due <= self.clock():
                 self.tick()
+
+    def end_groups(self) -> None:
+        """No more jobs will be followed (``watch`` ends): every group with nothing running gets its summary."""
+        try:
+            self._enqueue(self.engine.end_groups(now=self.clock()))
+        except Exception:
+            log.error("engine end_groups failed", exc_info=True)
 
     def tick(self) -> None:
         """Run the engine's timers now (stall detection, summaries, the taskbar's trailing edge)."""

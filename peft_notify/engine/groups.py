@@ -64,6 +64,7 @@ class _Group:
     metric: str | None
     mode: GroupMode
     trials: dict[str, _Trial] = field(default_factory=dict)
+    seen_eval: bool = False  # without a named metric: eval_loss once any trial reported it, else loss
     round: int = 1
     live: bool = False  # some job was seen running: the end is news
     ended: bool = False
@@ -163,7 +164,8 @@ class Groups:
         trial, g = self._trial(job_id)
         if trial is None or g is None:
             return
-        found = _metric(progress, g.metric)
+        g.seen_eval = g.seen_eval or "eval_loss" in progress.metrics
+        found = _metric(progress, _effective_metric(g))
         if found is not None:
             trial.metric, trial.value = found
 
@@ -286,20 +288,24 @@ def _outcome(state: JobState, reason: str | None) -> Outcome:
     return Outcome.RUNNING
 
 
-def _metric(progress: Progress, metric: str | None) -> tuple[str, float] | None:
-    """The group's metric in ``progress``: the named one, else ``eval_loss``, else the loss."""
-    if metric is not None and metric != "loss":
-        value = progress.metrics.get(metric)
-        return None if value is None else (metric, value)
-    if metric is None and "eval_loss" in progress.metrics:
-        return "eval_loss", progress.metrics["eval_loss"]
-    return None if progress.loss is None else ("loss", progress.loss)
+def _effective_metric(g: _Group) -> str:
+    """The metric that ranks ``g``'s trials: the named one, else ``eval_loss`` once seen, else ``loss``."""
+    return g.metric or ("eval_loss" if g.seen_eval else "loss")
+
+
+def _metric(progress: Progress, metric: str) -> tuple[str, float] | None:
+    """``metric`` in ``progress`` (``loss`` is the progress's own loss unless a metric has that name)."""
+    value = progress.metrics.get(metric)
+    if value is None and metric == "loss":
+        value = progress.loss
+    return None if value is None else (metric, value)
 
 
 def _trials_with_value(g: _Group) -> Iterator[_Trial]:
     # Failed trials may have reported a value before dying; the best is among those that finished.
+    metric = _effective_metric(g)
     for t in g.trials.values():
-        if t.value is not None and t.outcome in (Outcome.OK, Outcome.RUNNING):
+        if t.value is not None and t.metric == metric and t.outcome in (Outcome.OK, Outcome.RUNNING):
             yield t
 
 

@@ -288,3 +288,16 @@ def test_every_group_ends_with_exactly_one_summary(
         for a in actions
         if isinstance(a, Notify) and a.event.type in (NotificationType.PROGRESS, NotificationType.COMPLETION)
     )
+
+
+def test_best_compares_eval_loss_with_eval_loss_only() -> None:
+    """Once any trial reports eval_loss, a training loss (a different scale) never wins "best"."""
+    engine = Engine()
+    group = replace(SWEEP, metric=None, expected_jobs=2)
+    engine.feed(hello("t0", group), now=T0)
+    engine.feed(hello("t1", group), now=T0)
+    engine.feed(step("t0", 50, 0.9), now=T0 + 1)  # eval_loss 0.9
+    engine.feed(step("t1", 50), now=T0 + 1)  # only the training loss (1.0)
+    engine.feed(step("t0", 60), now=T0 + 2)  # a later step without eval keeps eval_loss 0.9
+    view = engine.group("sweep-lr")
+    assert view is not None and (view.best_metric, view.best_value, view.best_job_id) == ("eval_loss", 0.9, "t0")

@@ -1,0 +1,82 @@
+"""Which group (sweep) a job belongs to: ``job(group=...)``, ``--group NAME``, or ``PEFT_NOTIFY_GROUP``.
+
+Call :func:`resolve_group` once when a job starts. An explicit group wins over the
+environment, so a sweep launcher that sets ``PEFT_NOTIFY_GROUP=lr-sweep`` (and optionally
+``PEFT_NOTIFY_GROUP_SIZE=40``) groups every job it starts without any code change
+(docs/sweeps.md). A bad value from the environment is said in one line on stderr and the
+job runs ungrouped; a bad explicit value raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, Final, TypeAlias
+
+from peft_notify import wire
+
+__all__ = ["ENV_GROUP", "ENV_GROUP_SIZE", "GroupSpec", "resolve_group"]
+
+log = logging.getLogger(__name__)
+
+ENV_GROUP: Final = "PEFT_NOTIFY_GROUP"
+ENV_GROUP_SIZE: Final = "PEFT_NOTIFY_GROUP_SIZE"
+
+#: What callers may pass: a name, a full group, or its fields as a mapping.
+GroupSpec: TypeAlias = str | wire.Group | Mapping[str, Any]
+
+
+def resolve_group(
+    group: GroupSpec | None = None,
+    *,
+    expected_jobs: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> wire.Group | None:
+    """The job's group: ``group`` if given, else the environment's, else ``None``.
+
+    Raises ``ValueError`` (a :class:`~peft_notify.wire.ProtocolError`) for a bad ``group``.
+    """
+    if group is not None:
+        return _explicit(group, expected_jobs)
+    env = os.environ if env is None else env
+    name = env.get(ENV_GROUP, "").strip()
+    if not name:
+        return None
+    try:
+        size_text = env.get(ENV_GROUP_SIZE, "").strip()
+        if size_text and not (size_text.isascii() and size_text.isdigit() and len(size_text) <= 7):
+            raise wire.ProtocolError(f"must be a whole number of jobs, got {size_text[:20]!r}", ENV_GROUP_SIZE)
+        size = int(size_text) if size_text else expected_jobs
+        return wire.group_named(name, expected_jobs=size)
+    except wire.ProtocolError as exc:
+        print(f"peft-notify: ignoring {ENV_GROUP}: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
+def _explicit(group: GroupSpec, expected_jobs: int | None) -> wire.Group:
+    if isinstance(group, wire.Group):
+        # Re-validated: a Group built in code passes the same checks as one from the wire.
+        checked = wire.group_from_mapping(_group_dict(group))
+    elif isinstance(group, str):
+        checked = wire.group_named(group)
+    else:
+        values = dict(group)
+        if "id" not in values and "name" in values:
+            return wire.group_named(str(values.pop("name")), expected_jobs=expected_jobs, **values)
+        checked = wire.group_from_mapping(values)
+    if expected_jobs is not None and checked.expected_jobs is None:
+        return wire.group_from_mapping({**_group_dict(checked), "expected_jobs": expected_jobs})
+    return checked
+
+
+def _group_dict(group: wire.Group) -> dict[str, Any]:
+    values: dict[str, Any] = {"id": group.id, "name": group.name, "mode": wire.GroupMode(group.mode).value}
+    if group.expected_jobs is not None:
+        values["expected_jobs"] = group.expected_jobs
+    if group.metric is not None:
+        values["metric"] = group.metric
+    if group.params:
+        values["params"] = dict(group.params)
+    return values
