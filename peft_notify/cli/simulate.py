@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from peft_notify.cli import grouparg
+from peft_notify.cli import notify as notify_args
 from peft_notify.cli.args import UsageError, count, index, job_id, number, port, seconds, url_with_token
 
 
@@ -53,6 +54,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--linger", type=seconds, default=2.0, help="seconds to keep serving after the end (default 2)")
     p.add_argument("--wait-client", type=seconds, default=0.0, metavar="S", help="wait up to S s for a client first")
     p.add_argument("--no-discovery", action="store_true", help="do not write a discovery job file")
+    notify_args.add_arguments(p)
     grouparg.add_arguments(p)
     p.set_defaults(handler=run)
 
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     group = grouparg.group_from_args(args)  # before serving: a bad --group is a usage error
+    channels = notify_args.specs(args)  # --notify / $PEFT_NOTIFY_CHANNELS (issue 13); before serving
     server = JobServer(host=args.host, port=args.port, token=args.token, discovery_files=not args.no_discovery)
     try:
         server.start()
@@ -92,16 +95,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    relay = None
     try:
+        if channels:
+            from peft_notify.emitter import channels as job_channels
         handle = server.add_job(
             args.job_id,
             name=args.name,
             total_steps=args.steps,
-            capabilities=["cancel"],
+            capabilities=job_channels.with_capability(["cancel"], channels) if channels else ["cancel"],
             # A resumed run announces where it starts, so milestones it had passed never fire again.
             start_step=args.resume_from or None,
             group=group,
         )
+        if channels:
+            relay = job_channels.attach(server, handle, channels)
         url = url_with_token(handle.url, server.token)
         print(url, flush=True)
         waited = _wait_for_client(server, args.job_id, args.wait_client, stop)
@@ -114,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
             stop.wait(args.linger)
     finally:
         server.stop(linger=args.linger)
+        if relay is not None:  # the last channel messages get ~15 s
+            relay.close()
         signal.signal(signal.SIGTERM, previous)
     return 0 if state is wire.JobState.COMPLETED else 1
 
