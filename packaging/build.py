@@ -40,7 +40,8 @@ from prune import elf_needed  # noqa: E402
 from peft_notify.appinfo import APP_ID, APP_NAME, APP_SUMMARY, CLI_NAME, VERSION  # noqa: E402
 
 SPEC = PACKAGING / "peft-notify.spec"
-KEEP_CACHED = 2
+KEEP_CACHED = 2  # newest onedirs kept; older ones go once they are STALE_AFTER_S old
+STALE_AFTER_S = 3600
 
 
 def log(message: str) -> None:
@@ -102,12 +103,21 @@ def onedir(no_cache: bool = False) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (fresh / ".complete").write_text(f"built in {time.monotonic() - started:.1f} s\n")
-    shutil.rmtree(cached, ignore_errors=True)
-    fresh.replace(cached)
+    # Builds of the same key may run at once (several test runs on one machine): the first
+    # finished one wins and is never replaced under a reader's feet.
+    if not (cached / ".complete").is_file():
+        shutil.rmtree(cached, ignore_errors=True)  # a leftover of an interrupted build
+        try:
+            fresh.rename(cached)
+        except OSError:
+            if not (cached / ".complete").is_file():
+                raise
+    shutil.rmtree(fresh, ignore_errors=True)
     log(f"onedir: built in {time.monotonic() - started:.1f} s -> {cached}")
     old = sorted(root.glob(f"onedir-{sys.platform}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in old[KEEP_CACHED:]:
-        shutil.rmtree(stale, ignore_errors=True)
+        if time.time() - stale.stat().st_mtime > STALE_AFTER_S:  # not one another run may still read
+            shutil.rmtree(stale, ignore_errors=True)
     return cached
 
 
