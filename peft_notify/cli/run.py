@@ -37,6 +37,7 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 from peft_notify.cli import grouparg
+from peft_notify.cli import notify as notify_args
 from peft_notify.cli.args import UsageError, job_id, port, seconds, url_with_token
 
 if TYPE_CHECKING:  # the emitter (via run_child) is imported by the handler: --help and other commands stay fast
@@ -79,6 +80,7 @@ def register(subparsers: Any) -> None:
     osc.add_argument("--osc", dest="osc", action="store_true", default=None, help="force OSC 9;4 progress")
     osc.add_argument("--no-osc", dest="osc", action="store_false", help="never emit OSC 9;4 progress")
     grouparg.add_arguments(p)
+    notify_args.add_arguments(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command to run (after --)")
     p.set_defaults(handler=run)
 
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         raise UsageError("no command given (usage: peft-notify run -- python train.py)")
     group = grouparg.group_from_args(args)  # before serving: a bad --group is a usage error
+    channels = notify_args.specs(args)  # --notify / $PEFT_NOTIFY_CHANNELS (issue 13); before serving
     server = JobServer(host=args.host, port=args.port, token=args.token)
     try:
         server.start()
@@ -144,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or default_name(command)
     # "dismiss" (the desktop's user dismissed the failure) ends a retry window early.
     capabilities = ["cancel", "retry", "dismiss"] if args.retry_wait > 0 else ["cancel"]
+    if channels:  # the wrapper delivers (a job() inside the command reports through it)
+        from peft_notify.emitter import channels as job_channels
+
+        capabilities = list(job_channels.with_capability(capabilities, channels))
     handle = server.add_job(args.job_id, name=name, capabilities=capabilities, group=group)
+    relay = job_channels.attach(server, handle, channels) if channels else None
     print(f"peft-notify: serving {name!r} at {url_with_token(handle.url, server.token)}", file=sys.stderr, flush=True)
     osc = OscProgress(sys.stderr, enabled=args.osc)
     control = _Control()
@@ -162,6 +170,14 @@ def run(args: argparse.Namespace) -> int:
             if control.retry.is_set() or (watched and _wait_for_retry(control, args.retry_wait, sys.stderr)):
                 control.quit.clear()
                 server.new_run(handle.job_id)
+                if relay is not None:  # a fresh hello: the relaunched run's milestones go out again
+                    relay.add_job(
+                        handle.job_id,
+                        handle.name,
+                        handle.run_id,
+                        started_at=handle.started_at,
+                        total_steps=handle.total_steps,
+                    )
                 print("peft-notify run: relaunching (retry from the app)", file=sys.stderr, flush=True)
                 continue
             break
@@ -169,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         for sig, old in previous.items():
             signal.signal(sig, old)
     server.stop(linger=args.linger)
+    if relay is not None:  # the last channel messages (the completion or the error) get ~15 s
+        relay.close()
     if code == 0:
         osc.clear()
     return code if code >= 0 else 128 - code

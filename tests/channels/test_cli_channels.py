@@ -126,3 +126,33 @@ def test_simulate_with_channels_advertises_them_and_watch_channels_skip_it(tmp_p
     paths = {h.path for h in receiver.hits}
     assert paths == {"/job"}  # the job delivered itself; watch's channel skipped it: nothing twice
     assert len(receiver.hits) == 4  # 25 / 50 / 75 % and the completion
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "peft_notify", "run", "--retry-wait", "0", "--linger", "0", "--no-pty", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=90,
+        env=_env(tmp_path),
+    )
+
+
+def test_run_notify_sends_the_wrapped_commands_failure(tmp_path: Path, receiver: Receiver) -> None:
+    crash = "import sys; print('torch.OutOfMemoryError: CUDA out of memory', file=sys.stderr); sys.exit(3)"
+    result = _run(
+        tmp_path, "--name", "llama", "--notify", receiver.url("json"), "--notify-level", "error",
+        "--", sys.executable, "-c", crash,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    [hit] = receiver.hits
+    assert hit.json()["type"] == "failure"
+    assert hit.json()["title"].startswith("llama")
+
+
+def test_run_notify_default_level_sends_the_completion(tmp_path: Path, receiver: Receiver) -> None:
+    result = _run(tmp_path, "--name", "llama", "--notify", receiver.url("json"), "--", sys.executable, "-c", "pass")
+    assert result.returncode == 0, result.stderr
+    [hit] = receiver.hits
+    assert hit.json()["type"] == "success"
