@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XD
 
 def test_launcher_entry_is_installed_once_and_kept_up_to_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_DATA_DIRS", str(tmp_path / "no-system-entries"))  # even where the .deb is installed
     assert install_launcher_entry() is True
     entry = tmp_path / "applications" / f"{APP_ID}.desktop"
     text = entry.read_text()
