@@ -10,8 +10,10 @@ cheap: heavy imports (Qt, torch, websockets) happen inside the handler, so
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, cast
@@ -129,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `peft-notify doctor | head`: the reader left; not an error worth a line
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except UsageError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2

@@ -12,8 +12,9 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 
-__all__ = ["register", "run_doctor"]
+__all__ = ["desktop_line", "register", "run_doctor", "settings_line"]
 
 # Checks the XEmbed tray selection without Qt (the CLI must not import it).
 _TRAY_CHECK = """
@@ -83,12 +84,47 @@ def _tray_status() -> str:
     return {0: "available (XEmbed tray found)", 1: "no XEmbed tray on this display"}.get(code, "unknown")
 
 
+def desktop_line(env: Mapping[str, str], server_name: str | None) -> str:
+    """What was found about the desktop: its environment variables and who shows notifications."""
+    found = ", ".join(
+        f"{name}={env[name]}" if env.get(name) else f"{name} not set"
+        for name in ("XDG_CURRENT_DESKTOP", "XDG_SESSION_TYPE")
+    )
+    shown = f"notifications are shown by {server_name}" if server_name else "no notification server answered"
+    return f"desktop: {found}; {shown}"
+
+
+def settings_line() -> str:
+    """Where the settings are and whether the app can read them; only reads (no ``.bak`` is written).
+
+    An unreadable file (not TOML, not text, not a file, no permission) is said loudly: the
+    app then runs with the defaults, which is otherwise a silent surprise.
+    """
+    import tomllib
+
+    try:
+        from peft_notify.desktop.settings import default_settings_path
+
+        path = default_settings_path()
+    except Exception as exc:  # the desktop side is not installed in this build
+        return f"settings: unknown ({exc})"
+    try:
+        with path.open("rb") as handle:
+            tomllib.load(handle)
+    except FileNotFoundError:
+        return f"settings: {path} (not created yet: defaults)"
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        why = f"not valid TOML: {exc}"
+    except OSError as exc:
+        why = f"cannot be read: {exc.strerror or exc}"
+    else:
+        return f"settings: {path}"
+    return f"settings: {path} — UNREADABLE ({why}); the app uses the defaults until it is fixed"
+
+
 def _paths() -> list[str]:
-    lines = []
-    for label, module, func in (
-        ("settings", "peft_notify.desktop.settings", "default_settings_path"),
-        ("history", "peft_notify.desktop.history", "default_history_path"),
-    ):
+    lines = [settings_line()]
+    for label, module, func in (("history", "peft_notify.desktop.history", "default_history_path"),):
         try:
             mod = __import__(module, fromlist=[func])
             lines.append(f"{label}: {getattr(mod, func)()}")
@@ -102,7 +138,7 @@ async def _report(send_test: bool) -> tuple[list[str], bool]:
     try:
         import desktop_notifier  # noqa: F401 - the [desktop] extra (it brings dbus-fast on Linux)
 
-        from peft_notify.platform.choose import desktop_names, select_dnd_probe, select_notifiers, select_taskbar
+        from peft_notify.platform.choose import select_dnd_probe, select_notifiers, select_taskbar
         from peft_notify.platform.notifier import DesktopNotifierAdapter
         from peft_notify.platform.session_bus import BusError, SessionBus, notification_server
     except ModuleNotFoundError as exc:  # the core (training-side) install has no D-Bus / desktop libraries
@@ -114,16 +150,21 @@ async def _report(send_test: bool) -> tuple[list[str], bool]:
     bus = SessionBus()
     linux = sys.platform.startswith("linux") or "bsd" in sys.platform
     if linux:
-        out.append(f"desktop: {':'.join(desktop_names()) or 'unknown'} ({os.environ.get('XDG_SESSION_TYPE', '?')})")
+        lines: list[str] = []
+        server_name = None
         try:
-            server = await notification_server(bus)
+            server = await notification_server(bus)  # GetServerInformation
             if server is None:
-                out.append("notification server: NONE owns org.freedesktop.Notifications (start one: dunst, mako, ...)")
+                lines.append(
+                    "notification server: NONE owns org.freedesktop.Notifications (start one: dunst, mako, ...)"
+                )
             else:
-                out.append(f"notification server: {server.describe()}")
-                out.append(f"  server capabilities: {', '.join(server.capabilities) or '-'}")
+                server_name = server.name
+                lines.append(f"notification server: {server.describe()}")
+                lines.append(f"  server capabilities: {', '.join(server.capabilities) or '-'}")
         except BusError as exc:
-            out.append(f"session D-Bus: unavailable ({exc})")
+            lines.append(f"session D-Bus: unavailable ({exc})")
+        out += [desktop_line(os.environ, server_name), *lines]
     notifiers = await select_notifiers(lambda *_: None, bus=bus)
     out += notifiers.describe()
     primary = notifiers.primary

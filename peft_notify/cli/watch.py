@@ -247,6 +247,7 @@ class Watcher:
     async def perform(self, actions: Sequence[Any]) -> None:
         """The monitor's performer: print the decided actions (and drive OSC 9;4 progress)."""
         from peft_notify import wire
+        from peft_notify.desktop.dispatch import named
         from peft_notify.engine import ClearTaskbar, MergeRepeat, Notify, Record, SetTaskbar
 
         for action in actions:
@@ -258,7 +259,8 @@ class Watcher:
                 record = {"action": type(action).__name__, **_jsonable(action)}
                 self._write(json.dumps(record, ensure_ascii=False))
             elif isinstance(action, Notify):
-                e = action.event
+                view = self.engine.job(action.job_id)
+                e = named(action.event, getattr(view, "name", "") or "")  # like the app's popups
                 level = wire.UrgencyLevel(e.urgency).value.upper()
                 self._write(f"[{_now()}] {level:8} {e.title} — {e.message}".rstrip(" —"))
             elif isinstance(action, Record):

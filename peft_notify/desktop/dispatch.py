@@ -20,7 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ParamSpec, TypeAlias, TypeVar
 
@@ -36,10 +36,10 @@ from peft_notify.engine.actions import (
     SetTaskbar,
 )
 from peft_notify.ports import Delivery, DeliveryStatus, HistoryStore, Notifier, NotifyRequest, TaskbarProgress
+from peft_notify.wire import MAX_TITLE, NotificationEvent
 from peft_notify.wire import Action as WireAction
-from peft_notify.wire import NotificationEvent
 
-__all__ = ["AttachmentFor", "DispatchResult", "Dispatcher", "Route", "SendToJob", "ShowDetails"]
+__all__ = ["AttachmentFor", "DispatchResult", "Dispatcher", "Route", "SendToJob", "ShowDetails", "named"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,19 @@ class DispatchResult:
     entry_id: int
     status: DeliveryStatus
     delivery: Delivery | None = None
+
+
+def named(event: NotificationEvent, job_name: str) -> NotificationEvent:
+    """``event`` with a title that names its job ("Eval done" → "llama-lora: Eval done").
+
+    Every popup says which job it is about (several jobs run at once, issue 11 item 10); a
+    title that already names the job is kept. History keeps the title as decided (it has
+    its own job column).
+    """
+    name = job_name.strip()
+    if not name or name.casefold() in event.title.casefold():
+        return event
+    return replace(event, title=f"{name}: {event.title}"[:MAX_TITLE])
 
 
 class Dispatcher:
@@ -160,8 +173,9 @@ class Dispatcher:
         attachment = None
         if self.attachment_for is not None:
             attachment = self._safely("render attachment", self.attachment_for, action.job_id, action.event)
+        event = named(action.event, self._safely("name the job", self.job_name, action.job_id) or "")
         request = NotifyRequest(
-            record_id=entry_id, job_id=action.job_id, event=action.event, attachment=attachment, sound=sound
+            record_id=entry_id, job_id=action.job_id, event=event, attachment=attachment, sound=sound
         )
         failures: list[str] = []
         status, delivery = DeliveryStatus.FAILED, None

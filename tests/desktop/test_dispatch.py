@@ -251,3 +251,21 @@ def test_unknown_actions_go_nowhere_and_are_logged(caplog: pytest.LogCaptureFixt
     assert dispatcher.route_action("job", 0, "retry") == SendToJob("job", WireAction("retry"))
     assert dispatcher.route_action("job", 0, "explode") is None
     assert "ignoring unknown notification action 'explode'" in caplog.text
+
+
+def test_every_popup_names_its_job_and_history_keeps_the_title() -> None:
+    """Issue 11 item 10: "Eval done" did not say which of several jobs it was about."""
+    notifier = RecordingNotifier()
+    history = MemoryHistoryStore()
+    names = {"j1": "llama-lora", "j2": "mistral"}
+    dispatcher = Dispatcher(history, [notifier], RecordingTaskbar(), job_name=lambda key: names.get(key, ""))
+    done = NotificationEvent(type=NotificationType.PROGRESS, title="Eval done", message="eval_loss 1.2")
+    own = NotificationEvent(type=NotificationType.COMPLETION, title="Mistral: training complete", message="")
+    nameless = NotificationEvent(type=NotificationType.WARNING, title="Loss spike", message="")
+    run(dispatcher.perform([Notify("j1", done, key="a"), Notify("j2", own, key="b"), Notify("j3", nameless, key="c")]))
+    assert [r.event.title for r in notifier.requests] == [
+        "llama-lora: Eval done",
+        "Mistral: training complete",  # already names it (any case): kept
+        "Loss spike",  # no name known: nothing to add
+    ]
+    assert [e.title for e in history.entries.values()] == ["Eval done", "Mistral: training complete", "Loss spike"]
