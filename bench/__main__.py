@@ -29,6 +29,7 @@ BENCHMARKS: tuple[str, ...] = (
     "memory",
     "startup",
     "scale",
+    "channels",
 )
 
 
