@@ -30,6 +30,7 @@ from peft_notify.emitter.startup import start_job
 
 if TYPE_CHECKING:
     from peft_notify.channels import TrainingRelay
+    from peft_notify.emitter.nats_publisher import NatsPublisher
 
 __all__ = ["JobContext", "job"]
 
@@ -49,8 +50,10 @@ class JobContext:
         owns_server: bool,
         linger: float,
         relay: TrainingRelay | None = None,
+        publisher: NatsPublisher | None = None,
     ) -> None:
         self.handle = handle
+        self._publisher = publisher  # NATS JetStream (issue 15, docs/cluster.md)
         self.server = server
         self._owns_server = owns_server
         self._linger = linger
@@ -133,6 +136,8 @@ class JobContext:
         self.handle.close()
         if self._relay is not None:
             self._relay.close()
+        if self._publisher is not None:  # the server's last frames are queued by now
+            self._publisher.close()
 
 
 def job(
@@ -151,6 +156,8 @@ def job(
     group: GroupSpec | None = None,
     notify: Sequence[str] | None = None,
     notify_level: str | None = None,
+    nats: str | None = None,
+    nats_insecure: bool = False,
 ) -> JobContext:
     """Serve one training job for the length of a ``with`` block; see the module docstring.
 
@@ -159,6 +166,8 @@ def job(
     ``notify``: notification channels (apprise URLs: ntfy, Slack, Discord, mail, webhooks; plus
     ``PEFT_NOTIFY_CHANNELS``) and ``notify_level`` (``progress``, ``completion`` — the default —,
     ``warning``, ``error``) — see docs/channels.md.
+    ``nats``: also publish to a NATS JetStream server, ``nats://[token@]HOST:PORT`` or ``tls://…``
+    (default ``PEFT_NOTIFY_NATS``; ``nats_insecure`` allows ``nats://`` to another host) — docs/cluster.md.
     Raises ``PortInUseError`` when ``port`` is taken (``port=0`` picks a free one), ``ValueError``
     for an unknown ``notify_level``.
     """
@@ -176,6 +185,8 @@ def job(
         group=group,
         notify=notify,
         notify_level=notify_level,
+        nats=nats,
+        nats_insecure=nats_insecure,
     )
     return JobContext(
         started.handle,
@@ -183,4 +194,5 @@ def job(
         owns_server=started.owns_server,
         linger=linger if started.server is not None else 0.0,
         relay=started.relay,
+        publisher=started.publisher,
     )

@@ -23,6 +23,7 @@ from peft_notify.emitter.server import JobServer
 
 if TYPE_CHECKING:
     from peft_notify.channels import ChannelSpec, TrainingRelay
+    from peft_notify.emitter.nats_publisher import NatsPublisher
 
 __all__ = ["Started", "start_job"]
 
@@ -32,12 +33,14 @@ class Started:
     """A handle, the server serving it (``None`` for the pipe and the rank forwarder), and who stops it.
 
     ``relay``: the job's notification channels (issue 13), or ``None``; close it when the job ends.
+    ``publisher``: the job's NATS publisher (issue 15, docs/cluster.md), or ``None``; close it last.
     """
 
     handle: TrainingHandle
     server: JobServer | None
     owns_server: bool
     relay: TrainingRelay | None = None
+    publisher: NatsPublisher | None = None
 
 
 def start_job(
@@ -57,6 +60,8 @@ def start_job(
     group: GroupSpec | None = None,
     notify: Sequence[str] | None = None,
     notify_level: str | None = None,
+    nats: str | None = None,
+    nats_insecure: bool = False,
 ) -> Started:
     """Start reporting job ``name`` (see the module docstring).
 
@@ -64,6 +69,8 @@ def start_job(
     environment). ``group``: the sweep this job is a trial of (else ``PEFT_NOTIFY_GROUP``; see
     :mod:`peft_notify.emitter.grouping`). ``notify`` / ``notify_level``: notification channels
     (apprise URLs, plus ``PEFT_NOTIFY_CHANNELS``; docs/channels.md) this job delivers to itself.
+    ``nats``: also publish to this NATS JetStream server (``nats://[token@]HOST:PORT`` or ``tls://``;
+    else ``PEFT_NOTIFY_NATS``; docs/cluster.md); ``nats_insecure`` allows ``nats://`` to another host.
     Raises ``PortInUseError`` when ``port`` is taken, ``ValueError`` for a bad ``job_id``,
     ``group`` or ``notify_level``.
     """
@@ -73,6 +80,8 @@ def start_job(
     if piped is not None:
         if notify:  # the wrapping `peft-notify run` serves the job and delivers with its own --notify
             print("peft-notify: inside `peft-notify run`, pass --notify to run instead", file=sys.stderr, flush=True)
+        if nats:  # likewise the wrapper publishes (it reads PEFT_NOTIFY_NATS itself)
+            print("peft-notify: inside `peft-notify run`, pass --nats to run instead", file=sys.stderr, flush=True)
         return Started(piped, None, owns_server=False)
     info = ranks.detect_rank()
     if rank is not None and rank != info.rank:
@@ -95,7 +104,30 @@ def start_job(
         ranks.publish(server, handle, key)
     if print_url:
         print(f"peft-notify: job {handle.name!r} at {handle.url}", file=sys.stderr, flush=True)
-    return Started(handle, server, owns_server=owns, relay=relay)
+    publisher = publish_to_nats(server, handle, nats, insecure=nats_insecure)
+    return Started(handle, server, owns_server=owns, relay=relay, publisher=publisher)
+
+
+def publish_to_nats(
+    server: JobServer, handle: TrainingHandle, url: str | None, *, insecure: bool = False
+) -> NatsPublisher | None:
+    """Publish ``handle``'s job to NATS when ``url`` or ``PEFT_NOTIFY_NATS`` names a server (else ``None``).
+
+    Imports the NATS layer only then. Raises ``ValueError`` (bad URL, ``nats://`` to another host
+    without ``insecure``) or ``ImportError`` (nats-py missing) before training starts.
+    """
+    if not url and not os.environ.get("PEFT_NOTIFY_NATS", "").strip():
+        return None
+    from peft_notify.emitter import nats_publisher
+    from peft_notify.emitter.handle import JobHandle
+
+    target = nats_publisher.target_from(url, insecure=insecure)
+    if target is None or not isinstance(handle, JobHandle):
+        return None
+    publisher = nats_publisher.start(target)
+    publisher.attach(server, handle)
+    print(f"peft-notify: job {handle.name!r} publishes to {target.address}", file=sys.stderr, flush=True)
+    return publisher
 
 
 def _channel_specs(notify: Sequence[str] | None, level: str | None) -> list[ChannelSpec]:
