@@ -22,6 +22,7 @@ from peft_notify.channels.hub import Channel
 from peft_notify.channels.secrets import SecretError, SecretStore
 from peft_notify.desktop.settings import ChannelSetting
 from peft_notify.engine import Action, JobView
+from peft_notify.ports import HistoryEntry
 from peft_notify.wire import Envelope
 
 __all__ = ["ChannelHistory", "DesktopChannels", "resolve"]
@@ -34,6 +35,8 @@ class ChannelHistory(Protocol):
     """What :class:`DesktopChannels` needs of the history (SqliteHistoryStore has it)."""
 
     def latest_id(self, job_id: str, key: str) -> int | None: ...
+
+    def get(self, entry_id: int) -> HistoryEntry | None: ...
 
     def set_channel(self, entry_id: int, channel: str, outcome: str, *, reason: str = "", ts: float) -> None: ...
 
@@ -108,9 +111,27 @@ class DesktopChannels:
             return
         try:
             for event in self.feed.events(actions, view, self.clock()):
+                if self._read_in_history(event.job_id, event.key):
+                    # The seed's rule: a repeat of an event the user has read counts as new.
+                    self.hub.mark_read(event.job_id, event.kind, event.key)
                 self.hub.offer(event)
         except Exception:
             log.exception("channels: could not hand events to the channels")
+
+    def _read_in_history(self, job_id: str, key: str) -> bool:
+        """Whether the user read the newest history entry of (job, key); called on the history's thread.
+
+        The monitor reports a decision before its performer records the new entry, so the newest
+        entry here is the previous occurrence: the one the user may have read.
+        """
+        if self.history is None:
+            return False
+        try:
+            entry_id = self.history.latest_id(job_id, key)
+            entry = None if entry_id is None else self.history.get(entry_id)
+        except Exception:
+            return False
+        return entry is not None and entry.read
 
     def close(self, drain_s: float = 5.0) -> None:
         self.hub.close(drain_s)

@@ -68,3 +68,32 @@ def test_completion_is_sent_and_recorded_in_history_skipping_self_delivering_job
     assert entries["self"].channels == ()
     channels.close()
     history.close()
+
+
+def test_a_repeat_is_sent_again_only_after_the_user_read_it(tmp_path: Path, receiver: Receiver) -> None:
+    history = SqliteHistoryStore(tmp_path / "h.db")
+    channels = DesktopChannels.from_settings(
+        [ChannelSetting("plain:" + receiver.url("json"), "json://…", "warning")], history=history
+    )
+    engine = Engine(EngineConfig(respect_dnd=False, dedup_window_s=0))  # the channel's own window decides
+    now = time.time()
+    from peft_notify.wire import NotificationType
+    from tests.engine.factories import note
+
+    def warn() -> None:
+        actions = engine.feed(note(NotificationType.WARNING, "loss spike", "x", job_id="j"), now=now)
+        channels.decided(actions, engine.job)  # the monitor's order: Decided, then the performer records
+        for action in actions:
+            if isinstance(action, Notify):
+                history.record(action.job_id, "j", action.event, ts=now, status=DeliveryStatus.SHOWN, key=action.key)
+        assert channels.hub.flush(10)
+
+    engine.feed(hello(job_id="j"), now=now)
+    warn()
+    warn()  # same (job, kind, key) within the channel's dedup window, unread: updated, not re-sent
+    assert len(receiver.hits) == 1
+    history.mark_read()
+    warn()  # the user read it: a repeat counts as new
+    assert len(receiver.hits) == 2
+    channels.close()
+    history.close()
