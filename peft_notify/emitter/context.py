@@ -17,6 +17,7 @@ In a distributed job only global rank 0 serves; the other ranks get a
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +26,7 @@ from peft_notify import wire
 from peft_notify.emitter.classify import classify_exception, summarize_exception
 from peft_notify.emitter.grouping import GroupSpec
 from peft_notify.emitter.handle import ActionCallback, TrainingHandle
+from peft_notify.emitter.resources import ResourceSampler, start_sampler
 from peft_notify.emitter.server import JobServer
 from peft_notify.emitter.startup import start_job
 
@@ -50,6 +52,7 @@ class JobContext:
         owns_server: bool,
         linger: float,
         relay: TrainingRelay | None = None,
+        sampler: ResourceSampler | None = None,
         publisher: NatsPublisher | None = None,
     ) -> None:
         self.handle = handle
@@ -58,6 +61,7 @@ class JobContext:
         self._owns_server = owns_server
         self._linger = linger
         self._relay = relay  # notification channels (issue 13)
+        self.sampler = sampler  # the resource sampler (docs/resources.md); None inside run / on other ranks
         self._step = 0
 
     @property
@@ -129,6 +133,8 @@ class JobContext:
     def close(self) -> None:
         """Stop the server if this context started it (after the linger period); the channels send
         what is pending (at most ~15 s, so the completion or the error goes out before exit)."""
+        if self.sampler is not None:
+            self.sampler.stop()
         if self._owns_server and self.server is not None:
             self.server.stop(linger=self._linger)
         elif self.server is not None:
@@ -158,6 +164,8 @@ def job(
     notify_level: str | None = None,
     nats: str | None = None,
     nats_insecure: bool = False,
+    output_dir: str | os.PathLike[str] | None = None,
+    param_bytes: int | None = None,
 ) -> JobContext:
     """Serve one training job for the length of a ``with`` block; see the module docstring.
 
@@ -168,6 +176,10 @@ def job(
     ``warning``, ``error``) — see docs/channels.md.
     ``nats``: also publish to a NATS JetStream server, ``nats://[token@]HOST:PORT`` or ``tls://…``
     (default ``PEFT_NOTIFY_NATS``; ``nats_insecure`` allows ``nats://`` to another host) — docs/cluster.md.
+    ``output_dir``: where checkpoints go; its free space is watched against the next
+    checkpoint's estimated size (the newest one on disk, else ``param_bytes``). Host memory,
+    this process and its GPUs are watched in any case (docs/resources.md;
+    ``PEFT_NOTIFY_RESOURCES=0`` turns the sampler off).
     Raises ``PortInUseError`` when ``port`` is taken (``port=0`` picks a free one), ``ValueError``
     for an unknown ``notify_level``.
     """
@@ -194,5 +206,6 @@ def job(
         owns_server=started.owns_server,
         linger=linger if started.server is not None else 0.0,
         relay=started.relay,
+        sampler=start_sampler(started.handle, output_dir=output_dir, param_bytes=param_bytes),
         publisher=started.publisher,
     )

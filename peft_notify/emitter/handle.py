@@ -159,6 +159,22 @@ class JobHandle:
         self._mailbox.set_latest(body)
         self._waker.wake_progress(self.job_id)
 
+    def resource(self, sample: wire.Resource) -> None:
+        """Report a resource sample (coalesced like progress: only the latest is sure to be sent).
+
+        Called by :class:`~peft_notify.emitter.resources.ResourceSampler` on its thread; a
+        sample after the run's terminal status is dropped (nothing follows "completed").
+        """
+        if self._run.finished:
+            return
+        self._mailbox.set_resource(sample)
+        self._waker.wake_progress(self.job_id)
+
+    def set_resources(self, watched: Sequence[str], notes: Sequence[str]) -> None:
+        """Say in the ``hello`` what the resource sampler watches, and what not (and why)."""
+        self._run.resources = tuple(w[: wire.MAX_SHORT] for w in watched)[: wire.MAX_RESOURCES]
+        self._run.resource_notes = tuple(n[: wire.MAX_REASON] for n in notes)[: wire.MAX_RESOURCES]
+
     def notify(
         self,
         title: str,

@@ -86,6 +86,8 @@ def hello_frame(job: ServedJob, gap: bool) -> str:
         state=job.log.state,
         replay_gap=gap,
         group=h.group,
+        resources=run.resources,
+        resource_notes=run.resource_notes,
     )
     env = wire.Envelope(type="hello", data=hello, seq=job.log.last_seq, job_id=h.job_id, ts=time.time())
     return wire.encode(env)

@@ -43,6 +43,7 @@ class Mailbox:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: wire.Progress | None = None  # coalesced progress, not yet taken
+        self._resource: wire.Resource | None = None  # coalesced resource sample (docs/resources.md)
         self._pending: deque[Report] = deque()
 
     def set_latest(self, progress: wire.Progress) -> None:
@@ -50,12 +51,20 @@ class Mailbox:
         with self._lock:
             self._latest = progress
 
+    def set_resource(self, sample: wire.Resource) -> None:
+        """Replace the coalesced resource sample (sampler thread); sent with the next progress flush."""
+        with self._lock:
+            self._resource = sample
+
     def put(self, report: Report) -> None:
         """Queue a report that is never dropped; the progress reported before it goes first."""
         with self._lock:
             if self._latest is not None:
                 self._pending.append(self._latest)
                 self._latest = None
+            if self._resource is not None:  # likewise the sample taken before it
+                self._pending.append(self._resource)
+                self._resource = None
             self._pending.append(report)
 
     def put_superseding(self, progress: wire.Progress) -> None:
@@ -72,6 +81,9 @@ class Mailbox:
             if include_latest and self._latest is not None:
                 items.append(self._latest)
                 self._latest = None
+            if include_latest and self._resource is not None:
+                items.append(self._resource)
+                self._resource = None
         return items
 
     def drop_latest(self) -> None:
@@ -88,6 +100,8 @@ class RunState:
     started_at: float
     total_steps: int | None
     finished: bool = False
+    resources: tuple[str, ...] = ()  # what the resource sampler watches, for hello (docs/resources.md)
+    resource_notes: tuple[str, ...] = ()  # and what it does not, with why
 
     def restart(self, run_id: str, started_at: float, total_steps: int | None) -> None:
         self.run_id, self.started_at, self.total_steps, self.finished = run_id, started_at, total_steps, False

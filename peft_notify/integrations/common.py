@@ -13,10 +13,11 @@ from typing import Any
 from peft_notify import wire
 from peft_notify.emitter.classify import classify_exception, is_divergent, summarize_exception
 from peft_notify.emitter.handle import TrainingHandle
+from peft_notify.emitter.resources import ResourceSampler, start_sampler
 from peft_notify.emitter.server import JobServer
 from peft_notify.emitter.startup import start_job
 
-__all__ = ["Reporter", "as_number"]
+__all__ = ["Reporter", "as_number", "param_bytes"]
 
 
 @dataclass
@@ -40,9 +41,16 @@ class Reporter:
     _diverged: bool = False
     _owns_server: bool = False
     _previous_hook: Any = None
+    sampler: ResourceSampler | None = None  # docs/resources.md
 
     def start(
-        self, total_steps: int | None, *, start_step: int | None = None, rank: int | None = None
+        self,
+        total_steps: int | None,
+        *,
+        start_step: int | None = None,
+        rank: int | None = None,
+        output_dir: str | None = None,
+        param_bytes: int | None = None,
     ) -> TrainingHandle:
         """Get (once) the handle: the one given, else what :func:`~peft_notify.emitter.startup.start_job` gives.
 
@@ -67,9 +75,16 @@ class Reporter:
             )
             self.handle, self.server, self._owns_server = started.handle, started.server, started.owns_server
             self._relay = started.relay
+        if self.sampler is None:  # host, this process's GPUs and the output dir's disk
+            self.sampler = start_sampler(self.handle, output_dir=output_dir, param_bytes=param_bytes)
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
         return self.handle
+
+    def checkpoint_saved(self) -> None:
+        """A checkpoint was written: the next checkpoint's estimate becomes its size on disk."""
+        if self.sampler is not None:
+            self.sampler.checkpoint_saved()
 
     @property
     def active_handle(self) -> TrainingHandle:
@@ -122,6 +137,9 @@ class Reporter:
         """Report completion (unless already finished) and stop an owned server after lingering."""
         if self.handle is not None and completed and not self.handle.finished:
             self.handle.status(wire.JobState.COMPLETED)
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
         if sys.excepthook == self._excepthook:
             sys.excepthook = self._previous_hook or sys.__excepthook__
         if self._owns_server and self.server is not None:
@@ -138,6 +156,18 @@ class Reporter:
             self.crashed(exc)
         finally:
             (self._previous_hook or sys.__excepthook__)(kind, exc, tb)
+
+
+def param_bytes(model: Any) -> int | None:
+    """Bytes of ``model``'s trainable parameters (what a PEFT checkpoint saves; all of them in a
+    full fine-tune): the next checkpoint's estimate until one is on disk. ``None`` when unknown."""
+    try:
+        params = list(model.parameters())
+        trainable = [p for p in params if getattr(p, "requires_grad", True)] or params
+        total = sum(int(p.numel()) * int(p.element_size()) for p in trainable)
+    except Exception:  # not a torch module, or an exotic one: no estimate
+        return None
+    return total or None
 
 
 def as_number(value: Any) -> float | None:

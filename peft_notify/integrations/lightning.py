@@ -19,7 +19,7 @@ except ImportError:  # the older package name
 
 from peft_notify.emitter.handle import TrainingHandle
 from peft_notify.emitter.server import JobServer
-from peft_notify.integrations.common import Reporter, as_number
+from peft_notify.integrations.common import Reporter, as_number, param_bytes
 
 __all__ = ["NotifyCallback"]
 
@@ -63,7 +63,13 @@ class NotifyCallback(Callback):
         total = trainer.estimated_stepping_batches
         total = int(total) if isinstance(total, (int, float)) and 0 < total < float("inf") else None
         rank = 0 if trainer.is_global_zero else max(1, int(getattr(trainer, "global_rank", 1) or 1))
-        handle = self.reporter.start(total, start_step=trainer.global_step, rank=rank)
+        handle = self.reporter.start(
+            total,
+            start_step=trainer.global_step,
+            rank=rank,
+            output_dir=getattr(trainer, "default_root_dir", None),  # its disk is watched (docs/resources.md)
+            param_bytes=param_bytes(pl_module),
+        )
         handle.progress(trainer.global_step, total)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -75,6 +81,10 @@ class NotifyCallback(Callback):
             logs["loss"] = as_number(loss)
         logs["epoch"] = float(trainer.current_epoch)
         self.reporter.log(trainer.global_step, self.reporter.active_handle.total_steps, logs)
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        if self._active:
+            self.reporter.checkpoint_saved()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if self._active:

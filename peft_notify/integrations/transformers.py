@@ -21,7 +21,7 @@ from transformers import TrainerCallback
 
 from peft_notify.emitter.handle import TrainingHandle
 from peft_notify.emitter.server import JobServer
-from peft_notify.integrations.common import Reporter
+from peft_notify.integrations.common import Reporter, param_bytes
 
 __all__ = ["NotifyCallback", "PeftNotifyCallback"]
 
@@ -71,7 +71,13 @@ class NotifyCallback(TrainerCallback):
         self._active = True
         total = _total(state)
         rank = 0 if state.is_world_process_zero else max(1, int(getattr(args, "process_index", 1) or 1))
-        handle = self.reporter.start(total, start_step=state.global_step, rank=rank)
+        handle = self.reporter.start(
+            total,
+            start_step=state.global_step,
+            rank=rank,
+            output_dir=getattr(args, "output_dir", None),  # its disk is watched (docs/resources.md)
+            param_bytes=param_bytes(kwargs.get("model")),
+        )
         handle.progress(state.global_step, total)  # resumed runs start past 0: no retroactive milestones
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -87,6 +93,10 @@ class NotifyCallback(TrainerCallback):
     ) -> None:
         if self._active and metrics:
             self.reporter.log(state.global_step, _total(state), metrics)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._active:
+            self.reporter.checkpoint_saved()
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._active:

@@ -30,7 +30,6 @@ _TEXT = {3: "Not Supported", 10: "Timeout", 12: "NVML Shared Library Not Found",
 
 
 class NVMLError(Exception):
-
     def __init__(self, value: int) -> None:
         super().__init__(value)
         self.value = value

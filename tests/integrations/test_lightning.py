@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ class Tiny(lightning.LightningModule):  # type: ignore[misc,name-defined]
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def _fit(callback: Any, steps: int, fail_at: int | None = None) -> None:
+def _fit(callback: Any, steps: int, fail_at: int | None = None, **trainer_options: Any) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(steps * 2, 4, generator=gen)
     data = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
@@ -56,6 +57,7 @@ def _fit(callback: Any, steps: int, fail_at: int | None = None) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[callback],
+        **trainer_options,
     )
     trainer.fit(Tiny(fail_at), loader)
 
@@ -98,3 +100,22 @@ def test_lightning_exception_is_classified(served: tuple[JobServer, Any]) -> Non
     errors = [m.data for m in listener.messages if isinstance(m.data, wire.NotificationEvent)]
     assert [(e.error_type, e.urgency) for e in errors] == [("cuda_error", "critical")]
     assert [m.data.state for m in listener.messages if isinstance(m.data, wire.Status)] == [wire.JobState.FAILED]
+
+
+def test_the_default_root_dir_and_the_parameter_bytes_are_watched(
+    served: tuple[JobServer, Any], tmp_path: Path
+) -> None:
+    """Resource sampling (docs/resources.md): the trainer's default_root_dir and the module's weights."""
+    from peft_notify.integrations.lightning import NotifyCallback
+
+    _server, handle = served
+    listener = Listener(handle.url)
+    _fit(NotifyCallback("tiny-pl", handle=handle), steps=12, default_root_dir=str(tmp_path))
+    _wait_for(listener, lambda m: isinstance(m.data, wire.Status) and m.data.state.finished)
+    listener.close()
+    samples = [m.data for m in listener.messages if isinstance(m.data, wire.Resource)]
+    assert samples, "no resource sample during training"
+    disk = samples[-1].disk
+    assert disk is not None
+    assert disk.path == str(tmp_path)
+    assert disk.next_checkpoint == 5 * 4  # Linear(4, 1): 5 float32 parameters

@@ -280,3 +280,24 @@ def test_uncaught_exception_is_reported_through_the_excepthook(tmp_path: Path) -
     errors = [m.data for m in listener.messages if isinstance(m.data, wire.NotificationEvent)]
     assert [(e.error_type, e.urgency) for e in errors] == [("oom_error", "critical")]
     assert [m.data.state for m in listener.messages if isinstance(m.data, wire.Status)] == [wire.JobState.FAILED]
+
+
+def test_the_output_dir_and_the_trainable_bytes_are_watched(tmp_path: Path, served: tuple[JobServer, Any]) -> None:
+    """Resource sampling (docs/resources.md): args.output_dir's disk, the LoRA weights as the estimate."""
+    from peft_notify.integrations.transformers import NotifyCallback
+
+    _server, handle = served
+    listener = Listener(handle.url)
+    callback = NotifyCallback("tiny-lora", handle=handle)
+    trainer = _trainer(tmp_path, callback, steps=24)
+    trainable = sum(p.numel() * p.element_size() for p in trainer.model.parameters() if p.requires_grad)
+    trainer.train()
+    _wait_for(listener, lambda m: isinstance(m.data, wire.Status))
+    listener.close()
+    samples = [m.data for m in listener.messages if isinstance(m.data, wire.Resource)]
+    assert samples, "no resource sample during training"
+    disk = samples[-1].disk
+    assert disk is not None
+    assert disk.path == str(tmp_path / "out")
+    assert disk.next_checkpoint == trainable
+    assert callback.reporter.sampler is None  # stopped with the run
