@@ -30,15 +30,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
 from peft_notify.desktop.dispatch import Route, SendToJob, ShowDetails
 from peft_notify.desktop.frames import ClientState, ConnectionEvent, JobUrl, parse_job_url, shown_url
+from peft_notify.desktop.nats_source import NatsSources
 from peft_notify.desktop.procwatch import is_local_host, process_alive
 from peft_notify.engine.actions import Action
 from peft_notify.ports import DndProbe, DndState
 from peft_notify.wire import Action as WireAction
-from peft_notify.wire import Envelope, Group, Hello, Progress
+from peft_notify.wire import Envelope, Group, Hello, NotificationEvent, Progress
 
 __all__ = [
     "ButtonPresses",
@@ -212,6 +214,7 @@ class Connection:
     retry_in: float | None = None
     paused: bool = False
     group: Group | None = None  # from the hello: the sweep this job is a trial of (docs/sweeps.md)
+    source: str | None = None  # the nats:// source that found this job (docs/cluster.md)
     client: ClientLike | None = field(default=None, repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     generation: int = 0  # callbacks of a replaced client are ignored
@@ -344,6 +347,8 @@ class Monitor:
         discovering: bool = True,
         curves: LossCurves | None = None,
         clock: Callable[[], float] = time.time,
+        nats_insecure: bool = False,
+        nats_cursors: Path | None = None,
     ) -> None:
         """``dnd_probe`` ``None``: Do-Not-Disturb counts as off and is never polled (``watch``).
         ``discover`` lists local job files (with ``url``, ``token``, ``name``, ``pid``);
@@ -363,6 +368,9 @@ class Monitor:
         self.connections: dict[str, Connection] = {}  # by URL
         self._by_job: dict[str, Connection] = {}  # by job key
         self._client_factory = client_factory
+        # nats:// sources (docs/cluster.md): clients and identities of their jobs; ``nats_cursors``
+        # keeps the last stream sequence read across restarts.
+        self.nats = NatsSources(insecure=nats_insecure, cursors=nats_cursors)
         self._emit = on_event
         self._queue: asyncio.Queue[list[Action]] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -421,9 +429,12 @@ class Monitor:
         if conn is not None:
             return conn
         try:
-            return self._by_job.get(parse_job_url(url).job_key)
+            return self._by_job.get(self._target(url).job_key)
         except ValueError:
             return None
+
+    def _target(self, url: str) -> JobUrl:
+        return self.nats.target(url) if self.nats.is_nats(url) else parse_job_url(url)
 
     def connection_for_job(self, job_key: str) -> Connection | None:
         """The connection whose job key is ``job_key`` (the ``job_id`` of actions and history)."""
@@ -439,14 +450,18 @@ class Monitor:
         since: int | None = None,
         name: str = "",
         pid: int | None = None,
+        source: str | None = None,
     ) -> Connection:
         """Follow the job at ``url`` (connects at once when running). Returns its connection.
+
+        A ``nats://`` / ``tls://`` URL is a source: every job published there is added as a
+        connection of its own, with ``source`` set to the source's URL (docs/cluster.md).
 
         Raises ``ValueError`` (with a message for the user) for a bad URL or for a job that is
         already followed under another URL.
         """
         url = url.strip()
-        target = parse_job_url(url)
+        target = self._target(url)
         existing = self._by_job.get(target.job_key)
         if existing is not None and existing.url != url:
             raise ValueError(
@@ -455,6 +470,7 @@ class Monitor:
         if existing is not None:
             return existing
         conn = Connection(url, target, token or None, local=local, since=since, name=name, pid=pid, paused=paused)
+        conn.source = source
         self.connections[url] = conn
         self._by_job[conn.job_key] = conn
         self.curves.curve(conn.job_key)
@@ -479,6 +495,9 @@ class Monitor:
         conn = self.connections.pop(url.strip(), None)
         if conn is None:
             return None
+        for job in [c for c in self.connections.values() if c.source == conn.url]:
+            self.remove(job.url)  # the jobs a NATS source found go with it
+        self.nats.forget(conn.url)
         self._by_job.pop(conn.job_key, None)
         self._stop_client(conn)
         self.curves.forget(conn.job_key)
@@ -520,7 +539,9 @@ class Monitor:
                 self._on_link(conn, event)
 
         try:
-            client = self._client_factory(conn.url, conn.token, on_message, on_event, since)
+            client: ClientLike | None = self.nats.client(conn, self, on_message, on_event)
+            if client is None:
+                client = self._client_factory(conn.url, conn.token, on_message, on_event, since)
         except Exception as exc:  # e.g. the client rejects the URL
             log.error("cannot create a client for %s", conn.target.address, exc_info=True)
             self._on_link(conn, ConnectionEvent(ClientState.PROTOCOL_ERROR, str(exc)))
@@ -531,6 +552,28 @@ class Monitor:
         conn.task = asyncio.get_running_loop().create_task(self._run_client(conn, client))
         if previous is not ClientState.CONNECTING:
             self._emit(LinkChanged(conn, previous))
+
+    def found_job(self, source_url: str, job_id: str) -> None:
+        """A NATS source found ``job_id``: follow it (again, when the source reconnected anew)."""
+        source = self.connections.get(source_url)
+        if source is None:
+            return
+        url = self.nats.job_url(source_url, job_id)
+        conn = self.connections.get(url)
+        if conn is None:
+            try:
+                self.add(url, source=source_url)
+            except ValueError as exc:
+                self._emit(Problem(source, f"{source.title}: cannot follow job {job_id!r}: {exc}"))
+        elif not conn.paused:
+            self._start_client(conn)
+
+    def record_past(self, job_key: str, event: NotificationEvent, seq: int | None) -> None:
+        """A notification a job sent before we followed it (a NATS stream's history): recorded, not shown."""
+        from peft_notify.engine.actions import Record
+        from peft_notify.ports import DeliveryStatus
+
+        self._enqueue([Record(job_id=job_key, event=event, key=f"past:{seq}", reason=DeliveryStatus.FILTERED, seq=seq)])
 
     def _stop_client(self, conn: Connection) -> None:
         conn.generation += 1  # whatever the old client still reports is ignored
