@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +25,9 @@ from peft_notify import __version__
 from peft_notify.appinfo import APP_ID, CLI_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.linux]
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packaging"))
+from prune import elf_needed  # noqa: E402  (packaging/prune.py)
 
 SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
 
@@ -108,6 +112,39 @@ def test_package_has_the_layout_and_metadata_a_distribution_expects(built_deb: P
     assert f'<release version="{__version__}"' in metainfo.read_text()
     subprocess.run(["desktop-file-validate", str(desktop)], check=True)
     subprocess.run(["appstreamcli", "validate", "--no-net", str(metainfo)], check=True, capture_output=True)
+
+
+def test_every_bundled_library_resolves_from_the_bundle_or_a_declared_dependency(
+    built_deb: Path, unpacked: Path
+) -> None:
+    # ldd (the real loader) on every ELF file in the package: nothing "not found", and every
+    # library a bundled file links directly that is not in the bundle belongs to a package the
+    # .deb Depends on (the check a fresh machine with nothing but the .deb relies on).
+    depends = subprocess.run(["dpkg-deb", "-f", str(built_deb), "Depends"], capture_output=True, text=True,
+                             check=True).stdout
+    declared = {d.strip().split(" ")[0] for d in depends.split(",")}
+    lib = unpacked / "usr" / "lib" / CLI_NAME
+    elves = [p for p in lib.rglob("*") if p.is_file() and not p.is_symlink() and p.read_bytes()[:4] == b"\x7fELF"]
+    assert len(elves) > 50
+    outside: set[str] = set()
+    # The bundle's own libraries are found in _internal (the PyInstaller bootloader's search path).
+    env = {**os.environ, "LD_LIBRARY_PATH": str(lib / "_internal")}
+    for elf in elves:
+        out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True, check=False, env=env).stdout
+        assert "not found" not in out, f"{elf}:\n{out}"
+        direct = set(elf_needed(str(elf)))
+        for name, path in re.findall(r"^\s*(\S+) => (/\S+)", out, flags=re.M):
+            # Libraries the system packages pull in themselves (libgl1 -> libglvnd0) need no entry.
+            if name in direct and not path.startswith(str(unpacked)):
+                outside.add(path)
+    owners = set()
+    for path in sorted(outside):
+        found = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, check=False)
+        if found.returncode != 0:
+            found = subprocess.run(["dpkg", "-S", os.path.realpath(path)], capture_output=True, text=True, check=False)
+        assert found.returncode == 0, f"{path} belongs to no package"
+        owners.add(found.stdout.split(":")[0])
+    assert owners <= declared, owners - declared
 
 
 def test_frozen_binary_prints_its_version_outside_the_checkout(unpacked: Path, tmp_path: Path) -> None:
