@@ -8,6 +8,7 @@ message ("job X: 37 more events: 1 error, 36 warnings"), errors listed first.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Final
@@ -16,7 +17,7 @@ from peft_notify.channels.events import ChannelEvent, severity
 from peft_notify.engine.config import format_eta
 from peft_notify.wire import NotificationType
 
-__all__ = ["DIGEST_LINES", "digest", "render"]
+__all__ = ["DIGEST_LINES", "defang", "digest", "render"]
 
 DIGEST_LINES: Final = 20  # a digest lists at most this many events, then "… and N more"
 _MAX_METRICS: Final = 6
@@ -27,6 +28,16 @@ _PLURAL: Final = {
     NotificationType.COMPLETION: ("completion", "completions"),
     NotificationType.PROGRESS: ("milestone", "milestones"),
 }
+
+
+# Mentions that ping a whole chat: Discord's @everyone/@here and <@id>/<@&role>, Slack's <!channel>,
+# <!here>, <!everyone>, <@U…> and <#C…>. Job names and messages come from the training job.
+_MENTION: Final = re.compile(r"@(?=(everyone|here|channel)\b)|<(?=[@!#])", re.IGNORECASE)
+
+
+def defang(text: str) -> str:
+    """``text`` with chat-wide mentions made inert (a zero-width space after ``@`` / ``<``)."""
+    return _MENTION.sub(lambda m: m.group(0) + "\u200b", text)
 
 
 def _num(value: float) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from peft_notify.channels.events import Outgoing, SendResult
+from peft_notify.channels.message import defang
 from peft_notify.wire import NotificationType
 
 __all__ = ["AppriseSender", "InvalidChannel", "parse_retry_after", "privacy_url"]
@@ -190,9 +191,12 @@ class AppriseSender:
                 # opens attachments by path, so a memory attachment fails the whole send there.
                 attach_path = _temp_png(out.attachment)
                 attach = apprise.AppriseAttachment(str(attach_path))
+            # Our text is plain: apprise escapes it for Markdown/HTML services (a job's "[x](url)" or
+            # "<b>" stays literal), and chat-wide mentions from a job are made inert.
             result = self._apobj.notify(
-                body=out.body or out.title,
-                title=out.title,
+                body=defang(out.body or out.title),
+                title=defang(out.title),
+                body_format=apprise.NotifyFormat.TEXT,
                 notify_type=_TYPES[out.kind],
                 attach=attach,
                 timeout=self.timeout_s,

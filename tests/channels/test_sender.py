@@ -147,3 +147,28 @@ def test_a_failure_answer_never_carries_the_hidden_parts_of_the_url(receiver: Re
     text = f"{sender.display} {result.summary()}"
     assert "my-secret-topic-42" not in text
     assert "pa55word" not in text
+
+
+def test_text_from_the_job_cannot_ping_a_chat_or_inject_markup(receiver: Receiver) -> None:
+    # ntfy with format=markdown is a Markdown destination reachable on loopback; Discord and Slack
+    # go through the same two steps (escaping by apprise, mentions made inert by us).
+    ev = event(K.ERROR, "x", title="@everyone <!channel> <@123>")
+    out = Outgoing(1, ev.title, "**bold** [click](http://evil.example) @here", K.ERROR, (ev,))
+    result = AppriseSender(f"ntfy://127.0.0.1:{receiver.port}/ok?format=markdown").send(out)
+    assert result.ok, result.summary()
+    [hit] = receiver.wait_for(1)
+    payload = hit.json()
+    text = payload["title"] + " " + payload["message"]
+    for ping in ("@everyone", "<!channel>", "<@123>", "@here"):
+        assert ping not in text
+    # The body is plain text to apprise: escaped for the Markdown destination (titles are plain fields).
+    assert "[click](http" not in payload["message"]
+    assert "**bold**" not in payload["message"]
+
+
+def test_defang() -> None:
+    from peft_notify.channels.message import defang
+
+    assert defang("mail me@example.com") == "mail me@example.com"
+    assert defang("@Everyone hi") == "@\u200bEveryone hi"
+    assert defang("<!here> <#C1> <@U2>") == "<\u200b!here> <\u200b#C1> <\u200b@U2>"
