@@ -66,6 +66,7 @@ class DeliveryStatus(Enum):
     FILTERED = "filtered"  # the user's settings say not to pop up this level
     PAUSED = "paused"  # the user paused notifications from the tray
     MERGED = "merged"  # an error past the job's per-minute popups: counted in a summary popup
+    MISSED = "missed"  # a local job had ended before the app saw it: its final state, recorded only
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QFileSystemWatcher, QObject, Signal
 
 from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.desktop.channels import ChannelHistory, DesktopChannels
 from peft_notify.desktop.dispatch import Dispatcher
 from peft_notify.desktop.frames import ClientState
 from peft_notify.desktop.monitor import (
+    DIR_POLL_S,
     ButtonPresses,
     ClientFactory,
     Connection,
@@ -43,6 +44,7 @@ from peft_notify.desktop.monitor import (
     PauseChanged,
     Performed,
     Problem,
+    RunStarted,
     ShowJob,
     Ticked,
 )
@@ -85,6 +87,7 @@ class Controller(QObject):
         clock: Callable[[], float] = time.time,
         save_settings: Callable[[Settings], object] | None = None,
         discover: Callable[[], Sequence[Any]] | None = None,
+        discovery_dir: Callable[[], Path] | None = None,
         sound_player: Callable[[str], None] | None = None,
         presses: ButtonPresses | None = None,
         curves: LossCurves | None = None,
@@ -97,6 +100,7 @@ class Controller(QObject):
         self.history = history
         self.clock = clock
         self.rows: dict[str, JobRow] = {}
+        self._dir_watcher: QFileSystemWatcher | None = None
         self._save = save_settings
         self._dirty: set[str] = set()
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -120,6 +124,7 @@ class Controller(QObject):
             dnd_probe=dnd_probe,
             discover=discover,
             discovering=settings.auto_discover,
+            discovery_dir=discovery_dir,
             curves=curves,
             clock=clock,
         )
@@ -138,12 +143,34 @@ class Controller(QObject):
     def start(self) -> None:
         """Start the monitor and every saved subscription (needs a running loop)."""
         self.monitor.start()
+        self._watch_discovery_dir()
         self._start_channels()
         for sub in self.settings.subscriptions:
             try:
                 self.monitor.add(sub.url, sub.token, paused=sub.paused)
             except ValueError as exc:
-                self.problem.emit("", _sentence(str(exc)))
+                # A URL saved by an older version that cannot work: say so once, never again.
+                self._update_settings(self.settings.without_subscription(sub.url))
+                self.problem.emit("", _sentence(f"{exc}; it was removed from the saved jobs"))
+
+    def _watch_discovery_dir(self) -> None:
+        """New local jobs are seen at once: a QFileSystemWatcher on the discovery directory wakes the
+        monitor (it checks the directory itself when no watcher can be set up)."""
+        directory = self.monitor.discovery_dir
+        if directory is None:
+            return
+        try:
+            path = str(directory())
+        except OSError as exc:
+            log.info("not watching the discovery directory: %s", exc)
+            return
+        watcher = QFileSystemWatcher(self)
+        if not watcher.addPath(path):
+            log.info("cannot watch %s; checking it every %.1f s instead", path, DIR_POLL_S)
+            return
+        watcher.directoryChanged.connect(lambda _path: self.monitor.discovery_changed())
+        self._dir_watcher = watcher
+        self.monitor.use_external_dir_watch()
 
     async def shutdown(self) -> None:
         """Stop the monitor (performing what is queued) and close the notifiers."""
@@ -313,6 +340,10 @@ class Controller(QObject):
             self.dnd_changed.emit(event.state.value)
         elif isinstance(event, PauseChanged):
             self.pause_changed.emit(event.until)
+        elif isinstance(event, RunStarted):
+            row = self.rows.get(event.connection.url)
+            if row is not None:  # issue 11 item 6: the card, ETA, chart and timeline start fresh
+                row.new_run(event.connection.run_started_at)
 
     def _add_row(self, conn: Connection) -> None:
         row = JobRow(
@@ -342,6 +373,7 @@ class Controller(QObject):
             self._mark_dirty(conn.url)
             return
         if isinstance(event.envelope.data, Hello):
+            row.run_started_at = conn.run_started_at
             row.resources = self.engine.resources(conn.job_key)  # what the job watches, and why not
         if isinstance(event.envelope.data, Progress):
             # A flood of progress refreshes the row (engine.job builds a view) and repaints
@@ -358,9 +390,20 @@ class Controller(QObject):
         link, before = _link(conn.state, conn.paused), row.link
         row.link, row.link_detail, row.retry_in = link, conn.detail, conn.retry_in
         if link.is_problem and before is not link:
-            self.problem.emit(conn.url, f"{row.title}: {link.value}" + (f" — {conn.detail}" if conn.detail else ""))
+            self.problem.emit(conn.url, f"{row.title}: {row.status_text}")  # the real cause (issue 11 item 8)
             log.error("job %s: %s %s", conn.target.address, link.value, conn.detail)
+        if link is Link.FINISHED or "HTTP 404" in conn.detail:
+            self._forget_ended(conn.url)
         self.job_updated.emit(conn.url)
+
+    def _forget_ended(self, url: str) -> None:
+        """A job that ended (or that its server no longer has) is not reconnected on the next start.
+
+        Its card stays until removed and its notifications stay in history.
+        """
+        if any(sub.url == url for sub in self.settings.subscriptions):
+            self._update_settings(self.settings.without_subscription(url))
+            log.info("job %s has ended: not reconnected on the next start", url)
 
     def _on_decided(self, event: Decided) -> None:
         for action in event.actions:

@@ -49,6 +49,7 @@ STATUS_TEXT = {
     DeliveryStatus.FILTERED: "recorded only",
     DeliveryStatus.PAUSED: "withheld (paused)",
     DeliveryStatus.MERGED: "merged into a summary",
+    DeliveryStatus.MISSED: "recorded (ended before it was seen)",
 }
 _HEADERS = ("Time", "Job", "Kind", "Urgency", "Title", "Status", "Channels")
 _ANY = "Any"

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 from peft_notify.app.resources_view import ResourceHistory
 from peft_notify.engine.config import format_eta
 from peft_notify.engine.resources import ResourceView
+from peft_notify.ports import HistoryEntry
 
 __all__ = ["JobRow", "Link", "aggregate_progress", "format_duration"]
 
 MAX_LOSS_POINTS = 600
+RUN_START_SLACK_S = 1.0  # the run's start is the server's clock; an event stamped here may be a bit earlier
 
 
 class Link(Enum):
@@ -70,6 +74,7 @@ class JobRow:
     losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=MAX_LOSS_POINTS))
     resources: ResourceView | None = None  # Engine.resources(): latest sample, worst condition
     resource_history: ResourceHistory = field(default_factory=ResourceHistory)
+    run_started_at: float | None = None  # when the current run started: older events are the previous run's
 
     @property
     def title(self) -> str:
@@ -118,12 +123,17 @@ class JobRow:
 
     @property
     def status_text(self) -> str:
-        """The one-line state: the job's lifecycle, or the connection's when that matters more."""
+        """The one-line state: the job's lifecycle, or the connection's when that matters more.
+
+        A connection problem says its real cause: a bad URL, a refused connection (nothing
+        listens there), a refused token, a job the server no longer has (gone).
+        """
         if self.link.is_problem:
-            return self.link.value + (f": {self.link_detail}" if self.link_detail else "")
+            return self._cause() or self.link.value + (f": {self.link_detail}" if self.link_detail else "")
         if self.link is Link.RECONNECTING and not self.finished:
             when = "" if self.retry_in is None else f" in {format_duration(self.retry_in)}"
-            return f"reconnecting{when}"
+            cause = self._cause()
+            return f"{cause} — retrying{when}" if cause else f"reconnecting{when}"
         if self.link is Link.STOPPED:
             return "paused (not connected)"
         if self.stalled and self.state == "running":
@@ -131,6 +141,30 @@ class JobRow:
         if self.state:
             return self.state
         return str(self.link.value)
+
+    @property
+    def dead(self) -> bool:
+        """Nothing more will come over this subscription by itself: refused, gone, a bad URL, or ended."""
+        return self.link.is_problem or self.link is Link.FINISHED
+
+    def _cause(self) -> str:
+        """The connection problem in the user's words, or "" when the detail says nothing known."""
+        detail = self.link_detail
+        lowered = detail.lower()
+        if self.link is Link.AUTH_REFUSED:
+            return ""  # "auth refused: HTTP 401: missing or wrong token" says it already
+        if "http 404" in lowered:
+            return f"gone: the server no longer has this job ({detail})"
+        if any(word in lowered for word in ("not a job url", "valid uri", "out of range", "invalid ipv6")):
+            return f"bad URL: {detail}"
+        address = _address(self.key)
+        if "refused" in lowered or "errno 111" in lowered or "connect call failed" in lowered:
+            return f"refused: nothing is listening at {address}" if address else "refused: nothing is listening there"
+        if "timeout" in lowered or "timed out" in lowered:
+            return f"no answer from {address}" if address else "no answer"
+        if "name or service not known" in lowered or "nodename nor servname" in lowered:
+            return f"bad URL: unknown host ({detail})"
+        return ""
 
     @property
     def tone(self) -> str:
@@ -144,6 +178,26 @@ class JobRow:
         if self.state == "running":
             return "ok"
         return "idle"
+
+    def new_run(self, started_at: float | None) -> None:
+        """The job started a new run (new ``run_id``): what the card shows starts fresh.
+
+        The loss chart is the monitor's curve (cleared there); the engine's view brings the
+        new run's step, state and ETA. The previous run stays in history.
+        """
+        self.run_started_at = started_at
+        self.loss = None
+        self.eta_s = None
+        self.errors = 0
+        self.stalled = False
+        self.resources = None
+        self.resource_history = ResourceHistory()
+
+    def this_run(self, entries: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+        """The history entries of the current run (all when its start is unknown)."""
+        if self.run_started_at is None:
+            return list(entries)
+        return [e for e in entries if e.ts >= self.run_started_at - RUN_START_SLACK_S]
 
     def update_from_view(self, view: Any) -> None:
         """Copy the engine's ``JobView`` fields (duck-typed, so tests can pass a stand-in)."""
@@ -171,6 +225,18 @@ class JobRow:
                 self.losses[-1] = (step, loss)
             return
         self.losses.append((step, loss))
+
+
+def _address(url: str) -> str:
+    """``HOST:PORT`` of a job URL, or "" when it has none (shown in connection problems)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    if not parts.hostname:
+        return ""
+    return f"{parts.hostname}:{port}" if port is not None else parts.hostname
 
 
 def aggregate_progress(rows: list[JobRow]) -> float | None:

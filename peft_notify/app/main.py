@@ -29,7 +29,7 @@ from peft_notify.app.single import SingleInstance
 from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
 from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
 from peft_notify.desktop.settings import Settings, default_settings_path, load_settings, save_settings
-from peft_notify.discovery import list_job_files
+from peft_notify.discovery import list_job_files, runtime_dir
 from peft_notify.engine import Engine, EngineConfig
 from peft_notify.engine.config import TEMPLATE_NAMES
 from peft_notify.engine.resources import ResourceThresholds
@@ -235,6 +235,7 @@ async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> in
         client_factory=_make_client,
         save_settings=parts.save,
         discover=list_job_files,
+        discovery_dir=runtime_dir,
         presses=presses,
         curves=curves,
         attachment_for=_loss_curve_attachment(curves),

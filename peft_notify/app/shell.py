@@ -89,6 +89,7 @@ class AppShell(QObject):
         t = self.tray
         self.window.attach(controller)
         t.job_requested.connect(lambda key: c.show_job.emit(key, 0))
+        t.remove_requested.connect(c.unsubscribe)
         t.pause_requested.connect(c.pause_notifications)
         c.job_updated.connect(lambda _key: self.schedule_tray_refresh())
         c.job_removed.connect(lambda _key: self.schedule_tray_refresh())

@@ -77,6 +77,7 @@ class Tray(QObject):
 
     show_requested = Signal()
     job_requested = Signal(str)
+    remove_requested = Signal(str)  # a dead subscription's "Remove" (its key)
     pause_requested = Signal(object)  # float | None
     mute_toggled = Signal(bool)
     quit_requested = Signal()
@@ -160,5 +161,12 @@ class Tray(QObject):
         self.jobs_menu.clear()
         self.jobs_menu.setEnabled(bool(rows))
         for row in rows:
-            action = self.jobs_menu.addAction(menu_text(f"{row.title} — {row.percent_text}, {row.status_text}"))
-            action.triggered.connect(lambda _=False, key=row.key: self.job_requested.emit(key))
+            label = menu_text(f"{row.title} — {row.percent_text}, {row.status_text}")
+            if not row.dead:
+                action = self.jobs_menu.addAction(label)
+                action.triggered.connect(lambda _=False, key=row.key: self.job_requested.emit(key))
+                continue
+            # Refused, gone, a bad URL or ended: it can be removed from here (issue 11 item 8).
+            sub = self.jobs_menu.addMenu(label)
+            sub.addAction("Show").triggered.connect(lambda _=False, key=row.key: self.job_requested.emit(key))
+            sub.addAction("Remove").triggered.connect(lambda _=False, key=row.key: self.remove_requested.emit(key))

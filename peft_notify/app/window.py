@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -136,6 +137,9 @@ class MainWindow(QMainWindow):
         self.remove_button.clicked.connect(self.on_remove)
         self.pause_button.clicked.connect(self.on_pause_toggle)
         self.job_list.currentItemChanged.connect(self.on_current_changed)
+        # Right-click on a card: Pause/Resume and Remove, e.g. for a subscription that is dead.
+        self.job_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.job_list.customContextMenuRequested.connect(self.on_card_menu)
         self.detail.entry_activated.connect(self.show_entry)
         self.history_view.entry_activated.connect(self.show_entry)
         self.update_buttons()
@@ -256,7 +260,8 @@ class MainWindow(QMainWindow):
             return
         if events or self.detail.key != row.key:
             try:
-                self._events = self.history.query(HistoryQuery(job_id=row.job_id, limit=200))
+                # The current run's events: a relaunched job starts a fresh timeline (history keeps all).
+                self._events = row.this_run(self.history.query(HistoryQuery(job_id=row.job_id, limit=200)))
             except Exception:
                 log.warning("could not read the job's history", exc_info=True)
                 self._events = []
@@ -273,6 +278,28 @@ class MainWindow(QMainWindow):
         key = self.current_key()
         if key is not None and self.controller is not None:
             self.controller.unsubscribe(key)
+
+    def card_menu(self, key: str) -> QMenu | None:
+        """The context menu of the card of ``key`` (None without a controller or that job)."""
+        row = None if self.controller is None else self.controller.rows.get(key)
+        if row is None:
+            return None
+        menu = QMenu(self)
+        pause = menu.addAction("Resume" if row.link is Link.STOPPED else "Pause")
+        pause.triggered.connect(self.on_pause_toggle)
+        remove = menu.addAction("Remove job")
+        remove.setToolTip("Stop following it; its notifications stay in History")
+        remove.triggered.connect(lambda: self.controller.unsubscribe(key) if self.controller is not None else None)
+        return menu
+
+    def on_card_menu(self, pos: QPoint) -> None:
+        item = self.job_list.itemAt(pos)
+        if item is None:
+            return
+        self.job_list.setCurrentItem(item)
+        menu = self.card_menu(str(item.data(Qt.ItemDataRole.UserRole)))
+        if menu is not None:
+            menu.popup(self.job_list.viewport().mapToGlobal(pos))
 
     def on_pause_toggle(self) -> None:
         row = self.current_row()

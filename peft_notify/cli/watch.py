@@ -10,6 +10,11 @@ Retries use :func:`~peft_notify.desktop.frames.backoff`. A job that never answer
 after ``--give-up`` seconds (default 30: a typo in the URL should not hang a script); a
 job that was reached and then lost is retried forever (a restarting job or a flaky SSH
 tunnel comes back), unless ``--give-up-lost`` sets a limit.
+
+``--local`` follows the jobs announced on this machine; started before any, it says so and
+waits for the first (``--timeout S`` gives up, exit 2), then follows it — from its first
+message when it is less than a minute old, so its milestones are announced. ``--all`` keeps
+watching and follows every local job as it starts, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -44,7 +50,24 @@ def register(subparsers: Any) -> None:
         description="Follow a job (URL) or all local jobs (--local) and print what the desktop app would show.",
     )
     p.add_argument("url", nargs="?", help="ws://HOST:PORT/ws/notifications/JOB (http:// also accepted)")
-    p.add_argument("--local", action="store_true", help="watch every job found in the local discovery directory")
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="watch the jobs running on this machine; with none yet, wait for the first one to start",
+    )
+    p.add_argument(
+        "--all",
+        dest="follow_all",
+        action="store_true",
+        help="with --local (implied): keep watching, and follow every local job as it starts (Ctrl-C ends)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=0.0,
+        metavar="S",
+        help="with --local: stop (exit 2) when no local job has started within S seconds (default 0 = wait)",
+    )
     p.add_argument("--token", help="access token (or ?token= in the URL)")
     p.add_argument("--since", type=index, help="replay events after this sequence number")
     p.add_argument("--json", action="store_true", help="one JSON object per decided action")
@@ -71,19 +94,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: returns the exit status described in the module docstring."""
-    if bool(args.url) == bool(args.local):
-        raise UsageError("give a job URL or --local (not both)")
+    local = args.local or args.follow_all
+    if bool(args.url) == local:
+        raise UsageError("give a job URL or --local/--all (not both)")
     channels = notify_args.specs(args)
-    targets: list[tuple[str, str | None]]
-    if args.local:
-        from peft_notify.discovery import list_job_files
-
-        targets = [(job.url, job.token) for job in list_job_files()]
-        if not targets:
-            print("peft-notify watch: no local jobs found", file=sys.stderr)
-            return 2
-    else:
-        targets = [(job_url(args.url), args.token)]
+    targets = [] if local else [(job_url(args.url), args.token)]
     watcher = Watcher(
         sys.stdout,
         json_lines=args.json,
@@ -93,10 +108,13 @@ def run(args: argparse.Namespace) -> int:
         channels=channels,
     )
     try:
-        return asyncio.run(watcher.watch(targets, since=args.since))
+        return asyncio.run(
+            watcher.watch(targets, since=args.since, local=local, follow_all=args.follow_all, timeout=args.timeout)
+        )
     except KeyboardInterrupt:
         watcher.close()
-        return 130
+        # --all ends with Ctrl-C: that is its normal end, so the jobs' outcome is the status.
+        return watcher.exit_status() if args.follow_all and watcher.final else 130
 
 
 def printable(text: object, *, multiline: bool = False) -> str:
@@ -160,8 +178,27 @@ class Watcher:
         # --notify: the same channels the app has (jobs that deliver themselves are skipped).
         self.channels = DesktopChannels(channels) if channels else None
 
-    async def watch(self, targets: list[tuple[str, str | None]], since: int | None = None) -> int:
-        """Follow ``targets`` (URL, token) until every connection has ended; the exit status."""
+    async def watch(
+        self,
+        targets: list[tuple[str, str | None]],
+        since: int | None = None,
+        *,
+        local: bool = False,
+        follow_all: bool = False,
+        timeout: float = 0.0,
+    ) -> int:
+        """Follow ``targets`` (URL, token) until every connection has ended; the exit status.
+
+        ``local``: follow the jobs of this machine's discovery directory instead, waiting for
+        the first one when there is none yet (up to ``timeout`` s; 0 = forever). A job that
+        started less than a minute ago is followed from its first message. ``follow_all``:
+        keep discovering and follow every local job as it appears, until cancelled.
+        """
+        if local:
+            from peft_notify.discovery import list_job_files, runtime_dir
+
+            self.monitor.discover, self.monitor.discovery_dir = list_job_files, runtime_dir
+            self.monitor.discovering = True
         for url, token in targets:
             try:
                 self.monitor.add(url, token, since=since)
@@ -173,7 +210,14 @@ class Watcher:
         self.monitor.start()
         guards = [asyncio.create_task(self._guard(link)) for link in self._links.values()]
         try:
+            if local and not await self._first_local_jobs(timeout):
+                return 2
+            if local and not follow_all:
+                self.monitor.set_discovery(False)  # the jobs found: follow them to their end
             await self.monitor.wait_clients()
+            while follow_all:  # new jobs come through discovery until Ctrl-C
+                await asyncio.sleep(0.2)
+                await self.monitor.wait_clients()
             self.monitor.end_groups()  # no more jobs will come: each finished sweep's one summary now
             await self.monitor.drain()  # the last notifications are printed before exiting
         finally:
@@ -183,10 +227,30 @@ class Watcher:
             if self.channels is not None:  # the last messages get up to 15 s, off the loop
                 await asyncio.to_thread(self.channels.close, 15.0)
             self.close()
+        return self.exit_status()
+
+    def exit_status(self) -> int:
+        """0 completed, 1 failed, 130 cancelled (the worst over the jobs); 2 when nothing could be followed."""
         if (self.problems or self.gave_up) and not self.final:
             return 2
         codes = [EXIT_CODES.get(state, 1) for state in self.final.values()]
         return max(codes) if codes else 2
+
+    async def _first_local_jobs(self, timeout: float) -> bool:
+        """Follow the local jobs there are; with none, say so and wait for one (False: none in ``timeout`` s)."""
+        if not self.monitor.connections:
+            self.monitor.discover_now()
+        if self.monitor.connections:
+            return True
+        limit = f" (up to {timeout:g} s)" if timeout > 0 else "; Ctrl-C to stop"
+        print(f"peft-notify watch: no local job yet; waiting for one to start{limit}", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + timeout if timeout > 0 else math.inf
+        while not self.monitor.connections:  # the monitor's discovery adds them
+            if time.monotonic() >= deadline:
+                print(f"peft-notify watch: no local job started within {timeout:g} s", file=sys.stderr, flush=True)
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     def on_monitor_event(self, event: Any) -> None:
         """What the monitor reports: connection states (stderr) and fed messages (progress line)."""

@@ -26,10 +26,11 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
@@ -37,10 +38,18 @@ from peft_notify.desktop.dispatch import Route, SendToJob, ShowDetails
 from peft_notify.desktop.frames import ClientState, ConnectionEvent, JobUrl, parse_job_url, shown_url
 from peft_notify.desktop.nats_source import NatsSources
 from peft_notify.desktop.procwatch import is_local_host, process_alive
-from peft_notify.engine.actions import Action
-from peft_notify.ports import DndProbe, DndState
+from peft_notify.engine.actions import Action, Record
+from peft_notify.ports import DeliveryStatus, DndProbe, DndState
 from peft_notify.wire import Action as WireAction
-from peft_notify.wire import Envelope, Group, Hello, NotificationEvent, Progress
+from peft_notify.wire import (
+    Envelope,
+    Group,
+    Hello,
+    JobState,
+    NotificationEvent,
+    NotificationType,
+    Progress,
+)
 
 __all__ = [
     "ButtonPresses",
@@ -62,6 +71,7 @@ __all__ = [
     "Performer",
     "Problem",
     "Router",
+    "RunStarted",
     "ShowJob",
     "Ticked",
 ]
@@ -69,7 +79,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DND_POLL_S = 2.0
-DISCOVER_S = 5.0
+DISCOVER_S = 5.0  # full rescan of the discovery directory (the fallback)
+DIR_POLL_S = 0.2  # how often the directory itself is checked for a change (no Qt, no inotify needed)
+REPLAY_WITHIN_S = 60.0  # a local job discovered this young is followed from its first message
 MAX_TICK_SLEEP_S = 1.0
 SHUTDOWN_S = 3.0
 SEND_TIMEOUT_S = 5.0
@@ -215,6 +227,9 @@ class Connection:
     paused: bool = False
     group: Group | None = None  # from the hello: the sweep this job is a trial of (docs/sweeps.md)
     source: str | None = None  # the nats:// source that found this job (docs/cluster.md)
+    replay: bool = False  # follow from the job's first message (a young local job): its milestones are announced
+    run_id: str = ""  # the run of the last hello: another one is a new run (fresh card, ETA, chart)
+    run_started_at: float | None = None  # when that run started (the server's clock): its events are newer
     client: ClientLike | None = field(default=None, repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     generation: int = 0  # callbacks of a replaced client are ignored
@@ -237,6 +252,14 @@ class ConnectionAdded:
 @dataclass(frozen=True, slots=True)
 class ConnectionRemoved:
     connection: Connection
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """``connection``'s job started a new run (new ``run_id``): its card, ETA and chart start fresh."""
+
+    connection: Connection
+    previous_run_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +335,7 @@ MonitorEvent: TypeAlias = (
     | ShowJob
     | DndChanged
     | PauseChanged
+    | RunStarted
 )
 
 
@@ -345,6 +369,7 @@ class Monitor:
         dnd_probe: DndProbe | None = None,
         discover: Callable[[], Sequence[Any]] | None = None,
         discovering: bool = True,
+        discovery_dir: Callable[[], Path] | None = None,
         curves: LossCurves | None = None,
         clock: Callable[[], float] = time.time,
         nats_insecure: bool = False,
@@ -352,7 +377,10 @@ class Monitor:
     ) -> None:
         """``dnd_probe`` ``None``: Do-Not-Disturb counts as off and is never polled (``watch``).
         ``discover`` lists local job files (with ``url``, ``token``, ``name``, ``pid``);
-        ``discovering`` says whether to follow them (:meth:`set_discovery` changes it).
+        ``discovering`` says whether to follow them (:meth:`set_discovery` changes it);
+        ``discovery_dir`` names their directory, checked every ``DIR_POLL_S`` for a change
+        (a new job is seen within half a second) unless :meth:`use_external_dir_watch` says a
+        file-system watcher reports changes; a full rescan runs every ``DISCOVER_S`` anyway.
         """
         self.engine = engine
         self.performer = performer
@@ -361,6 +389,9 @@ class Monitor:
         self.dnd_probe = dnd_probe
         self.discover = discover
         self.discovering = discovering
+        self.discovery_dir = discovery_dir
+        self._dir_watched = False
+        self._discover_wake = asyncio.Event()
         self.curves = curves if curves is not None else LossCurves()
         self.clock = clock
         self.dnd = DndState.UNKNOWN if dnd_probe is not None else DndState.OFF
@@ -598,13 +629,15 @@ class Monitor:
     # -- incoming ------------------------------------------------------------------------
 
     def _on_message(self, conn: Connection, envelope: Envelope) -> None:
+        body = envelope.data
+        if isinstance(body, Hello):
+            envelope = self._on_hello(conn, envelope, body)
         try:
             # The connection's job key, whatever job the frame names (the client refused others).
             actions = self.engine.feed(envelope, now=self.clock(), dnd=self.dnd, job_id=conn.job_key)
         except Exception:
             log.error("engine failed on a message from %s", conn.target.address, exc_info=True)
             return
-        body = envelope.data
         if isinstance(body, Hello):
             conn.pid, conn.host, conn.name = body.pid, body.host, body.name or conn.name
             conn.group = body.group
@@ -615,6 +648,43 @@ class Monitor:
         self._enqueue(actions)
         self._wake.set()
         self._emit(MessageFed(conn, envelope))
+
+    def _on_hello(self, conn: Connection, envelope: Envelope, hello: Hello) -> Envelope:
+        """A new run starts fresh; a replayed young job starts from zero; an unseen end is recorded.
+
+        Returns the envelope to feed the engine.
+        """
+        first = not conn.run_id
+        if not first and hello.run_id != conn.run_id:
+            # Issue 11 item 6: a new run id is a new run, not more of the old one's timeline.
+            self.curves.curve(conn.job_key).clear()
+            self._emit(RunStarted(conn, conn.run_id))
+        conn.run_id, conn.run_started_at = hello.run_id, hello.started_at
+        if first and conn.replay and not hello.replay_gap:
+            # Followed from seq 0: the hello's snapshot is where the replay will end. Start the
+            # engine at the beginning, so the replayed progress announces its milestones.
+            start = replace(hello, progress=None, state=JobState.RUNNING)
+            return replace(envelope, data=start)
+        if first and conn.local and hello.state.finished:
+            self._enqueue(self._unseen_end(conn, hello))
+        return envelope
+
+    def _unseen_end(self, conn: Connection, hello: Hello) -> list[Action]:
+        """A local job that ended before we saw it: its final state goes to history (no popup)."""
+        kind, what = {
+            JobState.COMPLETED: (NotificationType.COMPLETION, "completed"),
+            JobState.FAILED: (NotificationType.ERROR, "failed"),
+        }.get(hello.state, (NotificationType.WARNING, hello.state.value))
+        step = "" if hello.progress is None else f" at step {hello.progress.current_step}"
+        event = NotificationEvent(
+            type=kind,
+            title=f"{hello.name or conn.title}: {what} before it was seen",
+            message=f"The run {what}{step} before peft-notify followed it.",
+            taskbar_progress=None,
+        )
+        return [
+            Record(job_id=conn.job_key, event=event, key=f"unseen-end:{hello.run_id}", reason=DeliveryStatus.MISSED)
+        ]
 
     def _on_link(self, conn: Connection, event: ConnectionEvent) -> None:
         previous = conn.state
@@ -739,11 +809,15 @@ class Monitor:
         for job in found:
             if self.find(job.url) is not None:
                 continue
+            young = 0 <= self.clock() - float(getattr(job, "started_at", 0.0) or 0.0) < REPLAY_WITHIN_S
             try:
-                self.add(job.url, job.token, local=True, name=job.name or "", pid=job.pid)
+                conn = self.add(
+                    job.url, job.token, local=True, name=job.name or "", pid=job.pid, since=0 if young else None
+                )
             except ValueError as exc:
                 log.warning("skipping discovered job %s: %s", shown_url(job.url), exc)
                 continue
+            conn.replay = young
             new += 1
         return new
 
@@ -822,8 +896,39 @@ class Monitor:
             self.tick()
         return state
 
+    def discovery_changed(self) -> None:
+        """The discovery directory changed (a file-system watcher says so): look for new jobs now."""
+        self._discover_wake.set()
+
+    def use_external_dir_watch(self) -> None:
+        """A file-system watcher (the app's QFileSystemWatcher) calls :meth:`discovery_changed`:
+        stop checking the directory and keep only the full rescan as the fallback."""
+        self._dir_watched = True
+
+    def _dir_signature(self) -> tuple[int, int] | None:
+        """The discovery directory's (inode, mtime): a file added, renamed or removed changes it."""
+        if self.discovery_dir is None:
+            return None
+        try:
+            info = os.stat(self.discovery_dir())
+        except Exception:  # not created yet, unsafe (runtime_dir raises), gone
+            return None
+        return info.st_ino, info.st_mtime_ns
+
     async def _discoverer(self) -> None:
+        """Rescan when the directory changes (checked every DIR_POLL_S, or told by a watcher), and every DISCOVER_S."""
+        last_scan, signature = -math.inf, self._dir_signature()
         while True:
-            if self.discovering:
+            polling = self.discovery_dir is not None and not self._dir_watched
+            timeout = DIR_POLL_S if polling else DISCOVER_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._discover_wake.wait(), timeout)
+            woken = self._discover_wake.is_set()
+            self._discover_wake.clear()
+            if not self.discovering:
+                continue
+            now = time.monotonic()
+            current = self._dir_signature() if polling else signature
+            if woken or current != signature or now - last_scan >= DISCOVER_S:
+                signature, last_scan = current, now
                 self.discover_now()
-            await asyncio.sleep(DISCOVER_S)

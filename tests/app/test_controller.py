@@ -99,13 +99,14 @@ def test_connection_states_and_auth_refused_are_shown(qapp: Any, client_factory:
         client.on_event(ConnectionEvent(ClientState.CONNECTED))
         assert rig.controller.rows[URL].link is Link.CONNECTED
         client.on_event(ConnectionEvent(ClientState.RECONNECTING, "connection refused", retry_in=4.0))
-        assert rig.controller.rows[URL].status_text == "reconnecting in 4s"
+        # issue 11 item 8: the card says the real cause (was "reconnecting in 4s")
+        assert rig.controller.rows[URL].status_text == "refused: nothing is listening at 127.0.0.1:9 — retrying in 4s"
         client.on_event(ConnectionEvent(ClientState.AUTH_REFUSED, "HTTP 401"))
         await rig.controller.shutdown()
 
     run(qapp, scenario)
     assert rig.controller.rows[URL].link is Link.AUTH_REFUSED
-    assert rig.problems == ["job-1: auth refused — HTTP 401"]
+    assert rig.problems == ["job-1: auth refused: HTTP 401"]  # the card's own words (issue 11 item 8)
     assert rig.saved == []  # persist=False
 
 

@@ -116,3 +116,34 @@ def test_retry_is_offered_only_while_the_job_can_take_it(
     assert row.can_retry is can
     assert hint in row.retry_hint
     assert bool(row.retry_hint) is bool(hint)
+
+
+def test_a_new_run_starts_the_card_and_its_timeline_fresh() -> None:
+    """Issue 11 item 6: a relaunched run showed the previous run's loss, ETA and events."""
+    from peft_notify.ports import DeliveryStatus, HistoryEntry
+
+    row = JobRow(key="ws://x", job_id="j")
+    row.update_from_view(View(state=JobState.COMPLETED, errors=1))
+    row.run_started_at = 1000.0
+
+    def entry(ts: float, title: str) -> HistoryEntry:
+        return HistoryEntry(
+            id=int(ts),
+            ts=ts,
+            job_id="j",
+            job_name="llama",
+            kind="progress",
+            title=title,
+            message="",
+            urgency="normal",
+            status=DeliveryStatus.SHOWN,
+            read=False,
+            repeat=1,
+        )
+
+    entries = [entry(2500.0, "run 2: 25 %"), entry(1500.0, "run 1: completed"), entry(1100.0, "run 1: 25 %")]
+    assert len(row.this_run(entries)) == 3
+    row.new_run(2000.0)
+    assert (row.loss, row.eta_s, row.errors, row.resources) == (None, None, 0, None)
+    assert [e.title for e in row.this_run(entries)] == ["run 2: 25 %"]  # the previous run stays in history
+    assert row.this_run(entries[1:]) == []
