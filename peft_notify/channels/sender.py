@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from peft_notify.channels.events import Outgoing, SendResult
 from peft_notify.channels.message import defang
+from peft_notify.redact import redact
 from peft_notify.wire import NotificationType
 
 __all__ = ["AppriseSender", "InvalidChannel", "parse_retry_after", "privacy_url"]
@@ -192,10 +193,11 @@ class AppriseSender:
                 attach_path = _temp_png(out.attachment)
                 attach = apprise.AppriseAttachment(str(attach_path))
             # Our text is plain: apprise escapes it for Markdown/HTML services (a job's "[x](url)" or
-            # "<b>" stays literal), and chat-wide mentions from a job are made inert.
+            # "<b>" stays literal), chat-wide mentions from a job are made inert, and secrets a job
+            # let slip (an HF token in a stderr tail) are redacted as in every other notification.
             result = self._apobj.notify(
-                body=defang(out.body or out.title),
-                title=defang(out.title),
+                body=defang(redact(out.body or out.title)),
+                title=defang(redact(out.title)),
                 body_format=apprise.NotifyFormat.TEXT,
                 notify_type=_TYPES[out.kind],
                 attach=attach,

@@ -172,3 +172,12 @@ def test_defang() -> None:
     assert defang("mail me@example.com") == "mail me@example.com"
     assert defang("@Everyone hi") == "@\u200bEveryone hi"
     assert defang("<!here> <#C1> <@U2>") == "<\u200b!here> <\u200b#C1> <\u200b@U2>"
+
+
+def test_secrets_in_a_jobs_text_are_redacted_before_they_leave(receiver: Receiver) -> None:
+    ev = event(K.ERROR, "x", title="crash")
+    body = "HTTPError 401 for --hf-token hf_abcdefghijklmnopqrstuvwxyz0123 at step 3"
+    assert AppriseSender(receiver.url("json")).send(Outgoing(1, "crash", body, K.ERROR, (ev,))).ok
+    [hit] = receiver.wait_for(1)
+    assert "hf_abcdefghijklmnopqrstuvwxyz0123" not in hit.body.decode()
+    assert "[redacted]" in hit.json()["message"]
