@@ -223,3 +223,49 @@ def test_allow_list_has_no_stale_entries() -> None:
     """An allow-listed read that is gone must leave ALLOWED too, so the list only shrinks."""
     reads = {(m, name) for m, names in _all_private_reads().items() for name in names}
     assert sorted(ALLOWED - reads) == []
+
+
+# --------------------------------------------------------------------------- __all__ lists what others use
+
+
+def _is_module(name: str) -> bool:
+    return (PACKAGE.parent / Path(*name.split("."))).with_suffix(".py").exists() or (
+        PACKAGE.parent / Path(*name.split(".")) / "__init__.py"
+    ).exists()
+
+
+def _used_names(module: str, source: str) -> Iterator[tuple[str, str]]:
+    """``(target module, name)`` for every name ``module`` takes from another peft_notify module."""
+    tree = ast.parse(source)
+    aliases: dict[str, str] = {}  # local name -> module it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("peft_notify"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if _is_module(full):
+                    aliases[alias.asname or alias.name] = full
+                elif node.module != module:
+                    yield node.module, alias.name
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("peft_notify") and alias.asname:
+                    aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            target = aliases[node.value.id]
+            if target != module and not _is_module(f"{target}.{node.attr}"):
+                yield target, node.attr
+
+
+def test_public_training_side_modules_list_what_others_use_in_all() -> None:
+    import importlib
+
+    missing: set[tuple[str, str]] = set()
+    for module, path in _modules():
+        for target, name in _used_names(module, path.read_text("utf-8")):
+            if not target.startswith(CLEAN_AREAS):
+                continue
+            exported = getattr(importlib.import_module(target), "__all__", ())
+            if name not in exported:
+                missing.add((target, name))
+    assert sorted(missing) == []
