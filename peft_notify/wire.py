@@ -31,6 +31,7 @@ __all__ = [
     "GpuSample",
     "Group",
     "GroupMode",
+    "GroupRole",
     "Hello",
     "HostSample",
     "JobState",
@@ -192,6 +193,17 @@ class GroupMode(str, Enum):
     MAX = "max"
 
 
+class GroupRole(str, Enum):
+    """A group member is one ``trial``, or the ``sweep`` itself (its driver: Ray Tune, Optuna).
+
+    While a ``sweep`` member runs, its group stays open; when it ends, the group ends as soon as
+    no trial runs (docs/sweeps.md). It is not counted among the trials.
+    """
+
+    TRIAL = "trial"
+    SWEEP = "sweep"
+
+
 ParamValue: TypeAlias = str | int | float | bool
 
 
@@ -202,7 +214,8 @@ class Group:
     ``id`` is shared by every job of the group (job-id characters); ``name`` is what the
     user sees. Optional: ``expected_jobs`` (the group ends when that many have ended),
     ``metric`` / ``mode`` (what "best trial" means: a ``progress.metrics`` name, or
-    ``loss``), ``params`` (this trial's config, shown with the best result).
+    ``loss``), ``params`` (this trial's config, shown with the best result), ``role``
+    (``sweep``: this job is the sweep's driver, see :class:`GroupRole`).
     """
 
     id: str
@@ -211,6 +224,7 @@ class Group:
     metric: str | None = None
     mode: GroupMode = GroupMode.MIN
     params: Mapping[str, ParamValue] = field(default_factory=dict)
+    role: GroupRole = GroupRole.TRIAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,6 +459,8 @@ def _group_dict(g: Group) -> dict[str, Any]:
         out["mode"] = GroupMode(g.mode).value
     if g.params:
         out["params"] = dict(g.params)
+    if g.role is not GroupRole.TRIAL:
+        out["role"] = GroupRole(g.role).value
     return out
 
 
@@ -912,6 +928,7 @@ def _decode_group(o: _Obj) -> Group:
         metric=metric,
         mode=o.enum("mode", GroupMode, required=False, default=GroupMode.MIN),
         params=params,
+        role=o.enum("role", GroupRole, required=False, default=GroupRole.TRIAL),
     )
 
 

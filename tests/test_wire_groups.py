@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,15 @@ def test_different_names_never_share_an_id() -> None:
 def test_group_named_refuses_empty() -> None:
     with pytest.raises(ProtocolError):
         wire.group_named("   ")
+
+
+def test_sweep_role_round_trips_and_bad_roles_are_refused() -> None:
+    env = Envelope("hello", Hello(name="s", run_id="r", group=Group(id="g", name="g", role=wire.GroupRole.SWEEP)))
+    env = replace(env, seq=0, job_id="g.sweep", ts=0.0)
+    text = wire.encode(env)
+    assert json.loads(text)["data"]["group"]["role"] == "sweep"
+    assert wire.decode(text) == env
+    jsonschema.validate(json.loads(text), SCHEMA)
+    with pytest.raises(ProtocolError) as info:
+        wire.decode(hello_frame({"id": "g", "role": "leader"}))
+    assert info.value.field == "data.group.role"

@@ -79,4 +79,6 @@ def _group_dict(group: wire.Group) -> dict[str, Any]:
         values["metric"] = group.metric
     if group.params:
         values["params"] = dict(group.params)
+    if group.role is not wire.GroupRole.TRIAL:
+        values["role"] = wire.GroupRole(group.role).value
     return values

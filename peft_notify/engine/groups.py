@@ -6,15 +6,18 @@
 grouped job, and :meth:`Groups.due` from its tick. A group *ends* when
 
 * ``expected_jobs`` of its jobs have ended, or
-* every job it knows has ended and none has started for ``grace_s`` seconds (the *grace
-  period*: a sweep launcher starts the next trial a moment after the last one ended), or
+* its ``sweep`` member (the driver: the Ray Tune / Optuna integrations serve one) has ended
+  and no trial runs, or
+* it has no running ``sweep`` member, every job it knows has ended and none has started for
+  ``grace_s`` seconds (the *grace period*: a sweep launcher starts the next trial a moment
+  after the last one ended), or
 * the caller says no more jobs can come (:meth:`Groups.close_all`, e.g. ``watch`` exiting).
 
 Then exactly one summary is due ("sweep X: all 40 finished — 37 ok, 3 failed; best
 eval_loss 0.41 (lr=2e-4, r=16)"). A job that joins a group after it ended opens a new
-round of it (new counts). A group every job of which had already ended when first seen
-(the desktop started after the sweep) gets its summary recorded, not shown (rule 1: never
-fire retroactively). Pure: time comes in as ``now``.
+round of it (new counts). A group whose jobs had all ended when first seen, all within
+``LIVE_GAP_S`` of each other (the desktop started after the sweep), gets its summary
+recorded, not shown (rule 1: never fire retroactively). Pure: time comes in as ``now``.
 """
 
 from __future__ import annotations
@@ -25,13 +28,23 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from peft_notify.wire import Group, GroupMode, JobState, NotificationEvent, NotificationType, Progress, UrgencyLevel
+from peft_notify.wire import (
+    Group,
+    GroupMode,
+    GroupRole,
+    JobState,
+    NotificationEvent,
+    NotificationType,
+    Progress,
+    UrgencyLevel,
+)
 
 __all__ = ["DEFAULT_GRACE_S", "GroupSummary", "GroupView", "Groups", "Outcome", "format_number"]
 
 DEFAULT_GRACE_S: Final = 120.0
 MAX_PARAMS_SHOWN: Final = 4
 PRUNED_PREFIX: Final = "pruned"  # a ``cancelled`` status whose reason starts so counts as pruned
+LIVE_GAP_S: Final = 1.0  # a trial first seen this long after its group: the sweep moved on while we watched
 
 
 class Outcome(Enum):
@@ -66,9 +79,13 @@ class _Group:
     trials: dict[str, _Trial] = field(default_factory=dict)
     seen_eval: bool = False  # without a named metric: eval_loss once any trial reported it, else loss
     round: int = 1
-    live: bool = False  # some job was seen running: the end is news
+    live: bool = False  # some job was seen running, or joined while we watched: the end is news
+    first_seen_at: float = 0.0
     ended: bool = False
     quiet_since: float | None = None  # when the last running job ended
+    sweep_job: str | None = None  # the member with role "sweep" (the sweep's driver), if any
+    sweep_running: bool = False
+    sweep_count: int = 0  # trials ended, as the driver's progress says (its current_step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +109,7 @@ class GroupView:
     eta_s: float | None
     ended: bool
     job_ids: tuple[str, ...]
+    sweep_job_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,20 +157,28 @@ class Groups:
         g = self._groups.get(group.id)
         if g is None:
             g = self._groups[group.id] = _Group(group.id, group.name, group.expected_jobs, group.metric, group.mode)
+            g.first_seen_at = now
         g.name = group.name or g.name
         g.expected = group.expected_jobs or g.expected
         g.metric, g.mode = group.metric or g.metric, group.mode
         self._member[job_id] = group.id
+        if group.role is GroupRole.SWEEP:
+            self._join_sweep(g, job_id, state, now)
+            return
         trial = g.trials.get(job_id)
         if trial is not None and not new_run:
             trial.name, trial.params = name, dict(group.params)
             return
         if g.ended:  # a job after the summary: a new round of the same group
             g.trials.clear()
+            g.sweep_job = g.sweep_job if g.sweep_running else None
             g.round += 1
-            g.ended, g.live, g.quiet_since = False, False, None
+            g.ended, g.live, g.quiet_since, g.first_seen_at = False, False, None, now
         trial = g.trials[job_id] = _Trial(job_id, name, dict(group.params), started_at=now)
         trial.outcome = _outcome(state, None)
+        # Trials reported only when they end (Optuna) are news when they come one after another;
+        # a desktop started after the sweep finds them all at once (rule 1: no retroactive popup).
+        g.live = g.live or now - g.first_seen_at >= LIVE_GAP_S
         if trial.outcome is Outcome.RUNNING:
             g.live, g.quiet_since = True, None
         else:
@@ -162,6 +188,9 @@ class Groups:
     def observe(self, job_id: str, progress: Progress) -> None:
         """A progress report of ``job_id``: keep the group's metric (the last value reported)."""
         trial, g = self._trial(job_id)
+        if g is not None and job_id == g.sweep_job:
+            g.sweep_count = max(g.sweep_count, progress.current_step)
+            return
         if trial is None or g is None:
             return
         g.seen_eval = g.seen_eval or "eval_loss" in progress.metrics
@@ -172,20 +201,28 @@ class Groups:
     def settle(self, job_id: str, state: JobState, *, reason: str | None, now: float) -> GroupSummary | None:
         """The job's state after a message; a trial that just ended may end its group (summary due)."""
         trial, g = self._trial(job_id)
+        if g is not None and not g.ended and job_id == g.sweep_job:
+            g.sweep_running = not state.finished
+            if self._sweep_done(g):
+                return self._end(g)
+            if not g.sweep_running:
+                self._maybe_quiet(g, now)  # trials it counted but we never saw: the grace period ends it
+            return None
         if trial is None or g is None or g.ended:
             return None
         outcome = _outcome(state, reason)
-        if outcome is trial.outcome:
+        if outcome is Outcome.RUNNING:
+            if trial.outcome is not Outcome.RUNNING:  # e.g. a reconnect said running again
+                trial.outcome, trial.ended_at = outcome, None
+                g.live, g.quiet_since = True, None
             return None
-        if outcome is Outcome.RUNNING:  # e.g. a reconnect said running again
-            trial.outcome, trial.ended_at = outcome, None
-            g.live, g.quiet_since = True, None
-            return None
-        if trial.outcome is Outcome.RUNNING:
-            trial.ended_at = now
-        trial.outcome = outcome
-        self._maybe_quiet(g, now)
-        if g.expected is not None and self._ended_count(g) >= g.expected:
+        if outcome is not trial.outcome:
+            if trial.outcome is Outcome.RUNNING:
+                trial.ended_at = now
+            trial.outcome = outcome
+            self._maybe_quiet(g, now)
+        # Also for a trial first seen ended (its hello): it may be the last one expected.
+        if (g.expected is not None and self._ended_count(g) >= g.expected) or self._sweep_done(g):
             return self._end(g)
         return None
 
@@ -211,10 +248,13 @@ class Groups:
         g = self._groups.get(gid) if gid is not None else None
         if g is None:
             return
+        if job_id == g.sweep_job:
+            g.sweep_job, g.sweep_running = None, False
+            self._maybe_quiet(g, g.first_seen_at)
         trial = g.trials.get(job_id)
         if trial is not None and trial.outcome is Outcome.RUNNING:
             del g.trials[job_id]
-        if not g.trials:
+        if not g.trials and g.sweep_job is None:
             del self._groups[g.group_id]
 
     # ------------------------------------------------------------------ queries
@@ -243,8 +283,27 @@ class Groups:
 
     @staticmethod
     def _maybe_quiet(g: _Group, now: float) -> None:
-        if all(t.outcome is not Outcome.RUNNING for t in g.trials.values()):
+        # A running sweep driver will start more trials: its group is not quiet.
+        if not g.sweep_running and all(t.outcome is not Outcome.RUNNING for t in g.trials.values()):
             g.quiet_since = now if g.quiet_since is None else g.quiet_since
+
+    def _join_sweep(self, g: _Group, job_id: str, state: JobState, now: float) -> None:
+        if g.ended and g.sweep_job != job_id:  # a new driver after the summary: a new round
+            g.trials.clear()
+            g.round += 1
+            g.ended, g.live, g.first_seen_at = False, False, now
+        g.sweep_job, g.sweep_running = job_id, not state.finished
+        if g.sweep_running:
+            g.live, g.quiet_since = True, None
+        else:
+            self._maybe_quiet(g, now)
+
+    @classmethod
+    def _sweep_done(cls, g: _Group) -> bool:
+        """The sweep's driver has ended, no trial runs, and we saw every trial it says ended."""
+        running = any(t.outcome is Outcome.RUNNING for t in g.trials.values())
+        seen_all = cls._ended_count(g) >= g.sweep_count
+        return g.sweep_job is not None and not g.sweep_running and not running and seen_all
 
     def _end(self, g: _Group) -> GroupSummary:
         g.ended = True
@@ -274,6 +333,7 @@ class Groups:
             eta_s=None if g.ended else _eta(g, eta_of),
             ended=g.ended,
             job_ids=tuple(g.trials),
+            sweep_job_id=g.sweep_job,
         )
 
 

@@ -17,6 +17,7 @@ import math
 import re
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,8 @@ class SweepReporter:
     _groups: Groups = field(default_factory=Groups)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finished: bool = False
+    _sweep: JobHandle | None = None  # the sweep's own job (role "sweep"): open while the sweep runs
+    _ended: int = 0
 
     def __post_init__(self) -> None:
         if not self.group_id:
@@ -102,15 +105,37 @@ class SweepReporter:
         with self._lock:
             return [h.job_id for h in self._trials.values()]
 
-    def group(self, params: Mapping[str, Any]) -> wire.Group:
-        """The ``hello.group`` of one trial with ``params``."""
-        values: dict[str, Any] = {"id": self.group_id, "name": self.name, "mode": self.mode}
+    def group(self, params: Mapping[str, Any], *, role: wire.GroupRole = wire.GroupRole.TRIAL) -> wire.Group:
+        """The ``hello.group`` of one trial with ``params`` (or of the sweep's own job)."""
+        values: dict[str, Any] = {"id": self.group_id, "name": self.name, "mode": self.mode, "role": role.value}
         values["params"] = flat_params(params)
         if self.expected_jobs is not None and self.expected_jobs > 0:
             values["expected_jobs"] = self.expected_jobs
         if self.metric is not None:
             values["metric"] = self.metric[: wire.MAX_SHORT]
         return wire.group_from_mapping(values)
+
+    def start(self) -> None:
+        """Serve the sweep's own job (role ``sweep``): the desktop keeps the group open while it runs.
+
+        Called by the first trial at the latest. Its progress counts the trials that ended.
+        """
+        try:
+            with self._lock:
+                self._start_locked()
+        except Exception:
+            log.warning("peft-notify: could not report the start of sweep %s", self.name, exc_info=True)
+
+    def _start_locked(self) -> None:
+        if self._sweep is not None or self._finished:
+            return
+        server = self._server()
+        group = self.group({}, role=wire.GroupRole.SWEEP)
+        self._sweep = server.add_job(
+            f"{self.group_id}.sweep", name=self.name, total_steps=self.expected_jobs, group=group
+        )
+        if self.print_url:
+            print(f"peft-notify: sweep {self.name!r} at {self._sweep.url}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ trials
 
@@ -120,14 +145,13 @@ class SweepReporter:
             with self._lock:
                 if trial_key in self._trials or self._finished:
                     return
+                self._start_locked()
                 server = self._server()
                 group = self.group(params)
                 job_id = f"{self.group_id}.{re.sub(r'[^A-Za-z0-9._:-]+', '-', trial_key)}"[: wire.MAX_ID]
                 handle = server.add_job(job_id, name=name or f"{self.name} {trial_key}", group=group)
                 self._trials[trial_key] = handle
-                self._groups.join(
-                    job_id, group, name=handle.name, state=wire.JobState.RUNNING, new_run=True, now=0.0
-                )
+                self._groups.join(job_id, group, name=handle.name, state=wire.JobState.RUNNING, new_run=True, now=0.0)
             if self.print_url:
                 print(f"peft-notify: trial {handle.name!r} at {handle.url}", file=sys.stderr, flush=True)
         except Exception:
@@ -174,26 +198,52 @@ class SweepReporter:
             handle.status(state, reason)
             with self._lock:
                 self._groups.settle(handle.job_id, state, reason=reason, now=0.0)
+                self._ended += 1
+                if self._sweep is not None:
+                    total = max(self.expected_jobs or 0, self._ended) or None
+                    self._sweep.progress(self._ended, total)
         except Exception:
             log.warning("peft-notify: could not report the end of trial %s", trial_key, exc_info=True)
 
     # ------------------------------------------------------------------ end
 
-    def finish(self) -> wire.NotificationEvent | None:
-        """The sweep is over: print its one summary line, stop the server this reporter started."""
+    def finish(self, stopped: str | None = None) -> wire.NotificationEvent | None:
+        """The sweep is over: its job ends (``stopped``: why it ended early — reported as cancelled,
+        the failure itself was the trial's), its one summary line is printed, and the server this
+        reporter started stops."""
         with self._lock:
             if self._finished:
                 return self.summary
             self._finished = True
             view = self._groups.view(self.group_id)
         try:
+            if self._sweep is not None:
+                if stopped is not None:
+                    self._sweep.status(wire.JobState.CANCELLED, stopped[:600])
+                else:
+                    self._sweep.status(wire.JobState.COMPLETED)
             if view is not None:
                 self.summary = summary_event(view)
                 print(f"peft-notify: {self.summary.title} — {self.summary.message}", file=sys.stderr, flush=True)
         finally:
             if self._owns_server and self.server is not None:
-                self.server.stop(linger=self.linger)
+                self.server.stop(linger=self._await_followers(self.linger))
         return self.summary
+
+    def _await_followers(self, linger: float) -> float:
+        """Wait (up to ``linger`` s) until a desktop follows every trial; the time left.
+
+        A trial reported just before the end (Optuna reports trials as they end) would otherwise
+        vanish with the server before a desktop's discovery found it, and its group never end there.
+        """
+        assert self.server is not None
+        deadline = time.monotonic() + linger
+        while time.monotonic() < deadline:
+            sweep = [] if self._sweep is None else [self._sweep.job_id]
+            if all(self.server.subscriber_count(job_id) for job_id in [*self.job_ids, *sweep]):
+                break
+            time.sleep(0.05)
+        return max(0.0, deadline - time.monotonic())
 
     def _server(self) -> JobServer:
         if self.server is None:

@@ -15,6 +15,7 @@ from peft_notify.wire import (
     Envelope,
     Group,
     GroupMode,
+    GroupRole,
     Hello,
     JobState,
     NotificationEvent,
@@ -253,9 +254,10 @@ OUTCOMES = st.sampled_from([JobState.COMPLETED, JobState.FAILED, JobState.CANCEL
     ends=st.lists(st.tuples(OUTCOMES, st.floats(0.0, 5.0), st.booleans()), min_size=1, max_size=8),
     expected=st.booleans(),
     reconnects=st.lists(st.integers(0, 7), max_size=4),
+    driver=st.booleans(),
 )
 def test_every_group_ends_with_exactly_one_summary(
-    ends: list[tuple[JobState, float, bool]], expected: bool, reconnects: list[int]
+    ends: list[tuple[JobState, float, bool]], expected: bool, reconnects: list[int], driver: bool
 ) -> None:
     """Whatever the order of ends, reconnects and ticks: one summary per round, counts add up."""
     engine = Engine(EngineConfig(group_grace_s=30.0))
@@ -263,6 +265,8 @@ def test_every_group_ends_with_exactly_one_summary(
     jobs = [f"t{i}" for i in range(len(ends))]
     now = T0
     actions: list[Action] = []
+    if driver:  # a sweep driver (role "sweep") that ends after the trials
+        actions += engine.feed(sweep_hello(expected=group.expected_jobs), now=now)
     for job in jobs:
         actions += engine.feed(hello(job, group), now=now)
     for i, (state, gap, failed_first) in enumerate(ends):
@@ -273,6 +277,8 @@ def test_every_group_ends_with_exactly_one_summary(
             actions += engine.feed(error(jobs[i]), now=now)
         actions += engine.feed(status(jobs[i], state), now=now)
         actions += engine.tick(now=now)
+    if driver:
+        actions += engine.feed(status("drv", JobState.COMPLETED), now=now + 1.0)
     actions += engine.tick(now=now + 31.0)
     actions += engine.end_groups(now=now + 32.0)
     assert len(summaries(actions)) == 1
@@ -301,3 +307,74 @@ def test_best_compares_eval_loss_with_eval_loss_only() -> None:
     engine.feed(step("t0", 60), now=T0 + 2)  # a later step without eval keeps eval_loss 0.9
     view = engine.group("sweep-lr")
     assert view is not None and (view.best_metric, view.best_value, view.best_job_id) == ("eval_loss", 0.9, "t0")
+
+
+def test_trials_first_seen_ended_one_after_another_are_news() -> None:
+    """Optuna reports a trial only when it ends: a group of such trials, arriving while we watch, still pops up."""
+    engine = Engine()
+    group = replace(SWEEP, expected_jobs=2)
+    engine.feed(hello("t0", group, state=JobState.COMPLETED), now=T0)
+    done = summaries(engine.feed(hello("t1", group, state=JobState.COMPLETED), now=T0 + 5))
+    assert len(done) == 1 and done[0].event.title == "sweep lr: all 2 finished"
+
+
+def sweep_hello(state: JobState = JobState.RUNNING, expected: int | None = None) -> Envelope:
+    group = replace(SWEEP, role=GroupRole.SWEEP, expected_jobs=expected)
+    return Envelope("hello", Hello(name="sweep lr", run_id="s1", state=state, group=group), seq=0, job_id="drv", ts=T0)
+
+
+def test_a_running_sweep_driver_keeps_the_group_open_past_the_grace() -> None:
+    """Optuna reports trials as they end: between them nothing runs but the driver (role 'sweep')."""
+    engine = Engine(EngineConfig(group_grace_s=10.0))
+    engine.feed(sweep_hello(expected=5), now=T0)
+    run_trial(engine, "t0", T0, loss=0.5)
+    run_trial(engine, "t1", T0 + 500, loss=0.4)
+    assert summaries(engine.tick(now=T0 + 2000)) == []  # the driver still runs
+    view = engine.group("sweep-lr")
+    assert view is not None and view.sweep_job_id == "drv" and view.job_ids == ("t0", "t1")
+    # The sweep stopped short of its 5 trials: its driver's end ends the group at once.
+    done = summaries(engine.feed(status("drv", JobState.COMPLETED), now=T0 + 2001))
+    assert [d.event.title for d in done] == ["sweep lr: 2 of 5 finished"]
+    assert "ok" in done[0].event.message and summaries(engine.tick(now=T0 + 9999)) == []
+
+
+def test_driver_ending_first_waits_for_the_running_trials() -> None:
+    engine = Engine()
+    engine.feed(sweep_hello(), now=T0)
+    engine.feed(hello("t0"), now=T0 + 1)
+    assert summaries(engine.feed(status("drv", JobState.COMPLETED), now=T0 + 2)) == []
+    done = summaries(engine.feed(status("t0", JobState.FAILED), now=T0 + 3))
+    assert [(d.event.title, d.event.message) for d in done] == [("sweep lr: all 1 finished", "0 ok, 1 failed")]
+
+
+def test_the_driver_is_not_a_trial_and_its_completion_does_not_pop_up() -> None:
+    engine = Engine()
+    actions = engine.feed(sweep_hello(), now=T0)
+    actions += run_trial(engine, "t0", T0 + 1, loss=0.5)
+    actions += engine.feed(Envelope("progress", Progress(1, 1), job_id="drv"), now=T0 + 200)
+    actions += engine.feed(status("drv", JobState.COMPLETED), now=T0 + 201)
+    notified = [(a.job_id, a.event.title) for a in actions if isinstance(a, Notify)]
+    assert notified == [("group:sweep-lr", "sweep lr: all 1 finished")]
+    view = engine.group("sweep-lr")
+    assert view is not None and view.total == 1
+
+
+def test_a_driver_ending_before_its_last_trial_is_seen_waits_for_it() -> None:
+    """The driver counts ended trials in its progress: its end does not outrun a trial we have not seen yet."""
+    engine = Engine(EngineConfig(group_grace_s=30.0))
+    engine.feed(sweep_hello(), now=T0)
+    run_trial(engine, "t0", T0, loss=0.5)
+    engine.feed(Envelope("progress", Progress(2, None), job_id="drv"), now=T0 + 200)  # 2 trials ended
+    assert summaries(engine.feed(status("drv", JobState.COMPLETED), now=T0 + 201)) == []
+    done = summaries(run_trial(engine, "t1", T0 + 202, loss=0.4))  # first seen now
+    assert [d.event.title for d in done] == ["sweep lr: all 2 finished"]
+
+
+def test_a_trial_the_driver_counted_but_we_never_see_ends_by_the_grace() -> None:
+    engine = Engine(EngineConfig(group_grace_s=30.0))
+    engine.feed(sweep_hello(), now=T0)
+    run_trial(engine, "t0", T0, loss=0.5)
+    engine.feed(Envelope("progress", Progress(2, None), job_id="drv"), now=T0 + 200)
+    engine.feed(status("drv", JobState.COMPLETED), now=T0 + 201)
+    assert summaries(engine.tick(now=T0 + 230)) == []
+    assert [d.event.title for d in summaries(engine.tick(now=T0 + 231))] == ["sweep lr: all 1 finished"]
