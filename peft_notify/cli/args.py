@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 __all__ = ["UsageError", "count", "index", "job_id", "job_url", "number", "port", "seconds", "url_with_token"]
 
@@ -95,6 +96,9 @@ def job_url(text: str) -> str:
         message = str(exc)
         for form in (text, text.strip()):
             message = message.replace(repr(form), repr(_without_secrets(form)))
+        # Whatever form of the URL the message quotes: no user:password@, no token value.
+        message = re.sub(r"//[^/@\s']*@", "//", message)
+        message = re.sub(r"(token=)[^&#\s']*", r"\1…", message)
         raise UsageError(message) from None
     return text
 
