@@ -276,6 +276,7 @@ class NatsSource:
 
     async def _session(self) -> None:
         import nats
+        import nats.aio.client
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
         from nats.js.errors import NotFoundError
 
@@ -288,7 +289,12 @@ class NatsSource:
             log.debug("NATS: %s", exc)
 
         options = _connect_options(self.target)
-        nc = await nats.connect(**options, allow_reconnect=False, closed_cb=on_closed, error_cb=on_error)
+        nc = nats.aio.client.Client()
+        try:
+            await nc.connect(**options, allow_reconnect=False, closed_cb=on_closed, error_cb=on_error)
+        except BaseException:
+            await nc.close()  # nats-py leaves the socket open when the server refuses the credentials
+            raise
         self._nc = nc
         self.connects += 1
         try:

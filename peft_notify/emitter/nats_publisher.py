@@ -254,13 +254,16 @@ class NatsPublisher:
             loop.close()
 
     async def _main(self) -> None:
-        import nats
+        import nats.aio.client
 
         delay = 0.5
         while not self._closing:
+            nc = nats.aio.client.Client()
             try:
-                nc = await nats.connect(**connect_options(self.target, self._on_down, self._on_up, self._on_error))
+                await nc.connect(**connect_options(self.target, self._on_down, self._on_up, self._on_error))
             except Exception as exc:
+                with contextlib.suppress(Exception):  # nats-py leaves the socket open on refused credentials
+                    await nc.close()
                 self._say_down(f"cannot reach {self.target.address}: {type(exc).__name__}: {exc}")
                 await self._sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -523,10 +526,15 @@ def target_from(url: str | None, *, insecure: bool = False) -> natsurl.NatsTarge
     return natsurl.parse(text, insecure=insecure)
 
 
-def start(target: natsurl.NatsTarget, **options: Any) -> NatsPublisher:
-    """A started :class:`NatsPublisher` (raises ``ImportError`` with the install hint when nats-py is missing)."""
+def require_client() -> None:
+    """Raise ``ImportError`` with the install hint when nats-py is missing."""
     try:
         import nats  # noqa: F401
     except ImportError as exc:
         raise ImportError("publishing to NATS needs nats-py: pip install 'peft-notify[cluster]'") from exc
+
+
+def start(target: natsurl.NatsTarget, **options: Any) -> NatsPublisher:
+    """A started :class:`NatsPublisher`. Raises ``ImportError`` (with the install hint) without nats-py."""
+    require_client()
     return NatsPublisher(target, **options).start()

@@ -24,6 +24,7 @@ from peft_notify.emitter.server import JobServer
 if TYPE_CHECKING:
     from peft_notify.channels import ChannelSpec, TrainingRelay
     from peft_notify.emitter.nats_publisher import NatsPublisher
+    from peft_notify.natsurl import NatsTarget
 
 __all__ = ["Started", "start_job"]
 
@@ -76,6 +77,7 @@ def start_job(
     """
     resolved = resolve_group(group)
     specs = _channel_specs(notify, notify_level)
+    nats_target = _nats_target(nats, nats_insecure)  # a bad URL fails here, before anything starts
     piped = attach.from_environment(name=name, total_steps=total_steps)
     if piped is not None:
         if notify:  # the wrapping `peft-notify run` serves the job and delivers with its own --notify
@@ -104,25 +106,30 @@ def start_job(
         ranks.publish(server, handle, key)
     if print_url:
         print(f"peft-notify: job {handle.name!r} at {handle.url}", file=sys.stderr, flush=True)
-    publisher = publish_to_nats(server, handle, nats, insecure=nats_insecure)
+    publisher = publish_to_nats(server, handle, nats_target) if nats_target is not None else None
     return Started(handle, server, owns_server=owns, relay=relay, publisher=publisher)
 
 
-def publish_to_nats(
-    server: JobServer, handle: TrainingHandle, url: str | None, *, insecure: bool = False
-) -> NatsPublisher | None:
-    """Publish ``handle``'s job to NATS when ``url`` or ``PEFT_NOTIFY_NATS`` names a server (else ``None``).
-
-    Imports the NATS layer only then. Raises ``ValueError`` (bad URL, ``nats://`` to another host
-    without ``insecure``) or ``ImportError`` (nats-py missing) before training starts.
-    """
+def _nats_target(url: str | None, insecure: bool) -> NatsTarget | None:
+    """The NATS server named by ``url`` or ``PEFT_NOTIFY_NATS`` (``None``: none; the NATS layer is
+    imported only then). Raises ``ValueError`` (bad URL, ``nats://`` to another host without
+    ``insecure``) or ``ImportError`` (nats-py missing)."""
     if not url and not os.environ.get("PEFT_NOTIFY_NATS", "").strip():
         return None
     from peft_notify.emitter import nats_publisher
-    from peft_notify.emitter.handle import JobHandle
 
     target = nats_publisher.target_from(url, insecure=insecure)
-    if target is None or not isinstance(handle, JobHandle):
+    if target is not None:
+        nats_publisher.require_client()
+    return target
+
+
+def publish_to_nats(server: JobServer, handle: TrainingHandle, target: NatsTarget) -> NatsPublisher | None:
+    """Publish ``handle``'s job (served by ``server``) to ``target``; the started publisher (close it last)."""
+    from peft_notify.emitter import nats_publisher
+    from peft_notify.emitter.handle import JobHandle
+
+    if not isinstance(handle, JobHandle):
         return None
     publisher = nats_publisher.start(target)
     publisher.attach(server, handle)

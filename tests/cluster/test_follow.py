@@ -43,3 +43,66 @@ def test_two_nodes_publish_and_one_desktop_follows_both_through_a_cut_connection
         await proxy.close()
 
     asyncio.run(scenario())
+
+
+def test_the_nats_server_killed_and_restarted_mid_run_loses_nothing(natsd: NatsServer) -> None:
+    """kill -9 of nats-server (file storage) while two jobs train: the jobs keep training (their
+    steps go on while the server is down), and once it is back the desktop sees every
+    notification of both exactly once."""
+
+    async def scenario() -> None:
+        async with Desk(natsd.url) as desk:
+            nodes = [node(natsd.url, "crash-a", steps=200), node(natsd.url, "crash-b", steps=200)]
+            keys = [f"crash-a@127.0.0.1:{natsd.port}", f"crash-b@127.0.0.1:{natsd.port}"]
+            await until(lambda: all(desk.job(k) is not None and desk.job(k).current_step >= 30 for k in keys))
+            natsd.kill()
+            down_at = max(desk.job(k).current_step for k in keys)
+            await asyncio.sleep(2.0)  # the jobs train on meanwhile (at 20 ms a step: ~100 steps)
+            natsd.start()
+            results = [await finish(proc) for proc in nodes]
+            for rc, out, err in results:
+                assert rc == 0, err
+                assert "step 200" in out and "done" in out
+            await until(lambda: all(desk.job(k).state.value == "completed" for k in keys), 60, "both completed")
+            await desk.monitor.drain()
+            for key in keys:
+                titles = Counter(desk.popups(key))
+                assert all(n == 1 for n in titles.values()), titles
+                # The warning (sent while the server was down) and the completion, once each; progress
+                # waited coalesced, so milestones crossed meanwhile come as one popup naming them all.
+                shown = " ".join(
+                    f"{r.event.title} {r.event.message}" for r in desk.notifier.requests if r.job_id == key
+                )
+                assert "plateau" in shown and "training complete" in shown, shown
+                assert all(f"{m}%" in shown or f"{m} %" in shown for m in (25, 50, 75)), shown
+                assert desk.job(key).current_step == 200
+            assert down_at < 100  # the server was down while training crossed the 50 % mark
+            assert desk.monitor.connections[desk.url].client.connects >= 2
+
+    asyncio.run(scenario())
+
+
+def test_a_desktop_started_after_the_job_finished_shows_its_final_state_and_last_notifications(
+    natsd: NatsServer,
+) -> None:
+    """The job ends before any desktop exists: a new desktop has its final state from the KV
+    bucket at once and the job's notifications from the stream in its history, without popping
+    up anything from the past."""
+
+    async def scenario() -> None:
+        rc, _out, err = await finish(node(natsd.url, "early", steps=60, extra=("--note", "checkpoint saved")))
+        assert rc == 0, err
+        key = f"early@127.0.0.1:{natsd.port}"
+        async with Desk(natsd.url) as desk:
+            await until(lambda: desk.job(key) is not None and desk.job(key).state.value == "completed")
+            await until(lambda: len(desk.entries(key)) >= 2, what="past notifications in history")
+            await desk.monitor.drain()
+            view = desk.job(key)
+            assert view.current_step == 60 and view.total_steps == 60
+            assert view.name == "node early"
+            texts = [f"{e.title} {e.message} {e.status.value}" for e in desk.entries(key)]
+            assert any("plateau" in t and "filtered" in t for t in texts), texts  # recorded, not shown
+            assert any("checkpoint saved" in t for t in texts), texts
+            assert desk.popups() == []  # nothing from the past pops up
+
+    asyncio.run(scenario())

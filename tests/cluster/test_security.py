@@ -1,0 +1,129 @@
+"""NATS URLs, credentials and identities: each defence performs the attack (docs/security.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import nats
+import pytest
+
+import peft_notify
+from peft_notify import natsurl, wire
+from peft_notify.desktop.frames import ClientState
+from tests.cluster.natsd import NatsServer
+from tests.cluster.rig import Desk, finish, node, until
+
+
+@pytest.mark.parametrize(
+    "url", ["nats://10.1.2.3:4222", "nats://gpu-login.cluster:4222", "nats://zq7tok@[2001:db8::1]:4222"]
+)
+def test_clear_text_to_another_host_is_refused_unless_insecure(url: str) -> None:
+    with pytest.raises(ValueError, match="clear text") as caught:
+        natsurl.parse(url)
+    assert "zq7tok" not in str(caught.value)
+    assert natsurl.parse(url, insecure=True).port == 4222
+    assert natsurl.parse(url.replace("nats://", "tls://")).scheme == "tls"  # TLS to any host is fine
+
+
+def test_urls_are_checked_once_and_never_show_their_secrets() -> None:
+    target = natsurl.parse("nats://s3cret@127.0.0.1:4333/peft.jobs.team-a.*?creds=/tmp/u.creds")
+    assert (target.token, target.port, target.subject, target.creds) == (
+        "s3cret",
+        4333,
+        "peft.jobs.team-a.*",
+        "/tmp/u.creds",
+    )
+    assert "s3cret" not in repr(target) and "s3cret" not in target.address
+    assert natsurl.shown("nats://user:pa55@127.0.0.1:4222/peft.jobs.>") == "nats://127.0.0.1:4222/peft.jobs.>"
+    for bad in (
+        "nats://127.0.0.1:99999",
+        "nats://127.0.0.1:4222/other.>",
+        "nats://127.0.0.1/peft.jobs.>.x",
+        "nats://127.0.0.1/peft.jobs.a..b",
+        "nats://127.0.0.1?token=x",
+        "http://127.0.0.1:4222",
+    ):
+        with pytest.raises(ValueError):
+            natsurl.parse(bad)
+    with pytest.raises(ValueError, match="subject"):
+        natsurl.subject_for("a..b")
+    assert natsurl.kv_key("host:job.1") == "host=job.1"
+
+
+def test_a_refused_url_fails_before_the_job_starts(tmp_path: Path) -> None:
+    with (
+        pytest.raises(ValueError, match="clear text"),
+        peft_notify.job("x", nats="nats://gpu-login:4222", print_url=False),
+    ):
+        pass
+    assert not list((tmp_path / "rt").glob("*.json"))  # no job server was left serving
+
+
+def test_token_auth_the_desktop_needs_the_token_and_never_shows_it(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "js", token="n4ts-s3cret").start()
+    try:
+
+        async def scenario() -> None:
+            rc, _out, err = await finish(node(server.url, "authed", steps=20))
+            assert rc == 0, err
+            async with Desk(f"nats://127.0.0.1:{server.port}") as desk:
+                conn = desk.monitor.connections[desk.url]
+                await until(lambda: conn.state is ClientState.AUTH_REFUSED, 15, "auth refused")
+                assert "n4ts-s3cret" not in conn.detail
+            async with Desk(server.url) as desk:
+                key = f"authed@127.0.0.1:{server.port}"
+                await until(lambda: desk.job(key) is not None and desk.job(key).state.value == "completed")
+                assert all("n4ts-s3cret" not in c.url for c in desk.monitor.connections.values() if c.source)
+
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+
+
+def test_a_publisher_posing_as_another_job_writes_nothing_under_it(natsd: NatsServer) -> None:
+    """Frames on peft.jobs.victim that name another job, and frames naming the victim on another
+    subject, are refused: a job's identity is its subject (like a WebSocket job's is its URL)."""
+
+    async def scenario() -> None:
+        async with Desk(natsd.url) as desk:
+            rc, _out, err = await finish(node(natsd.url, "victim", steps=20))
+            assert rc == 0, err
+            victim = f"victim@127.0.0.1:{natsd.port}"
+            await until(lambda: desk.job(victim) is not None and desk.job(victim).state.value == "completed")
+            nc = await nats.connect(natsd.url)
+            js = nc.jetstream()
+            forged = wire.Envelope(
+                type="notification",
+                data=wire.NotificationEvent(type=wire.NotificationType.ERROR, title="forged", message="pwned"),
+                seq=10_000,
+                job_id="victim",
+            )
+            await js.publish("peft.jobs.mallory", wire.encode(forged).encode())
+            await js.publish("peft.jobs.victim", wire.encode(forged).replace('"victim"', '"mallory"').encode())
+            await js.publish("peft.jobs.victim", b"not json at all")
+            await nc.close()
+            await asyncio.sleep(1.5)
+            await desk.monitor.drain()
+            assert desk.job(victim).state.value == "completed"
+            assert not [t for t in desk.popups() if "forged" in t]
+            assert all("forged" not in e.title for e in desk.entries(victim))
+
+    asyncio.run(scenario())
+
+
+def test_the_stream_is_created_with_limits_and_never_stores_actions(natsd: NatsServer) -> None:
+    """The first job creates the stream with age and size limits; actions are core-NATS requests on
+    peft.actions.*, outside the stream, so no later reader can replay a Retry or a Cancel."""
+
+    async def scenario() -> None:
+        nc = await nats.connect(natsd.url)
+        proc = node(natsd.url, "kept", steps=30)
+        rc, _out, _err = await finish(proc)
+        assert rc == 0
+        info = await nc.jetstream().stream_info("PEFT_JOBS")
+        assert info.config.subjects == ["peft.jobs.>"]
+        assert info.config.max_age and info.config.max_bytes and info.config.max_age > 0
+        await nc.close()
+
+    asyncio.run(scenario())
