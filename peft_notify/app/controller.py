@@ -288,7 +288,9 @@ class Controller(QObject):
         def post(write: Callable[[], None]) -> None:  # from channel threads: write on the loop, then refresh
             loop.call_soon_threadsafe(self._channel_write, write)
 
-        self.channels = DesktopChannels.from_settings(self.settings.channels, history=history, post=post)
+        self.channels = DesktopChannels.from_settings(
+            self.settings.channels, history=history, post=post, on_problem=lambda line: self.problem.emit("", line)
+        )
         for line in self.channels.problems:
             self.problem.emit("", f"Channel left out: {line}")
 

@@ -162,8 +162,7 @@ class AppriseSender:
         # apprise's own log lines can carry what the privacy form hides (ntfy logs the topic at
         # WARNING); its records stay inside apprise, our lines and results carry scrubbed text.
         apprise_log = logging.getLogger("apprise")
-        if not apprise_log.handlers:
-            apprise_log.addHandler(logging.NullHandler())
+        if all(isinstance(h, logging.NullHandler) for h in apprise_log.handlers):  # nobody asked for them
             apprise_log.propagate = False
         self.attachments = bool(getattr(service, "attachment_support", False))
         self._apobj = apprise.Apprise()

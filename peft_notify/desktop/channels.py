@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from peft_notify.channels import ChannelFeed, ChannelHub, ChannelSpec, parse_level
-from peft_notify.channels.events import Delivery
+from peft_notify.channels.events import Delivery, Outcome
 from peft_notify.channels.hub import Channel
 from peft_notify.channels.secrets import SecretError, SecretStore
 from peft_notify.desktop.settings import ChannelSetting
@@ -73,15 +73,19 @@ class DesktopChannels:
         history: ChannelHistory | None = None,
         clock: Callable[[], float] = time.time,
         post: Callable[[Callable[[], None]], object] | None = None,
+        on_problem: Callable[[str], None] | None = None,
     ) -> None:
         """``post(fn)`` runs ``fn`` on the history's thread (``loop.call_soon_threadsafe``): deliveries
-        are reported on channel threads and SQLite connections stay on the thread that made them."""
+        are reported on channel threads and SQLite connections stay on the thread that made them.
+        ``on_problem(line)`` (run through ``post``) hears when a channel fails for good."""
         self.problems = list(problems)
         for line in self.problems:
             log.warning("notification channel left out: %s", line)
         self.history = history
         self.clock = clock
         self.post = post
+        self.on_problem = on_problem
+        self._failing: set[str] = set()  # channels whose last message failed for good
         self.feed = ChannelFeed(skip_self_delivering=True)
         self.hub = ChannelHub(specs, self._on_delivery)
 
@@ -93,10 +97,11 @@ class DesktopChannels:
         store: SecretStore | None = None,
         history: ChannelHistory | None = None,
         post: Callable[[Callable[[], None]], object] | None = None,
+        on_problem: Callable[[str], None] | None = None,
     ) -> DesktopChannels:
         """The channels of ``Settings.channels`` (secrets read from the keyring; problems kept)."""
         specs, problems = resolve(settings, store)
-        return cls(specs, problems=problems, history=history, post=post)
+        return cls(specs, problems=problems, history=history, post=post, on_problem=on_problem)
 
     def observe(self, envelope: Envelope, job_id: str | None = None) -> None:
         """One envelope fed to the engine (``job_id``: the engine's key for its job)."""
@@ -137,13 +142,23 @@ class DesktopChannels:
         self.hub.close(drain_s)
 
     def _on_delivery(self, channel: Channel, delivery: Delivery) -> None:
-        """Channel worker thread: have the outcome written on the entry's history row."""
-        if self.history is None:
+        """Channel worker thread: have the outcome written on the entry's history row (and a
+        failure said once per failing spell: the channel's clear failure state)."""
+        failing = delivery.outcome is Outcome.FAILED and channel.display not in self._failing
+        if delivery.outcome is Outcome.FAILED:
+            self._failing.add(channel.display)
+        elif delivery.outcome in (Outcome.SENT, Outcome.MERGED):
+            self._failing.discard(channel.display)
+        if self.history is None and not (failing and self.on_problem):
             return
         display, ts = channel.display, self.clock()
+        problem = f"Channel {display} is failing: {delivery.reason}" if failing else None
 
         def write() -> None:
-            self._record(display, delivery, ts)
+            if self.history is not None:
+                self._record(display, delivery, ts)
+            if problem is not None and self.on_problem is not None:
+                self.on_problem(problem)
 
         if self.post is None:
             write()

@@ -1,9 +1,10 @@
 """Real services for the channel tests: a loopback HTTP receiver and an SMTP server (aiosmtpd).
 
 ``receiver`` is a ThreadingHTTPServer on 127.0.0.1 that records every request (path, headers,
-body) and answers by the first path segment's mode: ``/ok`` 200, ``/fail`` 500 (ntfy: the topic), ``/limit``
-429 with ``Retry-After`` (then 200 once ``limit_times`` answers were 429), ``/hang`` never
-answers until the test ends. apprise's ``json://``, ``form://`` and ``ntfy://`` all post here.
+body) and answers by the first path segment's mode (ntfy: the topic's first word): ``/ok`` 200,
+``/fail`` 500, ``/gone`` 404, ``/limit`` 429 with ``Retry-After`` (then 200 once ``limit_times``
+answers were 429), ``/hang`` never answers until the test ends. apprise's ``json://``,
+``form://`` and ``ntfy://`` all post here.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def _handler(rec: Receiver) -> type[BaseHTTPRequestHandler]:
             status, headers = 200, {}
             if mode == "fail":
                 status = 500
+            elif mode == "gone":
+                status = 404
             elif mode == "limit":
                 with rec.cond:
                     rec._limited += 1

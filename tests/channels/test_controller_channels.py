@@ -69,3 +69,48 @@ def test_errors_go_to_the_channel_and_the_delivery_is_in_history(qapp: Any, rece
     assert list(delivered.values()).count({}) == 1
     assert [outcome for d in delivered.values() for outcome in d.values()] == ["sent"]
     history.close()
+
+
+def test_a_channel_that_fails_for_good_is_said_in_the_banner_once(
+    qapp: Any, receiver: Receiver, tmp_path: Path
+) -> None:
+    client_factory = ClientFactory()
+    history = SqliteHistoryStore(tmp_path / "h.db")
+    channel = ChannelSetting("plain:" + receiver.url("json", "gone"), "json://…/gone", "error")
+    controller = Controller(
+        Settings(channels=(channel,)),
+        engine=Engine(EngineConfig()),
+        history=history,
+        notifiers=[RecordingNotifier()],
+        taskbar=RecordingTaskbar(),
+        dnd_probe=ScriptedDndProbe([DndState.OFF]),
+        client_factory=client_factory,
+    )
+    problems: list[str] = []
+    controller.problem.connect(lambda key, text: problems.append(text))
+
+    async def scenario() -> None:
+        controller.start()
+        controller.subscribe(URL, persist=False)
+        client = client_factory.last(URL)
+        now = time.time()
+        client.on_message(envelope("job-1", 1, hello(), ts=now))
+        for seq, kind in ((2, "oom_error"), (3, "cuda_error")):
+            note = wire.NotificationEvent(
+                type=wire.NotificationType.ERROR, title=f"llama: {kind}", message="x", error_type=kind
+            )
+            client.on_message(envelope("job-1", seq, note, ts=now))
+            await controller.drain()
+            assert controller.channels is not None
+            assert await asyncio.to_thread(controller.channels.hub.flush, 10)
+        await asyncio.sleep(0.2)
+        await controller.shutdown()
+
+    asyncio.run(scenario())
+    failing = [p for p in problems if p.startswith("Channel ")]
+    assert len(failing) == 1
+    assert failing[0].startswith(f"Channel json://127.0.0.1:{receiver.port}/gone is failing: failure · HTTP 404")
+    outcomes = [dict(e.channels) for e in history.query(HistoryQuery()) if e.kind == "error"]
+    assert all(next(iter(o.values())).startswith("failed: failure · HTTP 404") for o in outcomes)
+    assert len(outcomes) == 2
+    history.close()

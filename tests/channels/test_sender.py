@@ -140,13 +140,29 @@ def test_parse_retry_after_http_date() -> None:
 def test_a_failure_answer_never_carries_the_hidden_parts_of_the_url(receiver: Receiver) -> None:
     # apprise's ntfy plugin names the topic in its failure line ("Failed to send ntfy notification to
     # topic '...'"); the topic is the secret of an ntfy channel, so the answer must not carry it.
-    sender = AppriseSender(f"ntfy://bob:pa55word@127.0.0.1:{receiver.port}/fail-secret-topic-42", timeout_s=2)
-    result = sender.send(outgoing(K.ERROR))
+    import logging
+
+    class Keep(logging.Handler):  # what the process's own logging (a root handler) would get
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    try:
+        sender = AppriseSender(f"ntfy://bob:pa55word@127.0.0.1:{receiver.port}/fail-secret-topic-42", timeout_s=2)
+        result = sender.send(outgoing(K.ERROR))
+    finally:
+        logging.getLogger().removeHandler(keep)
     assert not result.ok
     assert result.http_status == 500
     text = f"{sender.display} {result.summary()}"
-    assert "my-secret-topic-42" not in text
+    assert "secret-topic-42" not in text
     assert "pa55word" not in text
+    assert not any("secret-topic-42" in line for line in keep.lines)  # apprise's records stay inside apprise
 
 
 def test_text_from_the_job_cannot_ping_a_chat_or_inject_markup(receiver: Receiver) -> None:
