@@ -2,7 +2,7 @@
 
 Run on a machine with an NVIDIA GPU, PyTorch with CUDA and nvidia-ml-py::
 
-    python -m bench.gpu_check [--device 0] [--for-s 30] [--step-gib 2] [--timeout 300]
+    python -m bench.gpu_check [--device 0] [--for-s 30] [--step-gib 4] [--timeout 300]
 
 It serves a real job (``peft_notify.job``), samples the machine with the real
 :class:`~peft_notify.emitter.resources.ResourceSampler` (the real NVML, no fake), connects a
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--for-s", type=float, default=30.0, help="how long GPU memory must stay high (rule default 30)"
     )
-    parser.add_argument("--step-gib", type=float, default=2.0)
+    parser.add_argument("--step-gib", type=float, default=4.0)
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     try:
@@ -53,10 +53,17 @@ async def check(args: argparse.Namespace, torch: Any) -> int:
 
     import peft_notify
     from peft_notify import wire
+    from peft_notify.emitter.resources import open_nvml
     from peft_notify.engine import Engine, EngineConfig, Notify
     from peft_notify.engine.resources import ResourceThresholds
 
     report: dict[str, Any] = {"device": args.device, "for_s": args.for_s, "steps": []}
+    gpus, note = open_nvml()  # before any CUDA work: a machine without NVML cannot run the check
+    if gpus is None:
+        report.update(ok=False, error=note)
+        print(json.dumps(report))
+        return 2
+    gpus.close()
     device = torch.device(f"cuda:{args.device}")
     torch.cuda.set_device(device)
     blocks = [torch.empty(64 << 20, dtype=torch.uint8, device=device)]  # a CUDA context on the device
