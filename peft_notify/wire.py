@@ -24,7 +24,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 __all__ = [
     "MAX_FRAME_BYTES",
     "PROTOCOL_VERSION",
-    "Action",
+    "ActionRequest",
     "Body",
     "DiskSample",
     "Envelope",
@@ -334,7 +334,7 @@ class Unknown:
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
+class ActionRequest:
     """Client→server request, e.g. ``retry`` or ``cancel`` (``ref_seq``: the message it answers)."""
 
     action: str
@@ -535,7 +535,7 @@ def encode(env: Envelope) -> str:
     return json.dumps(to_dict(env), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
-def encode_action(action: Action) -> str:
+def encode_action(action: ActionRequest) -> str:
     """Serialise a client→server action frame."""
     data: dict[str, Any] = {"action": action.action}
     if action.ref_seq is not None:
@@ -1000,14 +1000,14 @@ def decode(frame: str | bytes) -> Envelope:
     return Envelope(type=kind, data=body, seq=seq, job_id=job_id, ts=ts, v=version)
 
 
-def decode_action(frame: str | bytes) -> Action:
+def decode_action(frame: str | bytes) -> ActionRequest:
     """Parse a client→server ``action`` frame. Raises :class:`ProtocolError`."""
     top = _Obj(_load(frame), "")
     kind = top.req_str("type", limit=MAX_SHORT)
     if kind != MessageType.ACTION.value:
         raise ProtocolError(f"expected 'action', got {kind[:40]!r}", "type")
     data = top.obj("data")
-    return Action(
+    return ActionRequest(
         action=data.req_str("action", limit=MAX_SHORT, empty=False),
         ref_seq=data.int_("ref_seq", minimum=0),
     )

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from peft_notify import wire
 from peft_notify.wire import (
     MAX_FRAME_BYTES,
-    Action,
+    ActionRequest,
     Envelope,
     Hello,
     JobState,
@@ -152,10 +152,10 @@ def test_schema_rejects_what_the_decoder_rejects() -> None:
 
 
 def test_action_round_trip_and_schema() -> None:
-    text = wire.encode_action(Action("retry", ref_seq=12))
+    text = wire.encode_action(ActionRequest("retry", ref_seq=12))
     jsonschema.validate(json.loads(text), SCHEMA["$defs"]["action"])
-    assert wire.decode_action(text) == Action("retry", ref_seq=12)
-    assert wire.decode_action(wire.encode_action(Action("cancel"))) == Action("cancel")
+    assert wire.decode_action(text) == ActionRequest("retry", ref_seq=12)
+    assert wire.decode_action(wire.encode_action(ActionRequest("cancel"))) == ActionRequest("cancel")
 
 
 def test_decode_action_rejects_other_types() -> None:
@@ -450,12 +450,16 @@ def test_peek_progress_job_agrees_with_the_encoder(
         Envelope("status", Status(state=JobState.PAUSED, reason=f'"type":"progress" {name}'), seq=seq, job_id=job_id),
         Envelope(
             "notification",
-            NotificationEvent(type=NotificationType.WARNING, title='{"v":1,"seq":1,"type":"progress","job_id":"x"', message=""),
+            NotificationEvent(
+                type=NotificationType.WARNING, title='{"v":1,"seq":1,"type":"progress","job_id":"x"', message=""
+            ),
             seq=seq,
             job_id=job_id,
             ts=TS,
         ),
-        Envelope("notification", NotificationEvent(type=NotificationType.COMPLETION, title=name, message=""), ts=TS, v=None),
+        Envelope(
+            "notification", NotificationEvent(type=NotificationType.COMPLETION, title=name, message=""), ts=TS, v=None
+        ),
     ]
     for env in others:
         assert wire.peek_progress_job(wire.encode(env)) is None

@@ -213,7 +213,7 @@ class JobClient:
         elif self._attempt is not None:
             self._attempt.cancel()  # still connecting: don't wait for the handshake timeout
 
-    async def send_action(self, action: wire.Action) -> bool:
+    async def send_action(self, action: wire.ActionRequest) -> bool:
         """Send an action (``retry``, ``cancel``...) to the job; False when not connected."""
         ws = self._ws
         if ws is None:

@@ -36,8 +36,7 @@ from peft_notify.engine.actions import (
     SetTaskbar,
 )
 from peft_notify.ports import Delivery, DeliveryStatus, HistoryStore, Notifier, NotifyRequest, TaskbarProgress
-from peft_notify.wire import MAX_TITLE, NotificationEvent
-from peft_notify.wire import Action as WireAction
+from peft_notify.wire import MAX_TITLE, ActionRequest, NotificationEvent
 
 __all__ = ["AttachmentFor", "DispatchResult", "Dispatcher", "Route", "SendToJob", "ShowDetails", "named"]
 
@@ -57,7 +56,7 @@ class SendToJob:
     """A notification's Retry/Cancel button: send ``action`` to the job ``job_id`` names (its connection)."""
 
     job_id: str
-    action: WireAction
+    action: ActionRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,12 +250,12 @@ class Dispatcher:
         if action == "dismissed":
             # A dismissed failure tells a job waiting for Retry (``peft-notify run``) to stop waiting.
             if record_id in self._errors:
-                return SendToJob(job_id, WireAction("dismiss", ref_seq=self._entries[record_id][1]))
+                return SendToJob(job_id, ActionRequest("dismiss", ref_seq=self._entries[record_id][1]))
             return None
         if record_id:
             self._safely("mark read", self.history.mark_read, [record_id])
         if action in _JOB_ACTIONS:
-            return SendToJob(job_id, WireAction(action, ref_seq=self._entries.get(record_id, (job_id, None))[1]))
+            return SendToJob(job_id, ActionRequest(action, ref_seq=self._entries.get(record_id, (job_id, None))[1]))
         if action in ("default", "view-details"):
             return ShowDetails(job_id, record_id)
         log.info("ignoring unknown notification action %r for job %s", action, job_id)

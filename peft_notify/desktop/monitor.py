@@ -40,8 +40,8 @@ from peft_notify.desktop.nats_source import NatsSources
 from peft_notify.desktop.procwatch import is_local_host, process_alive
 from peft_notify.engine.actions import Action, Record
 from peft_notify.ports import DeliveryStatus, DndProbe, DndState
-from peft_notify.wire import Action as WireAction
 from peft_notify.wire import (
+    ActionRequest,
     Envelope,
     Group,
     Hello,
@@ -122,7 +122,7 @@ class ClientLike(Protocol):
 
     def stop(self) -> None: ...
 
-    async def send_action(self, action: WireAction) -> bool: ...
+    async def send_action(self, action: ActionRequest) -> bool: ...
 
 
 # (url, token, on_message, on_event, since) -> client
@@ -707,7 +707,7 @@ class Monitor:
 
     # -- outgoing ------------------------------------------------------------------------
 
-    async def send_action(self, job_key: str, action: WireAction) -> bool:
+    async def send_action(self, job_key: str, action: ActionRequest) -> bool:
         """Send ``action`` (retry, cancel) to the job's own connection; False when not connected."""
         conn = self._by_job.get(job_key)
         client = conn.client if conn is not None else None
@@ -728,7 +728,7 @@ class Monitor:
         conn = self.connections.get(url)
         if conn is None:
             return None
-        return self._send_soon(conn, WireAction(action, ref_seq=ref_seq))
+        return self._send_soon(conn, ActionRequest(action, ref_seq=ref_seq))
 
     def press(self, job_key: str, record_id: int, action: str) -> None:
         """A notification's button or click (what :class:`ButtonPresses` delivers)."""
@@ -751,7 +751,7 @@ class Monitor:
             self._emit(ShowJob(self._by_job.get(route.job_id), route.record_id))
         self._emit(Performed(0))  # the entry was marked read
 
-    def _send_dismiss(self, job_key: str, action: WireAction) -> None:
+    def _send_dismiss(self, job_key: str, action: ActionRequest) -> None:
         """Tell a job that offers ``dismiss`` its failure was dismissed; quietly: nothing waits on it here."""
         conn, view = self._by_job.get(job_key), self.engine.job(job_key)
         if conn is None or conn.client is None or "dismiss" not in getattr(view, "capabilities", ()):
@@ -769,7 +769,7 @@ class Monitor:
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
-    def _send_soon(self, conn: Connection, action: WireAction) -> asyncio.Task[bool] | None:
+    def _send_soon(self, conn: Connection, action: ActionRequest) -> asyncio.Task[bool] | None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

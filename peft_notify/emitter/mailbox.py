@@ -23,7 +23,7 @@ __all__ = ["ActionCallback", "ActionRegistry", "Mailbox", "Report", "RunState", 
 
 log = logging.getLogger(__name__)
 
-ActionCallback = Callable[[wire.Action], None]
+ActionCallback = Callable[[wire.ActionRequest], None]
 Report: TypeAlias = wire.Body | Ranked
 
 
@@ -119,7 +119,7 @@ class ActionRegistry:
         with self._lock:
             self._callbacks.append(callback)
 
-    def dispatch(self, action: wire.Action) -> None:
+    def dispatch(self, action: wire.ActionRequest) -> None:
         """Call every callback with ``action``; a callback's exception is logged, never raised."""
         with self._lock:
             callbacks = list(self._callbacks)

@@ -389,7 +389,7 @@ class _Hub:
     def served(self, job_id: str) -> ServedJob | None:
         return self._server.pump.get(job_id)
 
-    def perform(self, job: ServedJob, action: wire.Action) -> None:
+    def perform(self, job: ServedJob, action: wire.ActionRequest) -> None:
         self._server._actions.submit(job.actions.dispatch, action)
 
     def add_ranked(self, job: ServedJob, ranked: reports.Ranked) -> None:

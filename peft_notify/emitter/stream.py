@@ -41,7 +41,7 @@ class Hub(Protocol):
     def served(self, job_id: str) -> ServedJob | None:
         """The job served under ``job_id`` now, if any."""
 
-    def perform(self, job: ServedJob, action: wire.Action) -> None:
+    def perform(self, job: ServedJob, action: wire.ActionRequest) -> None:
         """Hand an accepted action to the job's callbacks (off the loop)."""
 
     def add_ranked(self, job: ServedJob, ranked: reports.Ranked) -> None:
@@ -116,7 +116,7 @@ async def serve_subscriber(hub: Hub, ws: ServerConnection, job: ServedJob, route
         reader.cancel()
 
 
-def action_refusal(job: ServedJob, action: wire.Action) -> str | None:
+def action_refusal(job: ServedJob, action: wire.ActionRequest) -> str | None:
     """Why ``action`` is refused for ``job`` now, or ``None`` when it may run.
 
     A job only takes the actions it advertises (``capabilities``), and ``retry`` only

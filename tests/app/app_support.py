@@ -24,7 +24,7 @@ class FakeClient:
     ) -> None:
         self.url, self.token, self.since = url, token, since
         self.on_message, self.on_event = on_message, on_event
-        self.sent: list[wire.Action] = []
+        self.sent: list[wire.ActionRequest] = []
         self.stopped = False
         self.accept = True
         self.last_seq: int | None = since
@@ -36,7 +36,7 @@ class FakeClient:
     def stop(self) -> None:
         self.stopped = True
 
-    async def send_action(self, action: wire.Action) -> bool:
+    async def send_action(self, action: wire.ActionRequest) -> bool:
         self.sent.append(action)
         return self.accept
 

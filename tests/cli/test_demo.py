@@ -85,7 +85,7 @@ def test_cancel_on_one_demo_job_cancels_only_that_one() -> None:
     async def main() -> None:
         tasks = [asyncio.create_task(c.run()) for c in follower.clients.values()]
         await follower.until(lambda: any(p.current_step >= 5 for p in follower.bodies("demo-3", wire.Progress)))
-        assert await follower.client("demo-3").send_action(wire.Action("cancel"))
+        assert await follower.client("demo-3").send_action(wire.ActionRequest("cancel"))
         await follower.until(lambda: all(follower.finals(j.job_id) for j in jobs))
         for client in follower.clients.values():
             client.stop()
@@ -110,7 +110,7 @@ def test_retry_relaunches_the_failed_demo_job_as_a_new_run() -> None:
     async def main() -> None:
         tasks = [asyncio.create_task(c.run()) for c in follower.clients.values()]
         await follower.until(lambda: bool(follower.finals("demo-2")))
-        assert await follower.client("demo-2").send_action(wire.Action("retry"))
+        assert await follower.client("demo-2").send_action(wire.ActionRequest("retry"))
         await follower.until(lambda: len(follower.finals("demo-2")) == 2 and bool(follower.finals("demo-1")))
         for client in follower.clients.values():
             client.stop()

@@ -221,7 +221,7 @@ def test_retry_action_relaunches_the_command_as_a_new_run(tmp_path: Path) -> Non
             run.proc.stdin.flush()  # type: ignore[union-attr]
             while not any(isinstance(m.data, wire.Status) and m.data.state.finished for m in run.messages):
                 await asyncio.sleep(0.01)
-            retried.append(await client.send_action(wire.Action("retry")))
+            retried.append(await client.send_action(wire.ActionRequest("retry")))
             await task
 
     asyncio.run(main())

@@ -99,7 +99,7 @@ class RetryRun:
 
     def send(self, action: str) -> bool:
         assert self._client is not None and self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(self._client.send_action(wire.Action(action)), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._client.send_action(wire.ActionRequest(action)), self._loop)
         return bool(future.result(10))
 
     def fail(self) -> None:

@@ -283,10 +283,10 @@ def test_send_action_reaches_the_job(server: JobServer) -> None:
     async def main() -> bool:
         rec = Recorder()
         client = JobClient(server.url_for("j"), on_event=rec.on_event)
-        assert await client.send_action(wire.Action("cancel")) is False  # not connected yet
+        assert await client.send_action(wire.ActionRequest("cancel")) is False  # not connected yet
         task = asyncio.create_task(client.run())
         await rec.until(lambda: client.state is ClientState.CONNECTED)
-        ok = await client.send_action(wire.Action("cancel", ref_seq=1))
+        ok = await client.send_action(wire.ActionRequest("cancel", ref_seq=1))
         await asyncio.to_thread(got.wait, 5)
         client.stop()
         await task

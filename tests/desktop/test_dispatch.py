@@ -24,8 +24,7 @@ from peft_notify.engine.actions import (
 )
 from peft_notify.ports import Delivery, DeliveryStatus, HistoryEntry, HistoryQuery, NotifyRequest, TaskbarState
 from peft_notify.testing import FakeClock, MemoryHistoryStore, RecordingNotifier, RecordingTaskbar
-from peft_notify.wire import Action as WireAction
-from peft_notify.wire import NotificationEvent, NotificationType
+from peft_notify.wire import ActionRequest, NotificationEvent, NotificationType
 
 T = TypeVar("T")
 
@@ -209,7 +208,7 @@ def test_attachment_is_passed_and_its_failure_ignored(tmp_path: Path) -> None:
 
 
 def test_retry_button_reaches_the_job_with_the_entry_seq() -> None:
-    sent: list[tuple[str, WireAction]] = []
+    sent: list[tuple[str, ActionRequest]] = []
     viewed: list[tuple[str, int]] = []
     history = MemoryHistoryStore()
     dispatcher = Dispatcher(history, [], RecordingTaskbar())
@@ -230,10 +229,10 @@ def test_retry_button_reaches_the_job_with_the_entry_seq() -> None:
         notifier.invoke("view-details")
         notifier.invoke("default")
         # Issue 11 item 1: a dismissed failure is told to the job (a ``run`` waiting for Retry stops waiting).
-        assert dispatcher.route_action("job", 1, "dismissed") == SendToJob("job", WireAction("dismiss", ref_seq=12))
+        assert dispatcher.route_action("job", 1, "dismissed") == SendToJob("job", ActionRequest("dismiss", ref_seq=12))
 
     run(scenario())
-    assert sent == [("job", WireAction("retry", ref_seq=12))] * 2
+    assert sent == [("job", ActionRequest("retry", ref_seq=12))] * 2
     assert viewed == [("job", 1), ("job", 1)]
     assert history.entries[1].read
 
@@ -242,13 +241,13 @@ def test_only_a_dismissed_error_is_sent_to_the_job() -> None:
     dispatcher = Dispatcher(MemoryHistoryStore(), [RecordingNotifier()], RecordingTaskbar())
     run(dispatcher.perform([Notify("job", milestone(), key="m", seq=3), Notify("job", error(), key="oom", seq=4)]))
     assert dispatcher.route_action("job", 1, "dismissed") is None  # a milestone popup closed: nothing to say
-    assert dispatcher.route_action("job", 2, "dismissed") == SendToJob("job", WireAction("dismiss", ref_seq=4))
+    assert dispatcher.route_action("job", 2, "dismissed") == SendToJob("job", ActionRequest("dismiss", ref_seq=4))
 
 
 def test_unknown_actions_go_nowhere_and_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="peft_notify.desktop.dispatch")
     dispatcher = Dispatcher(MemoryHistoryStore(), [], RecordingTaskbar())
-    assert dispatcher.route_action("job", 0, "retry") == SendToJob("job", WireAction("retry"))
+    assert dispatcher.route_action("job", 0, "retry") == SendToJob("job", ActionRequest("retry"))
     assert dispatcher.route_action("job", 0, "explode") is None
     assert "ignoring unknown notification action 'explode'" in caplog.text
 

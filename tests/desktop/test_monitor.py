@@ -102,7 +102,7 @@ class FakeClient:
         target = parse_job_url(url)
         self.url, self.tracker = url, FrameTracker(target.job_id, label=target.address)
         self.on_message, self.on_event = on_message, on_event
-        self.sent: list[wire.Action] = []
+        self.sent: list[wire.ActionRequest] = []
         self.stopped = asyncio.Event()
 
     def push(self, *frames: str) -> None:
@@ -118,7 +118,7 @@ class FakeClient:
     def stop(self) -> None:
         self.stopped.set()
 
-    async def send_action(self, action: wire.Action) -> bool:
+    async def send_action(self, action: wire.ActionRequest) -> bool:
         self.sent.append(action)
         return True
 
@@ -259,17 +259,17 @@ def test_button_presses_from_another_thread_reach_the_monitor() -> None:
         await rig.monitor.shutdown()
 
     asyncio.run(scenario())
-    assert rig.clients[0].sent == [wire.Action("cancel", ref_seq=7)]
+    assert rig.clients[0].sent == [wire.ActionRequest("cancel", ref_seq=7)]
 
 
 # ---------------------------------------------------------------- attacks with real servers
 
 
 @pytest.fixture
-def victim() -> Iterator[tuple[JobServer, Any, list[wire.Action]]]:
+def victim() -> Iterator[tuple[JobServer, Any, list[wire.ActionRequest]]]:
     server = JobServer(token="victim-token", discovery_files=False).start()
     handle = server.add_job("victim", name="victim-job", total_steps=100, capabilities=["retry", "cancel"])
-    got: list[wire.Action] = []
+    got: list[wire.ActionRequest] = []
     handle.on_action(got.append)
     yield server, handle, got
     server.stop()
@@ -302,7 +302,7 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def test_a_server_posing_as_another_job_cannot_write_its_history_complete_it_or_get_its_retry(
-    victim: tuple[JobServer, Any, list[wire.Action]],
+    victim: tuple[JobServer, Any, list[wire.ActionRequest]],
 ) -> None:
     """Issue 10 item 3, as attacked: frames labelled with the victim's id from a second server."""
     server, handle, victim_got = victim

@@ -135,7 +135,7 @@ def _action_roundtrip(srv: JobServer, job_id: str, actions: list[str]) -> None:
         async with connect(srv.url_for(job_id)) as ws:
             await recv_json(ws)
             for name in actions:
-                await ws.send(wire.encode_action(wire.Action(name)))
+                await ws.send(wire.encode_action(wire.ActionRequest(name)))
             await asyncio.sleep(0.3)
 
     asyncio.run(main())
@@ -374,7 +374,7 @@ def test_a_flood_of_bad_frames_is_logged_once_then_counted(server: JobServer, ca
             await recv_json(ws)
             for _ in range(500):
                 await ws.send('{"type": "action", "data": {"action": 12}}')
-            await ws.send(wire.encode_action(wire.Action("cancel")))  # refused (not offered): same throttle
+            await ws.send(wire.encode_action(wire.ActionRequest("cancel")))  # refused (not offered): same throttle
             await asyncio.sleep(0.5)
 
     asyncio.run(main())

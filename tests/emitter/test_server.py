@@ -211,26 +211,26 @@ def test_huge_frame_from_a_client_does_not_crash_the_server(server: JobServer) -
 def test_actions_reach_callbacks_and_exceptions_are_logged(server: JobServer, caplog: pytest.LogCaptureFixture) -> None:
     handle = server.add_job("j", capabilities=["retry"])
     handle.status("failed", "boom")  # retry is taken only once the run has ended (issue 10)
-    got: list[wire.Action] = []
+    got: list[wire.ActionRequest] = []
     done = threading.Event()
 
     @handle.on_action
-    def boom(action: wire.Action) -> None:
+    def boom(action: wire.ActionRequest) -> None:
         raise RuntimeError("callback bug")
 
     @handle.on_action
-    def record(action: wire.Action) -> None:
+    def record(action: wire.ActionRequest) -> None:
         got.append(action)
         done.set()
 
     async def main() -> None:
         async with connect(server.url_for("j")) as ws:
             await recv_json(ws)
-            await ws.send(wire.encode_action(wire.Action("retry", ref_seq=3)))
+            await ws.send(wire.encode_action(wire.ActionRequest("retry", ref_seq=3)))
             await asyncio.to_thread(done.wait, 5)
 
     asyncio.run(main())
-    assert got == [wire.Action("retry", ref_seq=3)]
+    assert got == [wire.ActionRequest("retry", ref_seq=3)]
     assert "callback bug" in caplog.text
 
 
