@@ -306,6 +306,8 @@ class Controller(QObject):
 
     def _job_name(self, job_key: str) -> str:
         conn = self.monitor.connection_for_job(job_key)
+        if conn is None and job_key.startswith("group:"):
+            return ""  # a sweep's summary (engine/groups.py) names its group in its title already
         return conn.title if conn is not None else job_key or "peft-notify"
 
     # -- monitor events → rows and signals -----------------------------------------------

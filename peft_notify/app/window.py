@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from peft_notify.app.detail_pane import DetailPane
+from peft_notify.app.group_card import GroupCards
 from peft_notify.app.history_view import HistoryView
 from peft_notify.app.job_card import JobCard
 from peft_notify.app.jobs_model import JobRow, Link
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self.list_stack = QStackedWidget()
         self.list_stack.addWidget(self.empty)
         self.list_stack.addWidget(self.job_list)
+        self.groups = GroupCards(self.job_list)  # a card per sweep above its trials (docs/sweeps.md)
         self.add_button = QPushButton("Add job…")
         self.pause_button = QPushButton("Pause")
         self.remove_button = QPushButton("Remove")
@@ -204,6 +206,7 @@ class MainWindow(QMainWindow):
         card.show_row(row)
         self.items[key].setSizeHint(card.sizeHint())
         self.items[key].setText(f"{row.title}: {row.status_text}")  # for screen readers and type-ahead
+        self.groups.on_job_updated(key, row.job_id, self.items[key], self.controller)
         self.list_stack.setCurrentIndex(1 if self.items else 0)
         if self.current_key() == key:
             self.refresh_detail(events=False)
@@ -219,6 +222,7 @@ class MainWindow(QMainWindow):
         self.cards.pop(key, None)
         if item is not None:
             self.job_list.takeItem(self.job_list.row(item))
+        self.groups.on_job_removed(key)
         self.list_stack.setCurrentIndex(1 if self.items else 0)
         self.refresh_detail()
 
