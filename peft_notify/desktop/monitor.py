@@ -745,11 +745,20 @@ class Monitor:
                 self._send_dismiss(route.job_id, route.action)
             elif conn is None:
                 self._emit(Problem(None, f"Cannot send {route.action.action!r}: job {route.job_id} is not followed"))
+            elif route.action.action == "retry" and (refusal := self.retry_refusal(conn)):
+                self._emit(Problem(conn, refusal))
             else:
                 self._send_soon(conn, route.action)
         elif isinstance(route, ShowDetails):
             self._emit(ShowJob(self._by_job.get(route.job_id), route.record_id))
         self._emit(Performed(0))  # the entry was marked read
+
+    def retry_refusal(self, conn: Connection) -> str:
+        """Why Retry cannot work for ``conn``'s job any more ("" when it may): a popup's Retry can
+        outlive the job (``peft-notify run`` past its retry window, a job that was removed or refused)."""
+        if conn.state.terminal or conn.paused:
+            return f"{conn.title} has ended or is no longer followed, so it cannot be relaunched from here"
+        return ""
 
     def _send_dismiss(self, job_key: str, action: ActionRequest) -> None:
         """Tell a job that offers ``dismiss`` its failure was dismissed; quietly: nothing waits on it here."""
