@@ -100,7 +100,7 @@ class Controller(QObject):
         self.history = history
         self.clock = clock
         self.rows: dict[str, JobRow] = {}
-        self._dir_watcher: QFileSystemWatcher | None = None
+        self.dir_watcher: QFileSystemWatcher | None = None
         self._save = save_settings
         self._dirty: set[str] = set()
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -169,7 +169,7 @@ class Controller(QObject):
             log.info("cannot watch %s; checking it every %.1f s instead", path, DIR_POLL_S)
             return
         watcher.directoryChanged.connect(lambda _path: self.monitor.discovery_changed())
-        self._dir_watcher = watcher
+        self.dir_watcher = watcher
         self.monitor.use_external_dir_watch()
 
     async def shutdown(self) -> None:

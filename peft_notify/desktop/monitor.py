@@ -914,6 +914,11 @@ class Monitor:
         stop checking the directory and keep only the full rescan as the fallback."""
         self._dir_watched = True
 
+    @property
+    def polls_dir(self) -> bool:
+        """Whether the monitor checks the discovery directory itself (no file-system watcher attached)."""
+        return self.discovery_dir is not None and not self._dir_watched
+
     def _dir_signature(self) -> tuple[int, int] | None:
         """The discovery directory's (inode, mtime): a file added, renamed or removed changes it."""
         if self.discovery_dir is None:
@@ -928,7 +933,7 @@ class Monitor:
         """Rescan when the directory changes (checked every DIR_POLL_S, or told by a watcher), and every DISCOVER_S."""
         last_scan, signature = -math.inf, self._dir_signature()
         while True:
-            polling = self.discovery_dir is not None and not self._dir_watched
+            polling = self.polls_dir
             timeout = DIR_POLL_S if polling else DISCOVER_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._discover_wake.wait(), timeout)

@@ -122,3 +122,35 @@ def test_a_job_can_be_removed_from_its_card(qapp: Any, client_factory: ClientFac
     assert URL not in rig.controller.rows
     assert rig.saved[-1].subscriptions == ()
     window.close()
+
+
+def test_the_app_watches_the_discovery_directory_with_qt(
+    qapp: Any, client_factory: ClientFactory, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 item 4 in the app: a QFileSystemWatcher on the directory, not the 5 s poll."""
+    import asyncio
+    import time
+
+    from peft_notify import discovery
+    from peft_notify.desktop import monitor as monitor_module
+
+    monkeypatch.setenv("PEFT_NOTIFY_RUNTIME_DIR", str(tmp_path / "rt"))
+    monkeypatch.setattr(monitor_module, "DISCOVER_S", 3600.0)  # only the watcher can find it in time
+    rig = Rig(client_factory, discover=discovery.list_job_files, discovery_dir=discovery.runtime_dir)
+    rig.controller.monitor.clock = time.time
+
+    async def scenario() -> None:
+        rig.controller.start()
+        assert rig.controller.dir_watcher is not None
+        assert not rig.controller.monitor.polls_dir  # the watcher replaces the directory check
+        await asyncio.sleep(0.3)
+        discovery.write_job_file(url="ws://127.0.0.1:9/ws/notifications/qt", job_id="qt", name="qt", token="t")
+        deadline = time.monotonic() + 5
+        while not rig.controller.rows and time.monotonic() < deadline:
+            qapp.processEvents()  # the watcher's directoryChanged is a Qt signal
+            await asyncio.sleep(0.02)
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    [row] = rig.controller.rows.values()
+    assert (row.name, row.local) == ("qt", True)
