@@ -36,7 +36,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from peft_notify.cli import grouparg
+from peft_notify.cli import grouparg, natsarg
 from peft_notify.cli import notify as notify_args
 from peft_notify.cli.args import UsageError, job_id, port, seconds, url_with_token
 
@@ -81,6 +81,7 @@ def register(subparsers: Any) -> None:
     osc.add_argument("--no-osc", dest="osc", action="store_false", help="never emit OSC 9;4 progress")
     grouparg.add_arguments(p)
     notify_args.add_arguments(p)
+    natsarg.add_arguments(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command to run (after --)")
     p.set_defaults(handler=run)
 
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no command given (usage: peft-notify run -- python train.py)")
     group = grouparg.group_from_args(args)  # before serving: a bad --group is a usage error
     channels = notify_args.specs(args)  # --notify / $PEFT_NOTIFY_CHANNELS (issue 13); before serving
+    nats = natsarg.target(args)  # --nats / $PEFT_NOTIFY_NATS (issue 15); before serving
     server = JobServer(host=args.host, port=args.port, token=args.token)
     try:
         server.start()
@@ -153,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         capabilities = list(job_channels.with_capability(capabilities, channels))
     handle = server.add_job(args.job_id, name=name, capabilities=capabilities, group=group)
     relay = job_channels.attach(server, handle, channels) if channels else None
+    publisher = natsarg.publish(server, handle, nats)
     print(f"peft-notify: serving {name!r} at {url_with_token(handle.url, server.token)}", file=sys.stderr, flush=True)
     osc = OscProgress(sys.stderr, enabled=args.osc)
     control = _Control()
@@ -187,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     server.stop(linger=args.linger)
     if relay is not None:  # the last channel messages (the completion or the error) get ~15 s
         relay.close()
+    natsarg.close(publisher)
     if code == 0:
         osc.clear()
     return code if code >= 0 else 128 - code

@@ -14,7 +14,7 @@ import signal
 import threading
 from typing import Any
 
-from peft_notify.cli import grouparg
+from peft_notify.cli import grouparg, natsarg
 from peft_notify.cli import notify as notify_args
 from peft_notify.cli.args import UsageError, count, index, job_id, number, port, seconds, url_with_token
 
@@ -56,6 +56,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-discovery", action="store_true", help="do not write a discovery job file")
     notify_args.add_arguments(p)
     grouparg.add_arguments(p)
+    natsarg.add_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     )
     group = grouparg.group_from_args(args)  # before serving: a bad --group is a usage error
     channels = notify_args.specs(args)  # --notify / $PEFT_NOTIFY_CHANNELS (issue 13); before serving
+    nats = natsarg.target(args)  # --nats / $PEFT_NOTIFY_NATS (issue 15); before serving
     server = JobServer(host=args.host, port=args.port, token=args.token, discovery_files=not args.no_discovery)
     try:
         server.start()
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    relay = None
+    relay = publisher = None
     try:
         if channels:
             from peft_notify.emitter import channels as job_channels
@@ -110,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if channels:
             relay = job_channels.attach(server, handle, channels)
+        publisher = natsarg.publish(server, handle, nats)
         url = url_with_token(handle.url, server.token)
         print(url, flush=True)
         waited = _wait_for_client(server, args.job_id, args.wait_client, stop)
@@ -124,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         server.stop(linger=args.linger)
         if relay is not None:  # the last channel messages get ~15 s
             relay.close()
+        natsarg.close(publisher)
         signal.signal(signal.SIGTERM, previous)
     return 0 if state is wire.JobState.COMPLETED else 1
 

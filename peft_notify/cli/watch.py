@@ -49,7 +49,15 @@ def register(subparsers: Any) -> None:
         help="follow a training job in the terminal",
         description="Follow a job (URL) or all local jobs (--local) and print what the desktop app would show.",
     )
-    p.add_argument("url", nargs="?", help="ws://HOST:PORT/ws/notifications/JOB (http:// also accepted)")
+    p.add_argument(
+        "url",
+        nargs="?",
+        help="ws://HOST:PORT/ws/notifications/JOB (http:// also accepted), or a NATS server "
+        "nats://[TOKEN@]HOST:PORT[/peft.jobs.>] / tls://... to follow every job published there (docs/cluster.md)",
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="allow nats:// (clear text) to a host that is not this machine"
+    )
     p.add_argument(
         "--local",
         action="store_true",
@@ -98,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.url) == local:
         raise UsageError("give a job URL or --local/--all (not both)")
     channels = notify_args.specs(args)
-    targets = [] if local else [(job_url(args.url), args.token)]
+    targets = [] if local else [(_checked_url(args.url, args.insecure), args.token)]
     watcher = Watcher(
         sys.stdout,
         json_lines=args.json,
@@ -106,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         give_up=args.give_up,
         give_up_lost=args.give_up_lost,
         channels=channels,
+        nats_insecure=args.insecure,
     )
     try:
         return asyncio.run(
@@ -148,6 +157,7 @@ class Watcher:
         give_up: float = 30.0,
         give_up_lost: float = 0.0,
         channels: Sequence[ChannelSpec] = (),
+        nats_insecure: bool = False,
     ) -> None:
         from peft_notify.desktop.channels import DesktopChannels
         from peft_notify.desktop.monitor import Monitor
@@ -173,7 +183,11 @@ class Watcher:
         self._group_counts: dict[str, tuple[int, ...]] = {}  # group id -> counts last printed
         # No DND probe: a terminal monitor shows everything (DND counts as off).
         self.monitor = Monitor(
-            engine=self.engine, performer=self, client_factory=_make_client, on_event=self.on_monitor_event
+            engine=self.engine,
+            performer=self,
+            client_factory=_make_client,
+            on_event=self.on_monitor_event,
+            nats_insecure=nats_insecure,  # a NATS source runs until interrupted (docs/cluster.md)
         )
         # --notify: the same channels the app has (jobs that deliver themselves are skipped).
         self.channels = DesktopChannels(channels) if channels else None
@@ -395,6 +409,19 @@ class Watcher:
             self.out.write("\n")
             self._line_open = False
         self.osc.clear()
+
+
+def _checked_url(url: str, insecure: bool) -> str:
+    """A job URL, or a NATS server URL (checked here: one line, exit 2, no secret repeated)."""
+    from peft_notify import natsurl
+
+    if not natsurl.is_nats_url(url):
+        return job_url(url)
+    try:
+        natsurl.parse(url, insecure=insecure)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return url
 
 
 def _make_client(url: str, token: str | None, on_message: Any, on_event: Any, since: int | None) -> Any:

@@ -169,6 +169,10 @@ def _shown(text: str) -> str:
 
 def shown_url(url: str) -> str:
     """``url`` without its ``token=`` query, for logs and terminal lines (tokens are secrets)."""
+    from peft_notify import natsurl
+
+    if natsurl.is_nats_url(url):  # nats://TOKEN@HOST: the secret is in the user part
+        return natsurl.shown(url)
     return _without_token(url)
 
 
