@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
+from pathlib import Path
 
 from tests.cluster.natsd import NatsServer
 from tests.cluster.rig import Desk, Proxy, finish, node, stream_last_seq, until
@@ -104,5 +106,38 @@ def test_a_desktop_started_after_the_job_finished_shows_its_final_state_and_last
             assert any("plateau" in t and "filtered" in t for t in texts), texts  # recorded, not shown
             assert any("checkpoint saved" in t for t in texts), texts
             assert desk.popups() == []  # nothing from the past pops up
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_desktop_resumes_after_the_last_stream_message_it_processed(
+    natsd: NatsServer, tmp_path: Path
+) -> None:
+    """The desktop quits mid-run and starts again with its cursor file: nothing it had shown pops
+    up again, what came while it was away is in its history, and the rest pops up live."""
+    cursors = tmp_path / "state" / "nats-cursors.json"
+
+    async def scenario() -> None:
+        proc = node(natsd.url, "long", steps=240, sleep=0.03)
+        key = f"long@127.0.0.1:{natsd.port}"
+        async with Desk(natsd.url, cursors=cursors) as first:
+            await until(lambda: first.job(key) is not None and first.job(key).current_step >= 70)
+            await first.monitor.drain()
+            seen_first = first.popups(key)
+            stopped_at = first.monitor.connections[first.url].client.last_stream_seq
+        assert any("25%" in t for t in seen_first)
+        assert json.loads(cursors.read_text()) and cursors.stat().st_mode & 0o777 == 0o600
+        await asyncio.sleep(2.5)  # away while the job passes 50 % and warns
+        async with Desk(natsd.url, cursors=cursors) as second:
+            rc, _out, err = await finish(proc)
+            assert rc == 0, err
+            await until(lambda: second.job(key) is not None and second.job(key).state.value == "completed")
+            await second.monitor.drain()
+            again = second.popups(key)
+            assert not set(again) & set(seen_first), (seen_first, again)  # nothing shown twice
+            assert any("complete" in t for t in again)
+            history = [f"{e.title} {e.message} {e.status.value}" for e in second.entries(key)]
+            assert any("plateau" in h and "filtered" in h for h in history), history  # came while away
+            assert second.monitor.connections[second.url].client.last_stream_seq > stopped_at
 
     asyncio.run(scenario())
