@@ -125,6 +125,9 @@ SAMPLES: list[Envelope] = [
         ({"gpus": {"index": 0}}, "data.gpus"),
         ({"gpus": [{"index": 0, "util": 101}]}, "data.gpus[0].util"),
         ({"gpus": [{"index": 0}] * 65}, "data.gpus"),
+        ({"host": {"mem_total": 2**70, "mem_available": 0}}, "data.host.mem_total"),
+        ({"disk": {"free": 1, "total": 1, "path": "p" * 1025}}, "data.disk.path"),
+        ({"gpus": [{"index": 0, "error": "e" * 1025}]}, "data.gpus[0].error"),
         ({"gpus": [{"index": 0, "throttle": ["x" * 65]}]}, "data.gpus[0].throttle[0]"),
     ],
 )

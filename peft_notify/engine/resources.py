@@ -118,6 +118,7 @@ class _JobResources:
     ecc_base: dict[int, int] = field(default_factory=dict)
     xid_seen: dict[int, int] = field(default_factory=dict)
     idle_since: float | None = None
+    gpus_seen: set[int] = field(default_factory=set)
     watched: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -140,6 +141,7 @@ class JobFacts:
 
 
 _UNITS: Final = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+MAX_GPUS_PER_JOB: Final = 64  # the protocol's limit per sample; also the most indices tracked per job
 
 
 def format_bytes(n: int | float | None) -> str:
@@ -209,6 +211,9 @@ class ResourceRules:
         if sample.host is not None:
             out += self._host(state, sample.host, now, job)
         for gpu in sample.gpus:
+            if gpu.index not in state.gpus_seen and len(state.gpus_seen) >= MAX_GPUS_PER_JOB:
+                continue  # a job inventing a new GPU index per sample must not grow our state
+            state.gpus_seen.add(gpu.index)
             out += self._gpu(state, gpu, now, job)
         out += self._hang(state, sample, now, job)
         return out

@@ -402,3 +402,14 @@ def test_thresholds_from_a_settings_table() -> None:
             assert str(exc) == words
         else:
             raise AssertionError(bad)
+
+
+def test_attack_a_new_gpu_index_per_sample_does_not_grow_the_state() -> None:
+    # A hostile job server sends 2,000 samples, each naming a GPU never seen before.
+    rules = ResourceRules(T)
+    for i in range(2000):
+        sample = Resource(gpus=(GpuSample(index=i, mem_used=99, mem_total=100, throttle=("thermal",)),))
+        rules.on_sample("j", sample, float(i), FACTS)
+    state = rules._jobs["j"]
+    assert len(state.gpus_seen) == 64
+    assert len(state.conditions) <= 64 * 4
