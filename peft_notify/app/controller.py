@@ -92,6 +92,7 @@ class Controller(QObject):
         presses: ButtonPresses | None = None,
         curves: LossCurves | None = None,
         attachment_for: AttachmentFor | None = None,
+        nats_cursors: Path | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -127,6 +128,7 @@ class Controller(QObject):
             discovery_dir=discovery_dir,
             curves=curves,
             clock=clock,
+            nats_cursors=nats_cursors,  # where NATS sources resume after a restart (docs/cluster.md)
         )
         self.channels: DesktopChannels | None = None  # notification channels (issue 13), from start()
 

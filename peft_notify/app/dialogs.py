@@ -33,15 +33,19 @@ from peft_notify.engine.config import TEMPLATE_NAMES
 
 __all__ = ["AddJobDialog", "SettingsDialog", "about_text", "parse_milestones", "show_about"]
 
-_URL_HINT = "ws://HOST:PORT/ws/notifications/JOB"
+_URL_HINT = "ws://HOST:PORT/ws/notifications/JOB or nats://HOST:4222 (every job published there)"
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` is not a job URL (the desktop side's one check), or ``None``."""
+    """Why ``url`` is not a job URL or a NATS server URL (the desktop side's checks), or ``None``."""
+    from peft_notify import natsurl
     from peft_notify.desktop.frames import parse_job_url
 
     try:
-        parse_job_url(url)
+        if natsurl.is_nats_url(url):  # a source: every job published on that NATS server (docs/cluster.md)
+            natsurl.parse(url)
+        else:
+            parse_job_url(url)
     except ValueError as exc:
         return str(exc)
     return None

@@ -27,7 +27,7 @@ from peft_notify import __version__
 from peft_notify.app.shell import AppShell
 from peft_notify.app.single import SingleInstance
 from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
-from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
+from peft_notify.desktop.history import HistoryError, SqliteHistoryStore, default_history_path
 from peft_notify.desktop.settings import Settings, default_settings_path, load_settings, save_settings
 from peft_notify.discovery import list_job_files, runtime_dir
 from peft_notify.engine import Engine, EngineConfig
@@ -239,6 +239,7 @@ async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> in
         presses=presses,
         curves=curves,
         attachment_for=_loss_curve_attachment(curves),
+        nats_cursors=(options.history_path or default_history_path()).with_name("nats-cursors.json"),
     )
     shell.selections = adapters.summary
     shell.attach(controller)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from peft_notify.cli.args import job_url
+from peft_notify.cli import natsarg
 
 
 def register(subparsers: Any) -> None:
@@ -17,7 +17,12 @@ def register(subparsers: Any) -> None:
         description="Start the desktop app and follow the given job URLs, saved subscriptions and local jobs. "
         "If the app is already running, the URLs are passed to it.",
     )
-    p.add_argument("urls", nargs="*", metavar="URL", help="job URL, e.g. ws://127.0.0.1:8765/ws/notifications/JOB")
+    p.add_argument(
+        "urls",
+        nargs="*",
+        metavar="URL",
+        help="job URL, e.g. ws://127.0.0.1:8765/ws/notifications/JOB, or nats://HOST:4222 (every job published there)",
+    )
     p.add_argument("--token", help="bearer token for the URLs given here")
     p.add_argument("--minimized", action="store_true", help="start in the tray without showing the window")
     local = p.add_mutually_exclusive_group()
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     URLs are checked before anything starts or is saved: a typo is refused, never kept.
     """
-    urls = tuple(job_url(url) for url in args.urls)
+    urls = tuple(natsarg.checked_url(url) for url in args.urls)
     if not display_available():
         print(
             "peft-notify app: no display found (DISPLAY/WAYLAND_DISPLAY unset), so the desktop app cannot start; "

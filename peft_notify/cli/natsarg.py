@@ -73,3 +73,18 @@ def close(publisher: NatsPublisher | None) -> None:
     """Publish what waits (bounded), then disconnect."""
     if publisher is not None:
         publisher.close()
+
+
+def checked_url(url: str, *, insecure: bool = False) -> str:
+    """A job URL (:func:`~peft_notify.cli.args.job_url`) or a NATS server URL to follow (``watch``,
+    ``app``); :class:`UsageError` (one line, no secret repeated) when malformed or refused."""
+    from peft_notify import natsurl
+    from peft_notify.cli.args import job_url
+
+    if not natsurl.is_nats_url(url):
+        return job_url(url)
+    try:
+        natsurl.parse(url, insecure=insecure)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return url

@@ -30,8 +30,9 @@ from dataclasses import asdict, is_dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TextIO
 
+from peft_notify.cli import natsarg
 from peft_notify.cli import notify as notify_args
-from peft_notify.cli.args import UsageError, index, job_url, seconds
+from peft_notify.cli.args import UsageError, index, seconds
 
 # Everything else is imported where used: registering the sub-command stays cheap.
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.url) == local:
         raise UsageError("give a job URL or --local/--all (not both)")
     channels = notify_args.specs(args)
-    targets = [] if local else [(_checked_url(args.url, args.insecure), args.token)]
+    targets = [] if local else [(natsarg.checked_url(args.url, insecure=args.insecure), args.token)]
     watcher = Watcher(
         sys.stdout,
         json_lines=args.json,
@@ -409,19 +410,6 @@ class Watcher:
             self.out.write("\n")
             self._line_open = False
         self.osc.clear()
-
-
-def _checked_url(url: str, insecure: bool) -> str:
-    """A job URL, or a NATS server URL (checked here: one line, exit 2, no secret repeated)."""
-    from peft_notify import natsurl
-
-    if not natsurl.is_nats_url(url):
-        return job_url(url)
-    try:
-        natsurl.parse(url, insecure=insecure)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return url
 
 
 def _make_client(url: str, token: str | None, on_message: Any, on_event: Any, since: int | None) -> Any:
