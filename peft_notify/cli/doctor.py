@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["desktop_line", "register", "run_doctor", "settings_line"]
 
@@ -31,7 +32,7 @@ sys.exit(0 if x.XGetSelectionOwner(d, x.XInternAtom(d, b"_NET_SYSTEM_TRAY_S0", 0
 """
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any) -> None:
     """Add the ``doctor`` sub-command."""
     parser = subparsers.add_parser("doctor", help="check notifications, taskbar progress and Do-Not-Disturb here")
     parser.add_argument("--send-test", action="store_true", help="also send a real test notification")
