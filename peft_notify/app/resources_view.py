@@ -64,7 +64,7 @@ def card_text(view: ResourceView | None) -> str:
         parts.append(f"RAM {sample.host.mem_percent:.0f}%")
     text = " · ".join(parts)
     if view.worst:
-        text = f"{'⛔' if view.level is Level.CRITICAL else '⚠'} {text}"
+        text = f"{'✖' if view.level is Level.CRITICAL else '⚠'} {text}"
     return text
 
 
@@ -103,7 +103,7 @@ def detail_text(view: ResourceView | None) -> str:
             bits.append(f"throttling ({', '.join(g.throttle)})")
         lines.append(" · ".join(bits))
     if view.worst:
-        lines.append(f"{'⛔' if view.level is Level.CRITICAL else '⚠'} {view.worst}")
+        lines.append(f"{'✖' if view.level is Level.CRITICAL else '⚠'} {view.worst}")
     lines += list(view.notes)
     return "\n".join(lines) or "—"
 

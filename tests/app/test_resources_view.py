@@ -38,7 +38,7 @@ def test_card_shows_gpu_memory_util_and_disk_free_compactly() -> None:
 
 def test_card_marks_a_critical_condition() -> None:
     view = view_of(Resource(disk=DiskSample("/o", free=GIB, total=1000 * GIB, next_checkpoint=2 * GIB)))
-    assert card_text(view) == "⛔ disk 1.0 GiB free"
+    assert card_text(view) == "✖ disk 1.0 GiB free"
 
 
 def test_detail_text_lists_host_disk_gpus_and_what_is_not_watched() -> None:
@@ -122,7 +122,7 @@ def test_resource_messages_reach_the_row_card_detail_tray_and_history(qtbot: QtB
     card = JobCard()
     qtbot.addWidget(card)
     card.show_row(row)
-    assert card.resources.text() == "⛔ disk 9.0 GiB free"
+    assert card.resources.text() == "✖ disk 9.0 GiB free"
     pane = DetailPane()
     qtbot.addWidget(pane)
     pane.show_row(row, [])
