@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from peft_notify import wire
+from peft_notify.emitter import reports
 from peft_notify.emitter.buffer import EventLog
 from peft_notify.emitter.mailbox import Report
 from peft_notify.emitter.merge import ErrorMerger
@@ -48,7 +49,12 @@ class JobCore:
     def feed(self, items: Iterable[Report], now: float) -> None:
         """Log ``items`` in order; rank-tagged errors are held to merge, a status waits behind them."""
         for item in items:
-            if isinstance(item, Ranked):
+            if isinstance(item, tuple):  # the latest plain progress, as the training thread gave it
+                try:
+                    self.append(reports.progress_from_raw(item), now)
+                except ValueError as exc:
+                    log.warning("job %s: dropping an invalid report (%s)", self.log.job_id, exc)
+            elif isinstance(item, Ranked):
                 self.merger.add(item.rank, item.event, now)
             elif isinstance(item, wire.Status) and self.merger.pending:
                 self.merger.defer(item)  # the held error goes out before "failed"

@@ -3,6 +3,8 @@
 A call validates its arguments once (:mod:`peft_notify.emitter.reports`), leaves the
 result in the job's :class:`~peft_notify.emitter.mailbox.Mailbox` and tells the
 :class:`~peft_notify.emitter.mailbox.Waker`; the server's loop numbers and sends it.
+Plain progress, the one call made every step, only stores its arguments: the loop builds
+and checks the latest one when it takes it (a coalesced report is never validated at all).
 Progress is coalesced (latest wins, at most ``progress_hz`` frames a second); nothing
 else is ever dropped. Bad values are logged and dropped: reporting must never break
 training. :class:`TrainingHandle` is the interface every kind of handle offers
@@ -139,6 +141,11 @@ class JobHandle:
         """
         if total is not None:
             self._run.total_steps = total if total > 0 else None
+        if not metrics:
+            # The hot path: store the arguments (validated when taken; a superseded one never is).
+            self._mailbox.set_latest((step, self._run.total_steps, epoch, loss, learning_rate, grad_norm))
+            self._waker.wake_progress(self.job_id)
+            return
         try:
             body = reports.progress(
                 step,
@@ -152,12 +159,8 @@ class JobHandle:
         except ValueError as exc:
             log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
             return
-        if body.metrics:
-            self._mailbox.put_superseding(body)
-            self._waker.wake_now(self.job_id)
-            return
-        self._mailbox.set_latest(body)
-        self._waker.wake_progress(self.job_id)
+        self._mailbox.put_superseding(body)
+        self._waker.wake_now(self.job_id)
 
     def resource(self, sample: wire.Resource) -> None:
         """Report a resource sample (coalesced like progress: only the latest is sure to be sent).

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
 from peft_notify import wire
-from peft_notify.emitter.reports import Ranked
+from peft_notify.emitter.reports import Ranked, RawProgress
 
 __all__ = ["ActionCallback", "ActionRegistry", "Mailbox", "Report", "RunState", "Waker"]
 
 log = logging.getLogger(__name__)
 
 ActionCallback = Callable[[wire.ActionRequest], None]
-Report: TypeAlias = wire.Body | Ranked
+Report: TypeAlias = wire.Body | Ranked | RawProgress  # RawProgress: the latest plain progress, unchecked
 
 
 class Waker(Protocol):
@@ -42,12 +42,12 @@ class Mailbox:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._latest: wire.Progress | None = None  # coalesced progress, not yet taken
+        self._latest: RawProgress | None = None  # coalesced progress, not yet taken
         self._resource: wire.Resource | None = None  # coalesced resource sample (docs/resources.md)
         self._pending: deque[Report] = deque()
 
-    def set_latest(self, progress: wire.Progress) -> None:
-        """Replace the coalesced progress (training thread)."""
+    def set_latest(self, progress: RawProgress) -> None:
+        """Replace the coalesced progress (training thread; its arguments, checked when taken)."""
         with self._lock:
             self._latest = progress
 

@@ -14,12 +14,27 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from peft_notify import wire
 from peft_notify.redact import redact
 
-__all__ = ["Ranked", "clip", "error", "notification", "progress", "status", "warning"]
+__all__ = [
+    "Ranked",
+    "RawProgress",
+    "clip",
+    "error",
+    "notification",
+    "progress",
+    "progress_from_raw",
+    "status",
+    "warning",
+]
+
+# progress() arguments as given, (step, total, epoch, loss, learning_rate, grad_norm): what the
+# training thread stores for a coalesced report. Only the latest one is ever built and checked
+# (progress_from_raw, on the server's loop), so a report that is superseded costs no validation.
+RawProgress: TypeAlias = tuple[Any, Any, Any, Any, Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +204,9 @@ def progress(
         grad_norm=grad_f,
         metrics=values,
     )
+
+
+def progress_from_raw(raw: RawProgress) -> wire.Progress:
+    """:func:`progress` of stored arguments. Raises ``ValueError`` like it."""
+    step, total, epoch, loss, learning_rate, grad_norm = raw
+    return progress(step, total, epoch=epoch, loss=loss, learning_rate=learning_rate, grad_norm=grad_norm)
