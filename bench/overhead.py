@@ -5,12 +5,19 @@ daemon thread, as in training) with no client, with one reading client (``bench.
 a subprocess) and with a stalled client (a raw socket that completes the WebSocket handshake and
 never reads, after 2,000 one-KiB notifications filled its socket buffers). References in the
 same run: a no-op Python function call and ``tqdm.update(1)`` (writing to /dev/null).
+
+A second row (issue 10 item 6) times a synthetic training step (pure-Python work plus
+``progress()``) while 8 clients poll ``/api/notifications`` of a job holding 1,000 four-KiB
+notifications, against the same step with the pollers paused (SIGSTOP), in alternating
+windows so machine load drifts cancel out. Target: within 5 %.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import signal
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -25,11 +32,12 @@ TITLE = "job.progress() per step vs a no-op call and tqdm.update(1)"
 _STALLED_CHILD = """
 import base64, os, socket, sys, time, urllib.parse
 url = urllib.parse.urlsplit(sys.argv[1])
+target = url.path + ("?" + url.query if url.query else "")   # the query carries the job's token
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect((url.hostname, url.port))
 key = base64.b64encode(os.urandom(16)).decode()
-s.sendall((f"GET {url.path} HTTP/1.1\\r\\nHost: {url.netloc}\\r\\nUpgrade: websocket\\r\\n"
+s.sendall((f"GET {target} HTTP/1.1\\r\\nHost: {url.netloc}\\r\\nUpgrade: websocket\\r\\n"
            f"Connection: Upgrade\\r\\nSec-WebSocket-Key: {key}\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n").encode())
 head = b""
 while b"\\r\\n\\r\\n" not in head:
@@ -37,6 +45,80 @@ while b"\\r\\n\\r\\n" not in head:
 print('{"ev": "connected", "status": "%s"}' % head.split(b"\\r\\n")[0].decode(), flush=True)
 time.sleep(3600)   # never read again
 """
+
+
+_POLLER = """
+import sys, urllib.request
+request = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
+while True:
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+"""
+
+
+def _step_us(handle: Any, seconds: float) -> float:
+    """Mean µs per synthetic training step (Python work that needs the GIL + one progress() call)."""
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sum(range(2000))
+        steps += 1
+        handle.progress(steps, loss=1.0)
+    return (time.perf_counter() - start) / steps * 1e6
+
+
+def polling_row(ctx: Context) -> Row:
+    """Step time with 8 clients polling /api/notifications vs none (alternating windows)."""
+    from peft_notify.emitter import JobServer
+
+    windows, seconds = ctx.size(10, 2), ctx.size(1.0, 0.3)
+    server = JobServer(discovery_files=False, ping_interval=None).start()
+    pollers: list[subprocess.Popen[bytes]] = []
+    quiet: list[float] = []
+    polled: list[float] = []
+    server_share: list[float] = []  # CPU of the process's other threads (the server loop) per wall second
+    try:
+        handle = server.add_job("poll", total_steps=10**12)
+        for i in range(1000):
+            handle.warning(f"warning {i} " + "z" * 4000)
+        time.sleep(1.0)
+        url = f"http://127.0.0.1:{server.port}/api/notifications/poll"
+        pollers = [subprocess.Popen([PY, "-c", _POLLER, url, server.token]) for _ in range(8)]
+        time.sleep(1.0)
+        for _ in range(windows):
+            for proc in pollers:
+                proc.send_signal(signal.SIGSTOP)
+            quiet.append(_step_us(handle, seconds))
+            for proc in pollers:
+                proc.send_signal(signal.SIGCONT)
+            time.sleep(0.1)
+            cpu, mine, wall = time.process_time(), time.thread_time(), time.perf_counter()
+            polled.append(_step_us(handle, seconds))
+            others = (time.process_time() - cpu) - (time.thread_time() - mine)
+            server_share.append(others / (time.perf_counter() - wall))
+    finally:
+        for proc in pollers:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait(timeout=30)
+        server.stop()
+    ours, reference = statistics.median(polled), statistics.median(quiet)
+    ratio = ours / reference
+    return Row(
+        benchmark=NAME,
+        metric="training step, 8 clients polling /api/notifications",
+        ours=ours,
+        reference=reference,
+        reference_name="same step, no poller",
+        unit="µs/step",
+        ratio=ratio,
+        target="≤ 1.05× no poller",
+        met=ratio <= 1.05,
+        detail=(
+            f"{windows} alternating windows of {seconds:g} s; 1,000 × 4 KiB notifications held; server thread "
+            f"{100 * statistics.median(server_share):.1f} % of a core while polled (the rest of a slowdown is "
+            "the pollers' own CPU on this machine)"
+        ),
+    )
 
 
 def per_call_ns(fn: Callable[[int], None], batches: int, calls: int) -> Stats:
@@ -123,7 +205,9 @@ def run(ctx: Context) -> Result:
                 detail=f"min–max {st.minimum / 1000:.3g}–{st.maximum / 1000:.3g} µs; no-op call {noop.median:.0f} ns",
             )
         )
+    result.rows.append(polling_row(ctx))
     result.raw = {
+        "polling_step_us": [result.rows[-1].ours, result.rows[-1].reference],
         "noop_ns": noop.median,
         "tqdm_ns": tq.median,
         **{f"{k}_ns": [v.median, v.minimum, v.maximum] for k, v in measured.items()},
