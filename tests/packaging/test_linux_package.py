@@ -243,6 +243,16 @@ def test_frozen_app_follows_a_simulated_job_to_dunst(unpacked: Path, tmp_path: P
         assert {f"{name}: 50% complete", f"{name}: training complete"} <= set(ours), history
         assert {n["appname"]["data"] for n in ours.values()} == {CLI_NAME}
         assert ours[f"{name}: 50% complete"]["icon_path"]["data"].endswith(f"{APP_ID}.png")
+        # The window: WM_CLASS matches the desktop entry's StartupWMClass, and its icon is the
+        # product's SVG (rendered at 128 px too — the svg icon engine made it into the bundle;
+        # the status ring the window used to show is a 64 px pixmap).
+        windows = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(app.pid)],
+                                 capture_output=True, text=True, check=False).stdout.split()
+        props = [subprocess.run(["xprop", "-id", w, "WM_CLASS", "_NET_WM_ICON"], capture_output=True, text=True,
+                                check=False).stdout for w in windows]
+        main_window = [p for p in props if "Icon (128 x 128)" in p]
+        assert main_window, windows
+        assert f'WM_CLASS(STRING) = "{CLI_NAME}", "{CLI_NAME}"' in main_window[0]
         # Installed "system-wide" (XDG_DATA_DIRS): the app leaves no user copy of its desktop entry.
         assert not (tmp_path / "data" / "applications" / f"{APP_ID}.desktop").exists()
     finally:
