@@ -13,6 +13,8 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from peft_notify.app.accessibility import loss_summary, set_accessible_name
+
 __all__ = ["LossChart", "nice_ticks"]
 
 
@@ -27,6 +29,8 @@ def nice_ticks(lo: float, hi: float, count: int = 6) -> tuple[list[float], int]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     start = math.floor(lo / step) * step
+    if start > lo:  # lo / step underflowed to 0 (a subnormal lo): one step lower covers it
+        start -= step
     ticks: list[float] = []
     value = start
     while value < hi + step * 1e-9:
@@ -49,7 +53,8 @@ class LossChart(QWidget):
         self.setSizePolicy(
             QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed if not detailed else QSizePolicy.Policy.Expanding
         )
-        self.setAccessibleName("Loss curve")
+        self.setAccessibleName(loss_summary(self.points))
+        self.setAccessibleDescription("Loss curve")
 
     def sizeHint(self) -> QSize:
         return QSize(320, 180) if self.detailed else QSize(120, 28)
@@ -58,9 +63,11 @@ class LossChart(QWidget):
         return QSize(160, 100) if self.detailed else QSize(60, 22)
 
     def set_points(self, points: Iterable[tuple[int, float]], color: QColor | None = None) -> None:
+        """Show ``points``; the chart's accessible name becomes their text alternative."""
         self.points = list(points)
         if color is not None:
             self.color = color
+        set_accessible_name(self, loss_summary(self.points), "Loss curve")
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from peft_notify.app.accessibility import STATUS_ICONS, status_icon
 from peft_notify.app.charts import LossChart
 from peft_notify.app.history_view import STATUS_TEXT
 from peft_notify.app.job_card import TONE_COLORS
@@ -34,8 +35,6 @@ from peft_notify.app.resources_view import detail_text
 from peft_notify.ports import HistoryEntry
 
 __all__ = ["DetailPane"]
-
-_KIND_MARK = {"error": "⛔", "warning": "⚠", "completion": "✔", "progress": "●"}
 
 
 class DetailPane(QWidget):
@@ -69,14 +68,16 @@ class DetailPane(QWidget):
             self.facts[name] = value
             caption = QLabel(name)
             caption.setObjectName("Muted")
+            caption.setBuddy(value)
+            value.setAccessibleName(name)
             form.addRow(caption, value)
         self.chart = LossChart(detailed=True)
         self.resource_charts = ResourceCharts()  # GPU memory and host RAM over time (docs/resources.md)
         self.timeline = QListWidget()
         self.timeline.setAccessibleName("Event timeline")
         self.timeline.itemActivated.connect(self._on_item)
-        self.retry = QPushButton("Retry")
-        self.cancel = QPushButton("Cancel job")
+        self.retry = QPushButton("Re&try")
+        self.cancel = QPushButton("&Cancel job")
         self.retry.clicked.connect(lambda: self.action_requested.emit(self.key, "retry"))
         self.cancel.clicked.connect(lambda: self.action_requested.emit(self.key, "cancel"))
         head = QHBoxLayout()
@@ -153,12 +154,20 @@ class DetailPane(QWidget):
             stamp = time.strftime("%H:%M:%S", time.localtime(entry.ts))
             repeat = f" ×{entry.repeat}" if entry.repeat > 1 else ""
             status = STATUS_TEXT.get(entry.status, entry.status.value)
-            item = QListWidgetItem(f"{stamp}  {_KIND_MARK.get(entry.kind, '•')} {entry.title}{repeat}  — {status}")
+            word = STATUS_ICONS.get(entry.kind, ("", entry.kind))[1]
+            item = QListWidgetItem(status_icon(entry.kind), f"{stamp}  {entry.title}{repeat}  — {status}")
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{word}, {stamp}, {entry.title}{repeat}, {status}")
             item.setToolTip(plain_tooltip(entry.message))
             item.setData(Qt.ItemDataRole.UserRole, entry.id)
             self.timeline.addItem(item)
         if not events:
             self.timeline.addItem(QListWidgetItem("No notifications for this job yet"))
+
+    def focus_first(self) -> None:
+        """Move the keyboard focus into the pane (Enter on a job card): the timeline of its events."""
+        self.timeline.setFocus(Qt.FocusReason.OtherFocusReason)
+        if self.timeline.currentRow() < 0 and self.timeline.count():
+            self.timeline.setCurrentRow(0)
 
     def _on_item(self, item: QListWidgetItem) -> None:
         entry_id = item.data(Qt.ItemDataRole.UserRole)

@@ -7,10 +7,12 @@ Each dialog takes plain values in and returns plain values out (``AddJobDialog.r
 from __future__ import annotations
 
 import dataclasses
+import html
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QProcess, Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QPlainTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -31,7 +34,7 @@ from peft_notify import __version__
 from peft_notify.desktop.settings import ALL_KINDS, Settings
 from peft_notify.engine.config import TEMPLATE_NAMES
 
-__all__ = ["AddJobDialog", "SettingsDialog", "about_text", "parse_milestones", "show_about"]
+__all__ = ["AddJobDialog", "ReportDialog", "SettingsDialog", "about_text", "parse_milestones", "show_about"]
 
 _URL_HINT = "ws://HOST:PORT/ws/notifications/JOB or nats://HOST:4222 (every job published there)"
 
@@ -133,16 +136,17 @@ class SettingsDialog(QDialog):
             edit = QLineEdit(getattr(settings, name), placeholderText=defaults.get(name, "default"))
             edit.setToolTip("Placeholders: {job} {percent} {step} {total} {eta} {loss}. Empty = default.")
             self.templates[name] = edit
-        self.kinds = {kind: QCheckBox(kind.capitalize()) for kind in ALL_KINDS}
+        mnemonic = {"progress": "&Progress", "completion": "Comp&letion", "warning": "&Warning", "error": "E&rror"}
+        self.kinds = {kind: QCheckBox(mnemonic.get(kind, kind.capitalize())) for kind in ALL_KINDS}
         for kind, box in self.kinds.items():
             box.setChecked(kind in settings.popup_kinds)
         self.checks = {
-            "respect_dnd": QCheckBox("Respect Do Not Disturb (errors always come through)"),
-            "sounds": QCheckBox("Play sounds"),
-            "close_to_tray": QCheckBox("Closing the window keeps monitoring in the tray"),
-            "start_minimized": QCheckBox("Start minimized to the tray"),
-            "autostart": QCheckBox("Start at login"),
-            "auto_discover": QCheckBox("Follow jobs started on this machine automatically"),
+            "respect_dnd": QCheckBox("Respect &Do Not Disturb (errors always come through)"),
+            "sounds": QCheckBox("Play &sounds"),
+            "close_to_tray": QCheckBox("Closing the window keeps monitoring in the tra&y"),
+            "start_minimized": QCheckBox("Start m&inimized to the tray"),
+            "autostart": QCheckBox("Start at l&ogin"),
+            "auto_discover": QCheckBox("&Follow jobs started on this machine automatically"),
         }
         for name, box in self.checks.items():
             box.setChecked(bool(getattr(settings, name)))
@@ -158,10 +162,10 @@ class SettingsDialog(QDialog):
         notifications = QGroupBox("Notifications")
         form = QFormLayout(notifications)
         form.addRow("&Milestones (%)", self.milestones)
-        form.addRow("Milestone title", self.templates["milestone_title"])
-        form.addRow("Milestone message", self.templates["milestone_message"])
-        form.addRow("Completion title", self.templates["completion_title"])
-        form.addRow("Completion message", self.templates["completion_message"])
+        form.addRow("Milestone titl&e", self.templates["milestone_title"])
+        form.addRow("Milestone messa&ge", self.templates["milestone_message"])
+        form.addRow("Completio&n title", self.templates["completion_title"])
+        form.addRow("&Completion message", self.templates["completion_message"])
         kinds_row = QWidget()
         kinds_layout = QVBoxLayout(kinds_row)
         kinds_layout.setContentsMargins(0, 0, 0, 0)
@@ -173,7 +177,7 @@ class SettingsDialog(QDialog):
         for box in self.checks.values():
             behaviour_layout.addWidget(box)
         retention_row = QFormLayout()
-        retention_row.addRow("Keep history for", self.retention)
+        retention_row.addRow("&Keep history for", self.retention)
         behaviour_layout.addLayout(retention_row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -212,11 +216,67 @@ def about_text(selections: Sequence[tuple[str, str, Sequence[str]]]) -> str:
     """HTML for the About box: version, and each port's chosen adapter with the skipped ones and why."""
     parts = [f"<h3>peft-notify {__version__}</h3>", "<p>Notifications and taskbar progress for training jobs.</p>"]
     for port, chosen, skipped in selections:
-        parts.append(f"<p><b>{port}:</b> {chosen}")
-        if skipped:
-            parts.append("<br><small>" + "<br>".join(f"skipped {s}" for s in skipped) + "</small>")
+        parts.append(f"<p><b>{html.escape(port)}:</b> {html.escape(chosen)}")
+        # describe_selection lists the skipped candidates ("name: why") and then its notes ("note: …")
+        lines = [s[len("note: ") :] if s.startswith("note: ") else f"skipped {s}" for s in skipped]
+        if lines:
+            parts.append("<br><small>" + "<br>".join(html.escape(line) for line in lines) + "</small>")
         parts.append("</p>")
     return "".join(parts)
+
+
+class ReportDialog(QDialog):
+    """Help → Report a problem: runs ``peft-notify doctor``, shows its report and copies it to the clipboard.
+
+    ``command`` is the doctor's command line (``shell.doctor_command()``); it runs in a
+    ``QProcess`` so the window stays responsive. :attr:`report` holds the text once it finished.
+    """
+
+    def __init__(self, command: Sequence[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Report a problem")
+        self.report = ""
+        self.text = QPlainTextEdit(readOnly=True)
+        self.text.setAccessibleName("Doctor report")
+        self.text.setPlainText("Running peft-notify doctor…")
+        self.status = QLabel("Collecting the back ends in use and why; this takes a few seconds.")
+        self.status.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.copy = buttons.addButton("&Copy again", QDialogButtonBox.ButtonRole.ActionRole)
+        self.copy.setEnabled(False)
+        self.copy.clicked.connect(self.copy_report)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(buttons)
+        self.resize(640, 420)
+        self.process = QProcess(self)
+        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        self.process.finished.connect(self._on_finished)
+        self.process.errorOccurred.connect(self._on_error)
+        self.process.start(command[0], list(command[1:]))
+
+    def _on_finished(self, code: int, _status: QProcess.ExitStatus) -> None:
+        output = bytes(self.process.readAll().data()).decode("utf-8", "replace").strip()
+        self.report = f"peft-notify doctor (exit {code})\n{output}"
+        self.text.setPlainText(self.report)
+        self.copy.setEnabled(True)
+        self.copy_report()
+
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        if error is QProcess.ProcessError.FailedToStart:
+            self.status.setText(f"Could not run peft-notify doctor: {self.process.errorString()}")
+
+    def copy_report(self) -> None:
+        QGuiApplication.clipboard().setText(self.report)
+        self.status.setText("The report below is on the clipboard: paste it into your bug report.")
+
+    def done(self, result: int) -> None:
+        if self.process.state() is not QProcess.ProcessState.NotRunning:
+            self.process.kill()
+            self.process.waitForFinished(2000)
+        super().done(result)
 
 
 def show_about(parent: QWidget | None, selections: Sequence[tuple[str, str, Sequence[str]]]) -> None:

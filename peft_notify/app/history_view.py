@@ -143,7 +143,8 @@ class HistoryView(QWidget):
     def __init__(self, history: HistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.history = history
-        self.search = QLineEdit(placeholderText="Search titles and messages…", clearButtonEnabled=True)
+        self.search = QLineEdit(placeholderText="Search titles and messages…  (Ctrl+F)", clearButtonEnabled=True)
+        self.search.setAccessibleName("Search history")
         self.job = _combo("Job filter")
         self.kind = _combo("Kind filter")
         self.kind.addItems([_ANY, "progress", "completion", "warning", "error"])
@@ -153,10 +154,10 @@ class HistoryView(QWidget):
         self.status.addItem(_ANY, None)
         for status, text in STATUS_TEXT.items():
             self.status.addItem(text, status)
-        self.unread_only = QCheckBox("Unread only")
-        self.mark_read_button = QPushButton("Mark read")
-        self.mark_all_button = QPushButton("Mark all read")
-        self.export_button = QPushButton("Export…")
+        self.unread_only = QCheckBox("&Unread only")
+        self.mark_read_button = QPushButton("Mark &read")
+        self.mark_all_button = QPushButton("Mark &all read")
+        self.export_button = QPushButton("E&xport…")
         self.empty = QLabel("No notifications yet. They appear here as soon as a job reports something.")
         self.empty.setObjectName("EmptyState")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -175,10 +176,10 @@ class HistoryView(QWidget):
         filters = QHBoxLayout()
         filters.addWidget(self.search, 2)
         for label, combo in (
-            ("Job", self.job),
-            ("Kind", self.kind),
-            ("Urgency", self.urgency),
-            ("Status", self.status),
+            ("&Job", self.job),
+            ("&Kind", self.kind),
+            ("Ur&gency", self.urgency),
+            ("&Status", self.status),
         ):
             caption = QLabel(label)
             caption.setBuddy(combo)

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from peft_notify.app.accessibility import card_name, set_accessible_name
 from peft_notify.app.charts import LossChart
 from peft_notify.app.jobs_model import JobRow
 from peft_notify.app.plain import plain_label, plain_tooltip
@@ -121,3 +122,5 @@ class JobCard(QFrame):
             self.resources.setVisible(bool(resources))
         self.spark.set_points(row.losses, QColor(color))
         self.setToolTip(plain_tooltip(f"{row.title}\n{row.status_text}\n{row.key}"))
+        set_accessible_name(self, card_name(row))  # "llama: running, 13 %, ETA 35 s" (docs/app.md)
+        set_accessible_name(self.bar, f"{row.title} progress", row.percent_text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,13 @@ __all__ = ["AppShell"]
 log = logging.getLogger(__name__)
 
 Selections = Sequence[tuple[str, str, Sequence[str]]]
+
+
+def doctor_command() -> list[str]:
+    """How to run ``peft-notify doctor`` from here: the bundle's own binary, else this Python."""
+    from peft_notify.appinfo import is_frozen
+
+    return [sys.executable, "doctor"] if is_frozen() else [sys.executable, "-m", "peft_notify", "doctor"]
 
 
 class AppShell(QObject):
@@ -68,6 +76,7 @@ class AppShell(QObject):
         w.add_job_requested.connect(self.on_add_job)
         w.settings_requested.connect(self.on_settings)
         w.about_requested.connect(self.on_about)
+        w.report_requested.connect(self.on_report)
         w.quit_requested.connect(self.quit)
         w.close_requested.connect(self.on_close_requested)
         w.history_view.unread_changed.connect(lambda _n: self.schedule_tray_refresh())
@@ -91,6 +100,8 @@ class AppShell(QObject):
         t.job_requested.connect(lambda key: c.show_job.emit(key, 0))
         t.remove_requested.connect(c.unsubscribe)
         t.pause_requested.connect(c.pause_notifications)
+        t.all_jobs_requested.connect(c.watch_all_jobs)
+        c.all_jobs_watch_changed.connect(t.set_all_jobs_watched)
         c.job_updated.connect(lambda _key: self.schedule_tray_refresh())
         c.job_removed.connect(lambda _key: self.schedule_tray_refresh())
         c.history_changed.connect(self.schedule_tray_refresh)
@@ -149,6 +160,12 @@ class AppShell(QObject):
         from peft_notify.app.dialogs import show_about
 
         show_about(self.window, self.selections)
+
+    def on_report(self) -> None:
+        """Help → Report a problem: run ``peft-notify doctor`` and copy its report to the clipboard."""
+        from peft_notify.app.dialogs import ReportDialog
+
+        ReportDialog(doctor_command(), self.window).exec()
 
     def on_add_job(self) -> None:
         from peft_notify.app.dialogs import AddJobDialog

@@ -10,10 +10,11 @@ its methods for user commands. Closing it hides it to the tray when the settings
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from peft_notify.app.accessibility import card_name
 from peft_notify.app.detail_pane import DetailPane
 from peft_notify.app.group_card import GroupCards
 from peft_notify.app.history_view import HistoryView
@@ -46,6 +49,15 @@ __all__ = ["MainWindow"]
 
 log = logging.getLogger(__name__)
 
+DOCS_URL = "https://github.com/peft-notify/peft-notify/blob/main/docs/app.md"
+
+
+def docs_url() -> QUrl:
+    """The app's documentation: the checkout's docs/app.md when present, else :data:`DOCS_URL`."""
+    local = Path(__file__).resolve().parents[2] / "docs" / "app.md"
+    return QUrl.fromLocalFile(str(local)) if local.is_file() else QUrl(DOCS_URL)
+
+
 EMPTY_TEXT = (
     "<h3>No jobs yet</h3><p>Run <code>peft-notify simulate</code> or <code>peft-notify demo</code>,<br>"
     "or add a job's URL with <b>Add job…</b></p>"
@@ -58,6 +70,7 @@ class MainWindow(QMainWindow):
     add_job_requested = Signal()
     settings_requested = Signal()
     about_requested = Signal()
+    report_requested = Signal()  # Help → Report a problem (the shell copies doctor's report)
     quit_requested = Signal()
     close_requested = Signal()
 
@@ -80,6 +93,7 @@ class MainWindow(QMainWindow):
         close_banner = QToolButton(autoRaise=True)
         close_banner.setText("✕")
         close_banner.setToolTip("Dismiss")
+        close_banner.setAccessibleName("Dismiss message")
         close_banner.clicked.connect(self.banner.hide)
         banner_layout = QHBoxLayout(self.banner)
         banner_layout.setContentsMargins(12, 6, 6, 6)
@@ -99,10 +113,11 @@ class MainWindow(QMainWindow):
         self.list_stack.addWidget(self.empty)
         self.list_stack.addWidget(self.job_list)
         self.groups = GroupCards(self.job_list)  # a card per sweep above its trials (docs/sweeps.md)
-        self.add_button = QPushButton("Add job…")
-        self.pause_button = QPushButton("Pause")
-        self.remove_button = QPushButton("Remove")
+        self.add_button = QPushButton("A&dd job…")
+        self.pause_button = QPushButton("&Pause")
+        self.remove_button = QPushButton("Re&move")
         self.pause_button.setToolTip("Disconnect from this job without forgetting it")
+        self.remove_button.setToolTip("Stop following the selected job (Delete); its notifications stay in History")
         list_buttons = QHBoxLayout()
         for button in (self.add_button, self.pause_button, self.remove_button):
             list_buttons.addWidget(button)
@@ -139,6 +154,7 @@ class MainWindow(QMainWindow):
         self.remove_button.clicked.connect(self.on_remove)
         self.pause_button.clicked.connect(self.on_pause_toggle)
         self.job_list.currentItemChanged.connect(self.on_current_changed)
+        self.job_list.itemActivated.connect(self.open_detail)  # Enter on a card: into its detail
         # Right-click on a card: Pause/Resume and Remove, e.g. for a subscription that is dead.
         self.job_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.job_list.customContextMenuRequested.connect(self.on_card_menu)
@@ -182,9 +198,26 @@ class MainWindow(QMainWindow):
             action = QAction(name, self, shortcut=QKeySequence(key))
             action.triggered.connect(lambda _=False, i=index: self.tabs.setCurrentIndex(i))
             view_menu.addAction(action)
+        # Keyboard use (docs/app.md#keyboard-and-accessibility): Ctrl+F searches the history,
+        # Delete removes the selected job (after asking), Enter opens the focused card's detail.
+        find = QAction("&Search history", self, shortcut=QKeySequence(QKeySequence.StandardKey.Find))
+        find.triggered.connect(self.focus_search)
+        remove = QAction("&Remove job…", self, shortcut=QKeySequence(Qt.Key.Key_Delete))
+        remove.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        remove.triggered.connect(self.on_remove)
+        self.job_list.addAction(remove)
+        view_menu.addSeparator()
+        view_menu.addAction(find)
         help_menu = self.menuBar().addMenu("&Help")
+        docs = QAction("&Documentation", self, shortcut=QKeySequence(QKeySequence.StandardKey.HelpContents))
+        docs.triggered.connect(self.open_docs)
+        report = QAction("&Report a problem…", self)
+        report.triggered.connect(self.report_requested)
         about = QAction("&About peft-notify", self)
         about.triggered.connect(self.about_requested)
+        for action in (docs, report):
+            help_menu.addAction(action)
+        help_menu.addSeparator()
         help_menu.addAction(about)
 
     # -- controller signals --------------------------------------------------------------
@@ -205,7 +238,7 @@ class MainWindow(QMainWindow):
         card = self.cards[key]
         card.show_row(row)
         self.items[key].setSizeHint(card.sizeHint())
-        self.items[key].setText(f"{row.title}: {row.status_text}")  # for screen readers and type-ahead
+        self.items[key].setText(card_name(row))  # what screen readers say; type-ahead finds the name
         self.groups.on_job_updated(key, row.job_id, self.items[key], self.controller)
         self.list_stack.setCurrentIndex(1 if self.items else 0)
         if self.current_key() == key:
@@ -276,12 +309,39 @@ class MainWindow(QMainWindow):
         row = self.current_row()
         self.remove_button.setEnabled(row is not None)
         self.pause_button.setEnabled(row is not None)
-        self.pause_button.setText("Resume" if row is not None and row.link is Link.STOPPED else "Pause")
+        self.pause_button.setText("&Resume" if row is not None and row.link is Link.STOPPED else "&Pause")
 
     def on_remove(self) -> None:
-        key = self.current_key()
-        if key is not None and self.controller is not None:
-            self.controller.unsubscribe(key)
+        """Remove the selected job after asking (the button, Delete on the list)."""
+        row = self.current_row()
+        if row is None or self.controller is None:
+            return
+        if self.confirm_remove(row.title) and self.controller.rows.get(row.key) is row:
+            self.controller.unsubscribe(row.key)
+
+    def confirm_remove(self, title: str) -> bool:
+        """Ask before forgetting a job; the default button is No, so Enter twice removes nothing."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Remove job", "", parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the title comes from the job server (issue 10 item 4)
+        box.setText(f"Stop following {title}? Its notifications stay in History.")
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def open_detail(self, item: QListWidgetItem) -> None:
+        """Enter (or a double click) on a card: make it current and move the focus into its detail."""
+        self.job_list.setCurrentItem(item)
+        self.detail.focus_first()
+
+    def focus_search(self) -> None:
+        """Ctrl+F: the History tab with its search field focused."""
+        self.tabs.setCurrentWidget(self.history_view)
+        self.history_view.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.history_view.search.selectAll()
+
+    def open_docs(self) -> None:
+        """Help → Documentation: docs/app.md of this checkout when it is there, else the online page."""
+        QDesktopServices.openUrl(docs_url())
 
     def card_menu(self, key: str) -> QMenu | None:
         """The context menu of the card of ``key`` (None without a controller or that job)."""

@@ -1,0 +1,301 @@
+"""Accessibility: every focusable widget is named and has the right role, Tab goes round, shortcuts work.
+
+Runs the real widgets (offscreen unless a display is there). The AT-SPI smoke test at the end
+reads the main window over the real accessibility bus as a screen reader would.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAccessible, QKeySequence
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QTabBar,
+    QTableView,
+    QToolButton,
+    QWidget,
+)
+from pytestqt.qtbot import QtBot
+
+from peft_notify.app.accessibility import (
+    card_name,
+    focusables,
+    loss_summary,
+    spoken_duration,
+    spoken_name,
+    unnamed_focusables,
+)
+from peft_notify.app.dialogs import AddJobDialog, ReportDialog, SettingsDialog
+from peft_notify.app.jobs_model import JobRow, Link
+from peft_notify.app.window import MainWindow
+from peft_notify.desktop.settings import Settings
+from tests.app.test_window import add_row, make_window
+
+URL2 = "ws://127.0.0.1:9/ws/notifications/job-2"
+
+# The role a screen reader must hear for each kind of focusable widget.
+ROLES: list[tuple[type[QWidget], QAccessible.Role]] = [
+    (QCheckBox, QAccessible.Role.CheckBox),
+    (QPushButton, QAccessible.Role.Button),
+    (QToolButton, QAccessible.Role.Button),
+    (QLineEdit, QAccessible.Role.EditableText),
+    (QDoubleSpinBox, QAccessible.Role.SpinBox),
+    (QComboBox, QAccessible.Role.ComboBox),
+    (QListWidget, QAccessible.Role.List),
+    (QTableView, QAccessible.Role.Table),
+    (QTabBar, QAccessible.Role.PageTabList),
+    (QPlainTextEdit, QAccessible.Role.EditableText),
+]
+
+
+def expected_role(widget: QWidget) -> QAccessible.Role | None:
+    for cls, role in ROLES:
+        if isinstance(widget, cls):
+            return role
+    return None
+
+
+def role_problems(root: QWidget) -> list[str]:
+    problems = []
+    for widget in focusables(root):
+        want = expected_role(widget)
+        iface = QAccessible.queryAccessibleInterface(widget)
+        got = iface.role() if iface is not None else None
+        if want is None:
+            problems.append(f"no expected role known for {type(widget).__name__} {spoken_name(widget)!r}")
+        elif got != want and not (want is QAccessible.Role.Button and got is QAccessible.Role.ButtonMenu):
+            problems.append(f"{type(widget).__name__} {spoken_name(widget)!r}: role {got}, want {want}")
+    return problems
+
+
+def describe(widgets: list[QWidget]) -> list[str]:
+    return [f"{type(w).__name__}({w.objectName() or spoken_name(w)})" for w in widgets]
+
+
+def tab_round(qtbot: QtBot, root: QWidget, start: QWidget) -> list[QWidget]:
+    """Press Tab from ``start`` until the focus comes back to it; the widgets visited (real key presses)."""
+    start.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is start)
+    visited: list[QWidget] = []
+    for _ in range(200):
+        current = QApplication.focusWidget()
+        assert current is not None
+        qtbot.keyClick(current, Qt.Key.Key_Tab)
+        now = QApplication.focusWidget()
+        assert now is not None, "Tab lost the focus"
+        if now is start:
+            return visited
+        visited.append(now)
+    raise AssertionError(f"Tab never came back around to {describe([start])}: {describe(visited[:40])}")
+
+
+def assert_keyboard_complete(qtbot: QtBot, root: QWidget) -> None:
+    """Every focusable widget is named, has its role, and Tab reaches each one and comes back around."""
+    assert not describe(unnamed_focusables(root)), f"unnamed: {describe(unnamed_focusables(root))}"
+    assert not role_problems(root)
+    tabbable = [w for w in focusables(root) if w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+    visited = tab_round(qtbot, root, tabbable[0])
+    missed = [w for w in tabbable[1:] if w not in visited]
+    assert not missed, f"Tab never reaches {describe(missed)}"
+
+
+# -- text alternatives -----------------------------------------------------------------------
+
+
+def test_card_names_say_name_state_percent_and_eta() -> None:
+    row = JobRow(key="k", job_id="j", name="llama-3-8b-lora", state="running", link=Link.CONNECTED)
+    row.fraction, row.eta_s = 0.13, 35.0
+    assert card_name(row) == "llama-3-8b-lora: running, 13 %, ETA 35 s"
+    row.state, row.fraction = "completed", 1.0
+    assert card_name(row) == "llama-3-8b-lora: completed, 100 %"
+    assert spoken_duration(200) == "3 min 20 s"
+    assert spoken_duration(3720) == "1 h 2 min"
+
+
+def test_loss_chart_text_alternative() -> None:
+    assert loss_summary([(0, 2.6), (200, 1.2), (400, 0.46)]) == "loss 2.6 → 0.46 over 400 steps, falling"
+    assert loss_summary([(0, 0.4), (10, 0.9)]).endswith("rising")
+    assert loss_summary([(0, 0.5), (10, 0.5)]).endswith("flat")
+    assert loss_summary([]) == "no loss reported yet"
+
+
+def window_with_jobs(qtbot: QtBot) -> MainWindow:
+    win = make_window()
+    qtbot.addWidget(win)
+    assert win.controller is not None
+    row = add_row(
+        win.controller,
+        name="llama-3-8b-lora",
+        state="running",
+        fraction=0.13,
+        eta_s=35.0,
+        step=52,
+        total=400,
+        link=Link.CONNECTED,
+        capabilities=("retry", "cancel"),
+    )
+    row.add_loss(0, 2.6)
+    row.add_loss(400, 0.46)
+    win.controller.job_updated.emit(row.key)
+    add_row(win.controller, URL2, job_id="job-2", name="mistral", state="failed", fraction=0.5)
+    win.show()
+    qtbot.waitExposed(win)
+    activate(qtbot, win)
+    return win
+
+
+def activate(qtbot: QtBot, win: QWidget) -> None:
+    """Make ``win`` the active window (shortcuts only reach the active window)."""
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win)
+
+
+def test_cards_chart_and_bar_are_named_for_screen_readers(qtbot: QtBot) -> None:
+    win = window_with_jobs(qtbot)
+    key = next(iter(win.cards))
+    card = win.cards[key]
+    assert card.accessibleName() == "llama-3-8b-lora: running, 13 %, ETA 35 s"
+    assert win.items[key].text() == card.accessibleName()  # the list item a screen reader reads
+    assert card.bar.accessibleName() == "llama-3-8b-lora progress"
+    assert win.detail.chart.accessibleName() == "loss 2.6 → 0.46 over 400 steps, falling"
+    # The list's children, as assistive technology sees them: each names its job and state.
+    iface = QAccessible.queryAccessibleInterface(win.job_list)
+    assert iface is not None
+    names = [iface.child(i).text(QAccessible.Text.Name) for i in range(iface.childCount())]
+    assert "mistral: failed, 50 %" in names
+
+
+def test_every_control_of_the_main_window_is_named_and_tab_goes_round(qtbot: QtBot) -> None:
+    win = window_with_jobs(qtbot)
+    for index in range(win.tabs.count()):
+        win.tabs.setCurrentIndex(index)
+        assert_keyboard_complete(qtbot, win)
+
+
+@pytest.mark.parametrize("which", ["add", "settings", "report"])
+def test_every_dialog_is_named_and_tab_goes_round(qtbot: QtBot, which: str) -> None:
+    local = [
+        type(
+            "Local", (), {"name": "sim", "job_id": "sim", "url": "ws://127.0.0.1:1/ws/notifications/sim", "token": None}
+        )
+    ]
+    dialog: QDialog
+    if which == "add":
+        dialog = AddJobDialog(local)
+    elif which == "settings":
+        dialog = SettingsDialog(Settings())
+    else:
+        dialog = ReportDialog([sys.executable, "-c", "print('doctor says hi')"])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    if isinstance(dialog, ReportDialog):
+        qtbot.waitUntil(lambda: "doctor says hi" in dialog.report, timeout=10_000)
+        assert QApplication.clipboard().text() == dialog.report
+    assert_keyboard_complete(qtbot, dialog)
+    # Labels are buddies of their fields (Alt+letter jumps there).
+    if isinstance(dialog, AddJobDialog):
+        qtbot.keyClick(dialog, Qt.Key.Key_T, Qt.KeyboardModifier.AltModifier)
+        assert QApplication.focusWidget() is dialog.token
+
+
+def test_about_box_is_reachable_and_closes_with_the_keyboard(qtbot: QtBot) -> None:
+    box = QMessageBox(QMessageBox.Icon.Information, "About", "peft-notify")
+    qtbot.addWidget(box)
+    box.show()
+    qtbot.waitExposed(box)
+    assert not unnamed_focusables(box)
+    qtbot.keyClick(box, Qt.Key.Key_Escape)
+    assert not box.isVisible()
+
+
+# -- shortcuts -------------------------------------------------------------------------------
+
+
+def test_shortcuts_search_arrows_enter_and_delete(qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    win = window_with_jobs(qtbot)
+    assert win.controller is not None
+    first, second = list(win.items)
+    win.job_list.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is win.job_list)
+    assert win.current_key() == first
+    qtbot.keyClick(win.job_list, Qt.Key.Key_Down)  # arrow keys move between cards
+    assert win.current_key() == second
+    qtbot.keyClick(win.job_list, Qt.Key.Key_Up)
+    assert win.current_key() == first
+    qtbot.keyClick(win.job_list, Qt.Key.Key_Return)  # Enter: into the focused card's detail
+    assert QApplication.focusWidget() is win.detail.timeline
+    assert win.detail.key == first
+
+    # Delete asks first; No keeps the job, Yes removes it.
+    win.job_list.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is win.job_list)
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(10, answer)
+            return
+        asked.append(box.text())
+        assert box.defaultButton() is box.button(QMessageBox.StandardButton.No)
+        button = box.button(answers.pop(0))
+        assert isinstance(button, QAbstractButton)
+        button.click()
+
+    removed: list[str] = []  # the controller's removal itself: test_dead_ends.py; here the keyboard path to it
+    monkeypatch.setattr(win.controller, "unsubscribe", removed.append)
+    QTimer.singleShot(0, answer)
+    qtbot.keyClick(win.job_list, Qt.Key.Key_Delete)
+    assert removed == []
+    activate(qtbot, win)
+    QTimer.singleShot(0, answer)
+    qtbot.keyClick(win.job_list, Qt.Key.Key_Delete)
+    assert removed == [first]
+    assert asked == ["Stop following llama-3-8b-lora? Its notifications stay in History."] * 2
+
+    activate(qtbot, win)
+    QTest.keySequence(win, QKeySequence("Ctrl+F"))  # Ctrl+F: search the history
+    assert win.tabs.currentWidget() is win.history_view
+    assert QApplication.focusWidget() is win.history_view.search
+
+
+def test_menu_shortcuts_and_mnemonics(qtbot: QtBot) -> None:
+    win = window_with_jobs(qtbot)
+    shortcuts = {
+        a.text().replace("&", ""): a.shortcut().toString() for a in win.findChildren(type(win.menuBar().actions()[0]))
+    }
+    assert shortcuts["Settings…"] == "Ctrl+,"
+    assert shortcuts["Quit"] == "Ctrl+Q"
+    assert shortcuts["Search history"] == "Ctrl+F"
+    with qtbot.waitSignal(win.settings_requested):
+        QTest.keySequence(win, QKeySequence("Ctrl+,"))
+    with qtbot.waitSignal(win.quit_requested):
+        QTest.keySequence(win, QKeySequence("Ctrl+Q"))
+    # Every labelled button and menu has a mnemonic (Alt+letter).
+    buttons = [b for b in win.findChildren(QPushButton) if b.text()]
+    assert all("&" in b.text() for b in buttons), [b.text() for b in buttons if "&" not in b.text()]
+    assert all("&" in a.text() for a in win.menuBar().actions())
+
+
+def test_progress_bars_are_named(qtbot: QtBot) -> None:
+    win = window_with_jobs(qtbot)
+    bars = [b for b in win.findChildren(QProgressBar) if b.isVisibleTo(win)]
+    assert bars and all(b.accessibleName() for b in bars)
