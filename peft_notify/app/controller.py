@@ -50,6 +50,7 @@ from peft_notify.desktop.monitor import (
 )
 from peft_notify.desktop.settings import Settings, Subscription
 from peft_notify.engine.actions import Notify, Record
+from peft_notify.engine.groups import ALL_JOBS_KEY
 from peft_notify.ports import DndProbe, DndState, HistoryStore, Notifier, TaskbarProgress
 from peft_notify.wire import Hello, NotificationEvent, NotificationType, Progress, Resource
 
@@ -73,6 +74,7 @@ class Controller(QObject):
     dnd_changed = Signal(str)
     show_job = Signal(str, int)  # (key, history record id) — "View Details" from a notification
     settings_changed = Signal(object)
+    all_jobs_watch_changed = Signal(bool)  # "tell me when all running jobs have finished" armed / fired
 
     def __init__(
         self,
@@ -245,6 +247,11 @@ class Controller(QObject):
         """Tray "Pause notifications" (None resumes; the engine then summarises what was missed)."""
         self.monitor.pause_notifications(until)
 
+    def watch_all_jobs(self, on: bool) -> None:
+        """Tray "tell me when all running jobs have finished" (one notification, then it disarms)."""
+        self.monitor.watch_all_jobs(on)
+        self.all_jobs_watch_changed.emit(self.engine.all_jobs_watched)
+
     def acknowledge(self) -> None:
         """The user opened the window: clear the attention badge."""
         self.monitor.acknowledge()
@@ -320,6 +327,8 @@ class Controller(QObject):
                 self.channels.observe(event.envelope, event.connection.job_key)
             elif isinstance(event, Decided):
                 self.channels.decided(event.actions, self.engine.job)
+        if isinstance(event, Decided) and any(getattr(a, "job_id", "") == ALL_JOBS_KEY for a in event.actions):
+            self.all_jobs_watch_changed.emit(False)  # it fired, and disarmed
         if isinstance(event, MessageFed):
             self._on_message(event)
         elif isinstance(event, LinkChanged):

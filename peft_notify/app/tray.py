@@ -79,6 +79,7 @@ class Tray(QObject):
     job_requested = Signal(str)
     remove_requested = Signal(str)  # a dead subscription's "Remove" (its key)
     pause_requested = Signal(object)  # float | None
+    all_jobs_requested = Signal(bool)  # "tell me when all running jobs have finished" (docs/sweeps.md)
     mute_toggled = Signal(bool)
     quit_requested = Signal()
 
@@ -105,6 +106,9 @@ class Tray(QObject):
         self.pause_menu.addSeparator()
         self.resume_action = self.pause_menu.addAction("Resume notifications")
         self.resume_action.triggered.connect(lambda: self.pause_requested.emit(None))
+        self.all_jobs_action = self.menu.addAction("Tell me when all running jobs have finished")
+        self.all_jobs_action.setCheckable(True)
+        self.all_jobs_action.triggered.connect(self.all_jobs_requested)  # the user's clicks only
         self.mute_action = self.menu.addAction("Mute sounds")
         self.mute_action.setCheckable(True)
         self.mute_action.toggled.connect(self.mute_toggled)
@@ -137,6 +141,10 @@ class Tray(QObject):
             self.pause_menu.setTitle("Notifications paused (until resumed)")
         else:
             self.pause_menu.setTitle(f"Notifications paused until {time.strftime('%a %H:%M', time.localtime(until))}")
+
+    def set_all_jobs_watched(self, armed: bool) -> None:
+        """Check or uncheck the "all running jobs finished" entry (armed, disarmed, or it fired)."""
+        self.all_jobs_action.setChecked(armed)
 
     def set_dnd(self, state: str) -> None:
         self.dnd_action.setText(f"Do Not Disturb: {state}")

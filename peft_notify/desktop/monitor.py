@@ -114,6 +114,11 @@ class EngineLike(Protocol):
 
     def end_groups(self, *, now: float) -> list[Action]: ...
 
+    def watch_all_jobs(self, on: bool, *, now: float) -> list[Action]: ...
+
+    @property
+    def all_jobs_watched(self) -> bool: ...
+
 
 class ClientLike(Protocol):
     """The part of :class:`peft_notify.desktop.client.JobClient` the monitor uses."""
@@ -868,6 +873,13 @@ class Monitor:
             due = self.engine.next_tick_at()
             if due is not None and due <= self.clock():
                 self.tick()
+
+    def watch_all_jobs(self, on: bool) -> None:
+        """Tray "tell me when all running jobs have finished": arm or disarm (see ``Engine.watch_all_jobs``)."""
+        try:
+            self._enqueue(self.engine.watch_all_jobs(on, now=self.clock()))
+        except Exception:
+            log.error("engine watch_all_jobs failed", exc_info=True)
 
     def end_groups(self) -> None:
         """No more jobs will be followed (``watch`` ends): every group with nothing running gets its summary."""

@@ -17,7 +17,7 @@ from peft_notify.engine.actions import Action, Record
 from peft_notify.engine.config import EngineConfig, Templates
 from peft_notify.engine.dnd import SUMMARY_KEY, QuietPeriods
 from peft_notify.engine.gate import Gate
-from peft_notify.engine.groups import Groups, GroupSummary, GroupView
+from peft_notify.engine.groups import ALL_JOBS_KEY, AllJobsWatch, Groups, GroupSummary, GroupView
 from peft_notify.engine.job import Job, JobView
 from peft_notify.engine.limits import TokenBucket
 from peft_notify.engine.notices import stall_event
@@ -49,6 +49,7 @@ class Engine:
         self._rules = Rules(self.config, self.templates, self._gate)
         self._resources = ResourceRules(self.config.resources)
         self._groups = Groups(self.config.group_grace_s)
+        self._all_jobs = AllJobsWatch()
         self._now = 0.0
         self._rules.check_templates()
 
@@ -87,7 +88,7 @@ class Engine:
             actions += self._rules.on_notification(job, body, now, seq)
         else:
             actions += self._rules.on_status(job, body, now, seq)
-        actions += self._settle_group(job, body, now)
+        actions += self._settle_group(job, body, now) + self._check_all_jobs(now)
         return actions + self._refresh_taskbar(now, [job])
 
     def tick(self, *, now: float, dnd: DndState | None = None) -> list[Action]:
@@ -129,7 +130,7 @@ class Engine:
         if detail:
             message += f" ({detail})"
         actions = self._rules.error(job, now, None, message=message, error_type="system_crash")
-        actions += self._settle_group(job, None, now)
+        actions += self._settle_group(job, None, now) + self._check_all_jobs(now)
         return actions + self._refresh_taskbar(now, [job])
 
     def set_user_pause(self, until: float | None, *, now: float) -> list[Action]:
@@ -157,7 +158,7 @@ class Engine:
         self._groups.forget(job_id)
         self._gate.muted.discard(job_id)
         self._tally.put(job_id, None)
-        return self._refresh_taskbar(self._now, (), changed=True)
+        return self._check_all_jobs(self._now) + self._refresh_taskbar(self._now, (), changed=True)
 
     # ------------------------------------------------------------------ queries
 
@@ -180,6 +181,23 @@ class Engine:
     def group_of(self, job_id: str) -> str | None:
         """The id of the group ``job_id`` belongs to, or ``None``."""
         return self._groups.group_of(job_id)
+
+    def watch_all_jobs(self, on: bool, *, now: float) -> list[Action]:
+        """Tray "tell me when all running jobs have finished": arm (one notification when every job
+        running now has ended, then disarmed) or disarm. With no job running there is nothing to wait for."""
+        self._now = max(self._now, now)
+        if not on:
+            self._all_jobs.disarm()
+            return []
+        running = [j.job_id for j in self._jobs.values() if not j.state.finished]
+        if running:
+            self._all_jobs.arm(running)
+        return []
+
+    @property
+    def all_jobs_watched(self) -> bool:
+        """Whether the "all running jobs finished" notification is armed."""
+        return self._all_jobs.armed
 
     def end_groups(self, *, now: float) -> list[Action]:
         """No more jobs will come (``watch`` ends): every group with nothing running gets its summary now."""
@@ -246,6 +264,14 @@ class Engine:
             else:  # the sweep had ended before we saw it: history only (rule 1)
                 actions.append(Record(job_id=job_id, event=s.event, key=s.key, reason=DeliveryStatus.FILTERED))
         return actions
+
+    def _check_all_jobs(self, now: float) -> list[Action]:
+        def state_of(job_id: str) -> JobState | None:
+            job = self._jobs.get(job_id)
+            return None if job is None else job.state
+
+        event = self._all_jobs.check(state_of)
+        return [] if event is None else self._gate.deliver(ALL_JOBS_KEY, "", event, ALL_JOBS_KEY, now, dedup=False)
 
     def _eta_of(self, job_id: str) -> float | None:
         job = self._jobs.get(job_id)

@@ -39,11 +39,21 @@ from peft_notify.wire import (
     UrgencyLevel,
 )
 
-__all__ = ["DEFAULT_GRACE_S", "GroupSummary", "GroupView", "Groups", "Outcome", "format_number"]
+__all__ = [
+    "ALL_JOBS_KEY",
+    "DEFAULT_GRACE_S",
+    "AllJobsWatch",
+    "GroupSummary",
+    "GroupView",
+    "Groups",
+    "Outcome",
+    "format_number",
+]
 
 DEFAULT_GRACE_S: Final = 120.0
 MAX_PARAMS_SHOWN: Final = 4
 PRUNED_PREFIX: Final = "pruned"  # a ``cancelled`` status whose reason starts so counts as pruned
+ALL_JOBS_KEY: Final = "group:*"  # the "all running jobs" watch's notification ('*' is in no group id)
 LIVE_GAP_S: Final = 1.0  # a trial first seen this long after its group: the sweep moved on while we watched
 
 
@@ -422,3 +432,50 @@ def summary_event(view: GroupView) -> NotificationEvent:
         sound=True,
         respect_dnd=True,
     )
+
+
+class AllJobsWatch:
+    """The tray's "tell me when all running jobs have finished": an ad-hoc group of the jobs running now.
+
+    :meth:`arm` with the ids of the running jobs; :meth:`check` after every change returns the
+    one notification when each of them has ended (or is no longer followed), then disarms.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobState] | None = None  # None: not armed
+
+    @property
+    def armed(self) -> bool:
+        return self.jobs is not None
+
+    def arm(self, running: list[str]) -> None:
+        self.jobs = dict.fromkeys(running, JobState.RUNNING)
+
+    def disarm(self) -> None:
+        self.jobs = None
+
+    def check(self, state_of: Callable[[str], JobState | None]) -> NotificationEvent | None:
+        """``state_of``: a job's state now (``None``: forgotten). The event when all have ended."""
+        if self.jobs is None:
+            return None
+        for job_id in self.jobs:
+            state = state_of(job_id)
+            self.jobs[job_id] = JobState.CANCELLED if state is None else state
+        if not all(state.finished for state in self.jobs.values()):
+            return None
+        states = list(self.jobs.values())
+        self.jobs = None
+        counts = [(states.count(s), word) for s, word in ((JobState.COMPLETED, "ok"), (JobState.FAILED, "failed"))]
+        stopped = len(states) - counts[0][0] - counts[1][0]
+        parts = [f"{n} {word}" for n, word in counts if n or word == "ok"]
+        if stopped:
+            parts.append(f"{stopped} cancelled")
+        noun = "job" if len(states) == 1 else "jobs"
+        return NotificationEvent(
+            type=NotificationType.COMPLETION,
+            title=f"All {len(states)} running {noun} finished" if len(states) > 1 else "The running job finished",
+            message=", ".join(parts),
+            urgency=UrgencyLevel.NORMAL,
+            sound=True,
+            respect_dnd=True,
+        )

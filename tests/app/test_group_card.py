@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from typing import Any
 
 from pytestqt.qtbot import QtBot
 
 from peft_notify.app.group_card import GROUP_KEY_PREFIX, group_lines
+from peft_notify.app.tray import Tray
 from peft_notify.app.window import MainWindow
 from peft_notify.engine.groups import GroupView
 from peft_notify.wire import Envelope, Group, GroupRole, Hello, JobState, Progress, Status
+from tests.app.app_support import ClientFactory, envelope
+from tests.app.app_support import hello as plain_hello
 from tests.app.test_window import add_row, make_window
 
 GROUP = Group(id="lr-sweep", name="lr sweep", expected_jobs=4, metric="eval_loss", params={"lr": 2e-4, "r": 16})
@@ -95,3 +100,34 @@ def test_group_lines_and_trial_line_text() -> None:
     )
     assert group_lines(replace(view, ended=True, running=0))[0] == "finished"
     assert "ETA" not in group_lines(replace(view, ended=True))[1]
+
+
+def test_tray_all_running_jobs_finished_toggle(qapp: Any, client_factory: ClientFactory) -> None:
+    """Tray "tell me when all running jobs have finished": one popup when the last ends, then unchecked."""
+    from tests.app.test_controller import Rig
+
+    rig = Rig(client_factory)
+    tray = Tray()
+    tray.all_jobs_requested.connect(rig.controller.watch_all_jobs)  # as app/shell.py wires them
+    rig.controller.all_jobs_watch_changed.connect(tray.set_all_jobs_watched)
+    urls = [f"ws://127.0.0.1:{9 + i}/ws/notifications/job-{i}" for i in range(2)]
+
+    async def scenario() -> None:
+        rig.controller.start()
+        for i, url in enumerate(urls):
+            assert rig.controller.subscribe(url, "tok")
+            rig.push(url, envelope(f"job-{i}", 1, plain_hello(name=f"job {i}")))
+        await rig.controller.drain()
+        tray.all_jobs_action.trigger()  # the user's click
+        assert tray.all_jobs_action.isChecked()
+        rig.push(urls[0], envelope("job-0", 2, Status(JobState.COMPLETED)))
+        await rig.controller.drain()
+        assert tray.all_jobs_action.isChecked()  # job 1 still runs
+        rig.push(urls[1], envelope("job-1", 2, Status(JobState.FAILED, "boom")))
+        await rig.controller.drain()
+        await rig.controller.shutdown()
+
+    asyncio.run(scenario())
+    titles = [r.event.title for r in rig.notifier.requests]
+    assert titles.count("All 2 running jobs finished") == 1
+    assert not tray.all_jobs_action.isChecked()  # it fired and disarmed

@@ -378,3 +378,35 @@ def test_a_trial_the_driver_counted_but_we_never_see_ends_by_the_grace() -> None
     engine.feed(status("drv", JobState.COMPLETED), now=T0 + 201)
     assert summaries(engine.tick(now=T0 + 230)) == []
     assert [d.event.title for d in summaries(engine.tick(now=T0 + 231))] == ["sweep lr: all 1 finished"]
+
+
+# --------------------------------------------------------------------------- "all running jobs finished"
+
+
+def test_all_running_jobs_finished_fires_once_when_the_last_one_ends() -> None:
+    engine = Engine()
+    for job in ("a", "b", "c"):
+        engine.feed(hello(job, None), now=T0)
+    engine.feed(status("c", JobState.COMPLETED), now=T0 + 1)  # already done before arming: not counted
+    assert engine.watch_all_jobs(True, now=T0 + 2) == [] and engine.all_jobs_watched
+    engine.feed(hello("d", None), now=T0 + 3)  # started after arming: not waited for
+    assert summaries(engine.feed(status("a", JobState.COMPLETED), now=T0 + 4)) == []  # b still runs
+    actions = engine.feed(status("b", JobState.FAILED, "boom"), now=T0 + 5)
+    done = [a for a in actions if isinstance(a, Notify) and a.job_id == "group:*"]
+    assert [(d.event.title, d.event.message) for d in done] == [("All 2 running jobs finished", "1 ok, 1 failed")]
+    assert not engine.all_jobs_watched
+    assert summaries(engine.feed(status("d", JobState.COMPLETED), now=T0 + 6)) == []  # once
+
+
+def test_all_running_jobs_can_be_disarmed_and_forgotten_jobs_count_as_ended() -> None:
+    engine = Engine()
+    engine.feed(hello("a", None), now=T0)
+    engine.feed(hello("b", None), now=T0)
+    engine.watch_all_jobs(True, now=T0)
+    engine.watch_all_jobs(False, now=T0 + 1)
+    assert not engine.all_jobs_watched
+    assert summaries(engine.feed(status("a", JobState.COMPLETED), now=T0 + 2)) == []
+    engine.watch_all_jobs(True, now=T0 + 3)
+    done = [a for a in engine.forget("b") if isinstance(a, Notify)]
+    assert [(d.event.title, d.event.message) for d in done] == [("The running job finished", "0 ok, 1 cancelled")]
+    assert engine.watch_all_jobs(True, now=T0 + 4) == [] and not engine.all_jobs_watched  # nothing runs
