@@ -24,7 +24,8 @@ import pytest
 from peft_notify import __version__
 from peft_notify.appinfo import APP_ID, CLI_NAME
 
-pytestmark = [pytest.mark.slow, pytest.mark.linux]
+# The session fixture builds the package inside the first test: allow for a cold PyInstaller run.
+pytestmark = [pytest.mark.slow, pytest.mark.linux, pytest.mark.timeout(900)]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packaging"))
 from prune import elf_needed  # noqa: E402  (packaging/prune.py)

@@ -19,7 +19,7 @@ import pytest
 
 from peft_notify import __version__
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # builds and pip-installs inside the first test
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_SCRIPT = """
