@@ -88,6 +88,7 @@ def onedir(no_cache: bool = False) -> Path:
     cached = root / f"onedir-{sys.platform}-{build_key()}"
     if not no_cache and (cached / ".complete").is_file():
         log(f"onedir: reusing {cached} (same sources and build environment)")
+        os.utime(cached)  # recently used: not pruned
         return cached
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pyinstaller-work-", dir=root))
