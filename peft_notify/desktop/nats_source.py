@@ -293,7 +293,10 @@ class NatsSource:
         try:
             await nc.connect(**options, allow_reconnect=False, closed_cb=on_closed, error_cb=on_error)
         except BaseException:
-            await nc.close()  # nats-py leaves the socket open when the server refuses the credentials
+            # nats-py leaves the socket open when the server refuses the credentials; its close()
+            # can hang after a failed TLS handshake, hence the bound.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 2.0)
             raise
         self._nc = nc
         self.connects += 1

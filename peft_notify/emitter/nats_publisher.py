@@ -263,7 +263,7 @@ class NatsPublisher:
                 await nc.connect(**connect_options(self.target, self._on_down, self._on_up, self._on_error))
             except Exception as exc:
                 with contextlib.suppress(Exception):  # nats-py leaves the socket open on refused credentials
-                    await nc.close()
+                    await asyncio.wait_for(nc.close(), 2.0)  # (and its close() can hang after a failed TLS handshake)
                 self._say_down(f"cannot reach {self.target.address}: {type(exc).__name__}: {exc}")
                 await self._sleep(delay)
                 delay = min(delay * 2, 10.0)

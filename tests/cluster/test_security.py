@@ -11,7 +11,7 @@ import pytest
 import peft_notify
 from peft_notify import natsurl, wire
 from peft_notify.desktop.frames import ClientState
-from tests.cluster.natsd import NatsServer
+from tests.cluster.natsd import NatsServer, self_signed
 from tests.cluster.rig import Desk, finish, node, until
 
 
@@ -127,3 +127,30 @@ def test_the_stream_is_created_with_limits_and_never_stores_actions(natsd: NatsS
         await nc.close()
 
     asyncio.run(scenario())
+
+
+def test_tls_with_the_servers_ca_works_and_a_wrong_ca_is_refused(tmp_path: Path) -> None:
+    """tls:// verifies the server: with ?ca= naming its certificate a job publishes and a desktop
+    follows; a desktop trusting another CA never gets a frame."""
+    cert, key = self_signed(tmp_path)
+    (tmp_path / "other").mkdir()
+    other, _ = self_signed(tmp_path / "other")  # a CA that did not sign the server's certificate
+    server = NatsServer(tmp_path / "js", tls=(cert, key)).start()
+    try:
+
+        async def scenario() -> None:
+            url = f"{server.url}?ca={cert}"
+            rc, _out, err = await finish(node(url, "sealed", steps=20))
+            assert rc == 0, err
+            key_ = f"sealed@127.0.0.1:{server.port}"
+            async with Desk(url) as desk:
+                await until(lambda: desk.job(key_) is not None and desk.job(key_).state.value == "completed")
+            async with Desk(f"{server.url}?ca={other}") as wrong:
+                conn = wrong.monitor.connections[wrong.url]
+                await until(lambda: conn.state is ClientState.RECONNECTING, 15, "a refused TLS handshake")
+                assert "CERTIFICATE_VERIFY_FAILED" in conn.detail or "certificate" in conn.detail.lower(), conn.detail
+                assert wrong.job(key_) is None
+
+        asyncio.run(scenario())
+    finally:
+        server.stop()
