@@ -8,11 +8,13 @@ from pathlib import Path
 
 import nats
 import nats.js.errors
+import pytest
 
 import peft_notify
 from peft_notify import natsurl, wire
 from peft_notify.emitter import JobServer
 from peft_notify.emitter.nats_publisher import NatsPublisher
+from peft_notify.emitter.startup import start_job
 from tests.cluster.natsd import NatsServer
 
 
@@ -112,3 +114,29 @@ def test_a_full_queue_drops_the_oldest_and_the_job_says_how_many_were_lost(tmp_p
         publisher.close(2)
         job_server.stop()
         server.stop()
+
+
+def test_only_rank_0_publishes(natsd: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank awareness is unchanged: a rank other than 0 neither serves nor publishes (its errors go
+    to rank 0, which publishes them merged with its own)."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    started = start_job("ranked", 10, job_id="ranked", nats=natsd.url, print_url=False)
+    try:
+        assert started.server is None and started.publisher is None
+        started.handle.progress(5)
+    finally:
+        started.handle.close()
+
+    async def has_stream() -> bool:
+        nc = await nats.connect(natsd.url)
+        try:
+            await nc.jetstream().stream_info("PEFT_JOBS")
+            return True
+        except nats.js.errors.NotFoundError:
+            return False
+        finally:
+            await nc.close()
+
+    assert asyncio.run(has_stream()) is False  # nothing was published, not even a stream created
