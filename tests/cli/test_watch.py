@@ -86,9 +86,10 @@ def test_watch_wrong_token_exits_2(tmp_path: Path) -> None:
 
 
 def test_watch_local_without_jobs(tmp_path: Path) -> None:
-    result = watch(tmp_path, "--local")
+    # Issue 11 item 5 on purpose: --local waits for the first job now; --timeout gives up (exit 2).
+    result = watch(tmp_path, "--local", "--timeout", "0.5")
     assert result.returncode == 2
-    assert "no local jobs" in result.stderr
+    assert "no local job started within 0.5 s" in result.stderr
 
 
 @pytest.mark.parametrize("flag", [None, "--no-osc"])
