@@ -55,7 +55,8 @@ def group_from_args(args: argparse.Namespace) -> Group | None:
             name, size = group.name, group.expected_jobs
         else:
             size = args.group_size
-        return wire.group_named(name, expected_jobs=size, **extras)
+        # resolve_group redacts what could carry a secret (a token in a name or a param).
+        return resolve_group(wire.group_named(name, expected_jobs=size, **extras))
     except wire.ProtocolError as exc:
         raise UsageError(f"--group: {exc}") from None
 

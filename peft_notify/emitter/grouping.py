@@ -9,6 +9,7 @@ job runs ungrouped; a bad explicit value raises ``ValueError``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -16,8 +17,9 @@ from collections.abc import Mapping
 from typing import Any, Final, TypeAlias
 
 from peft_notify import wire
+from peft_notify.redact import REDACTED, redact
 
-__all__ = ["ENV_GROUP", "ENV_GROUP_SIZE", "GroupSpec", "resolve_group"]
+__all__ = ["ENV_GROUP", "ENV_GROUP_SIZE", "GroupSpec", "redacted_params", "resolve_group"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def resolve_group(
     Raises ``ValueError`` (a :class:`~peft_notify.wire.ProtocolError`) for a bad ``group``.
     """
     if group is not None:
-        return _explicit(group, expected_jobs)
+        return _scrubbed(_explicit(group, expected_jobs))
     env = os.environ if env is None else env
     name = env.get(ENV_GROUP, "").strip()
     if not name:
@@ -49,10 +51,39 @@ def resolve_group(
         if size_text and not (size_text.isascii() and size_text.isdigit() and len(size_text) <= 7):
             raise wire.ProtocolError(f"must be a whole number of jobs, got {size_text[:20]!r}", ENV_GROUP_SIZE)
         size = int(size_text) if size_text else expected_jobs
-        return wire.group_named(name, expected_jobs=size)
+        return _scrubbed(wire.group_named(name, expected_jobs=size))
     except wire.ProtocolError as exc:
         print(f"peft-notify: ignoring {ENV_GROUP}: {exc}", file=sys.stderr, flush=True)
         return None
+
+
+def redacted_params(params: Mapping[str, wire.ParamValue]) -> dict[str, wire.ParamValue]:
+    """``params`` with every value that looks like a secret (``hf_token=…``, an ``sk-…`` key) replaced.
+
+    A trial's config often carries credentials (an API key for a tracker, a hub token); the
+    group's params reach every desktop and its history, so they pass the same redaction as
+    every other text that leaves the job.
+    """
+    out: dict[str, wire.ParamValue] = {}
+    for key, value in params.items():
+        text = f"{key}={value}"
+        out[key] = REDACTED if isinstance(value, str) and redact(text) != text else value
+        if redact(key) != key:
+            out[key] = REDACTED
+    return out
+
+
+def _scrubbed(group: wire.Group) -> wire.Group:
+    """``group`` with its name and params redacted (see :func:`redacted_params`), and an id that
+    would carry a secret (an id made from a name with a token in it) replaced by a hash of it
+    (the same in every process of the sweep)."""
+    name, params = redact(group.name), redacted_params(group.params)
+    group_id = group.id
+    if redact(group_id) != group_id or name != group.name:
+        group_id = "g-" + hashlib.sha256(group_id.encode()).hexdigest()[:16]
+    if (group_id, name, params) == (group.id, group.name, dict(group.params)):
+        return group
+    return wire.group_from_mapping({**_group_dict(group), "id": group_id, "name": name, "params": params})
 
 
 def _explicit(group: GroupSpec, expected_jobs: int | None) -> wire.Group:
@@ -64,7 +95,8 @@ def _explicit(group: GroupSpec, expected_jobs: int | None) -> wire.Group:
     else:
         values = dict(group)
         if "id" not in values and "name" in values:
-            return wire.group_named(str(values.pop("name")), expected_jobs=expected_jobs, **values)
+            size = values.pop("expected_jobs", expected_jobs)
+            return wire.group_named(str(values.pop("name")), expected_jobs=size, **values)
         checked = wire.group_from_mapping(values)
     if expected_jobs is not None and checked.expected_jobs is None:
         return wire.group_from_mapping({**_group_dict(checked), "expected_jobs": expected_jobs})

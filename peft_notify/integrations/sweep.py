@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from peft_notify import wire
+from peft_notify.emitter.grouping import redacted_params
 from peft_notify.emitter.handle import JobHandle
 from peft_notify.emitter.server import JobServer
 from peft_notify.engine.groups import Groups, format_number, summary_event
 from peft_notify.integrations.common import as_number
+from peft_notify.redact import redact
 
 __all__ = ["SweepReporter", "flat_params"]
 
@@ -96,7 +98,7 @@ class SweepReporter:
 
     def __post_init__(self) -> None:
         if not self.group_id:
-            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.name).strip("-._")[:80] or "sweep"
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", redact(self.name)).strip("-._")[:80] or "sweep"
             self.group_id = f"{slug}-{uuid.uuid4().hex[:8]}"  # one sweep run: never merged with an earlier one
         self.mode = wire.GroupMode(self.mode).value  # ValueError for anything but min/max
 
@@ -107,8 +109,8 @@ class SweepReporter:
 
     def group(self, params: Mapping[str, Any], *, role: wire.GroupRole = wire.GroupRole.TRIAL) -> wire.Group:
         """The ``hello.group`` of one trial with ``params`` (or of the sweep's own job)."""
-        values: dict[str, Any] = {"id": self.group_id, "name": self.name, "mode": self.mode, "role": role.value}
-        values["params"] = flat_params(params)
+        values: dict[str, Any] = {"id": self.group_id, "name": redact(self.name), "mode": self.mode, "role": role.value}
+        values["params"] = redacted_params(flat_params(params))  # a config may hold an API key
         if self.expected_jobs is not None and self.expected_jobs > 0:
             values["expected_jobs"] = self.expected_jobs
         if self.metric is not None:
