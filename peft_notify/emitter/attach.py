@@ -20,6 +20,7 @@ from typing import Any
 
 from peft_notify import wire
 from peft_notify.emitter.handle import ActionCallback, TrainingHandle
+from peft_notify.redact import redact
 
 __all__ = ["ENV_FD", "ENV_JOB_ID", "ENV_URL", "PipeHandle", "from_environment", "relay"]
 
@@ -182,8 +183,7 @@ def relay(stream: Any, handle: TrainingHandle, on_report: Any = None) -> None:
             else:
                 handle.status(args["state"], args.get("reason"))
         except Exception as exc:
-            log.warning("ignoring a bad report from the child process: %s", exc)
+            log.warning("ignoring a bad report from the child process: %s", redact(str(exc)))
             continue
         if on_report is not None:
             on_report()
-

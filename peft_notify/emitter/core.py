@@ -23,6 +23,7 @@ from peft_notify.emitter.buffer import EventLog
 from peft_notify.emitter.mailbox import Report
 from peft_notify.emitter.merge import ErrorMerger
 from peft_notify.emitter.reports import Ranked
+from peft_notify.redact import redact
 
 __all__ = ["NOTES_KEPT", "JobCore"]
 
@@ -53,7 +54,7 @@ class JobCore:
                 try:
                     self.append(reports.progress_from_raw(item), now)
                 except ValueError as exc:
-                    log.warning("job %s: dropping an invalid report (%s)", self.log.job_id, exc)
+                    log.warning("job %s: dropping an invalid report (%s)", self.log.job_id, redact(str(exc)))
             elif isinstance(item, Ranked):
                 self.merger.add(item.rank, item.event, now)
             elif isinstance(item, wire.Status) and self.merger.pending:

@@ -20,6 +20,7 @@ from typing import Protocol
 from peft_notify import wire
 from peft_notify.emitter import reports
 from peft_notify.emitter.mailbox import ActionCallback, ActionRegistry, Mailbox, Report, RunState, Waker
+from peft_notify.redact import redact
 
 __all__ = ["ActionCallback", "JobHandle", "TrainingHandle"]
 
@@ -157,7 +158,7 @@ class JobHandle:
                 metrics=metrics,
             )
         except ValueError as exc:
-            log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
+            log.warning("job %s: dropping an invalid report (%s)", self.job_id, redact(str(exc)))
             return
         self._mailbox.put_superseding(body)
         self._waker.wake_now(self.job_id)
@@ -205,7 +206,7 @@ class JobHandle:
                 respect_dnd=respect_dnd,
             )
         except ValueError as exc:
-            log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
+            log.warning("job %s: dropping an invalid report (%s)", self.job_id, redact(str(exc)))
             return
         self._put(event)
 
@@ -220,7 +221,7 @@ class JobHandle:
         try:
             event = reports.error(self.name, message, error_type, title)
         except ValueError as exc:
-            log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
+            log.warning("job %s: dropping an invalid report (%s)", self.job_id, redact(str(exc)))
             return
         rank = self.rank if rank is None else rank
         self._put(event if rank is None else reports.Ranked(rank, event))
@@ -230,7 +231,7 @@ class JobHandle:
         try:
             event = reports.warning(self.name, message, title=title, error_type=error_type)
         except ValueError as exc:
-            log.warning("job %s: dropping an invalid report (%s)", self.job_id, exc)
+            log.warning("job %s: dropping an invalid report (%s)", self.job_id, redact(str(exc)))
             return
         self._put(event)
 
