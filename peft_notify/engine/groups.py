@@ -54,6 +54,7 @@ DEFAULT_GRACE_S: Final = 120.0
 MAX_PARAMS_SHOWN: Final = 4
 PRUNED_PREFIX: Final = "pruned"  # a ``cancelled`` status whose reason starts so counts as pruned
 ALL_JOBS_KEY: Final = "group:*"  # the "all running jobs" watch's notification ('*' is in no group id)
+MAX_ENDED_GROUPS: Final = 256  # ended groups kept for their cards; older ones are dropped
 LIVE_GAP_S: Final = 1.0  # a trial first seen this long after its group: the sweep moved on while we watched
 
 
@@ -163,7 +164,7 @@ class Groups:
         """A hello of ``job_id`` naming ``group``; ``new_run``: a new run of the job (a retry re-opens it)."""
         previous = self._member.get(job_id)
         if previous is not None and previous != group.id:
-            self.forget(job_id)
+            self._leave(job_id)  # a job that changes group leaves the old one entirely
         g = self._groups.get(group.id)
         if g is None:
             g = self._groups[group.id] = _Group(group.id, group.name, group.expected_jobs, group.metric, group.mode)
@@ -252,6 +253,17 @@ class Groups:
         """No more jobs will come (the watcher is ending): end every group with no running job."""
         return [self._end(g) for g in list(self._groups.values()) if not g.ended and g.quiet_since is not None]
 
+    def _leave(self, job_id: str) -> None:
+        gid = self._member.pop(job_id, None)
+        g = self._groups.get(gid) if gid is not None else None
+        if g is None:
+            return
+        g.trials.pop(job_id, None)
+        if g.sweep_job == job_id:
+            g.sweep_job, g.sweep_running = None, False
+        if not g.trials and g.sweep_job is None:
+            del self._groups[g.group_id]
+
     def forget(self, job_id: str) -> None:
         """``job_id`` is no longer followed: a running trial of it leaves its group; an ended one stays counted."""
         gid = self._member.pop(job_id, None)
@@ -318,6 +330,12 @@ class Groups:
     def _end(self, g: _Group) -> GroupSummary:
         g.ended = True
         g.quiet_since = None
+        ended = [x for x in self._groups.values() if x.ended and x is not g]
+        for old in ended[: max(0, len(ended) + 1 - MAX_ENDED_GROUPS)]:  # bounded, oldest first
+            del self._groups[old.group_id]
+            for job_id in [*old.trials, *([old.sweep_job] if old.sweep_job else [])]:
+                if self._member.get(job_id) == old.group_id:
+                    del self._member[job_id]
         return GroupSummary(g.group_id, g.round, summary_event(self._view(g, lambda _j: None)), live=g.live)
 
     def _view(self, g: _Group, eta_of: Callable[[str], float | None]) -> GroupView:

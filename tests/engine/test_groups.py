@@ -410,3 +410,25 @@ def test_all_running_jobs_can_be_disarmed_and_forgotten_jobs_count_as_ended() ->
     done = [a for a in engine.forget("b") if isinstance(a, Notify)]
     assert [(d.event.title, d.event.message) for d in done] == [("The running job finished", "0 ok, 1 cancelled")]
     assert engine.watch_all_jobs(True, now=T0 + 4) == [] and not engine.all_jobs_watched  # nothing runs
+
+
+def test_a_job_hopping_between_groups_cannot_grow_the_engine() -> None:
+    """Attack: one connection re-announcing itself in ever new groups (each hello ended) leaves one group."""
+    engine = Engine()
+    for i in range(500):
+        group = Group(id=f"g{i}", name=f"g{i}")
+        engine.feed(hello("t0", group, state=JobState.COMPLETED, run=f"r{i}"), now=T0 + i)
+    assert [v.group_id for v in engine.groups()] == ["g499"]
+
+
+def test_ended_groups_are_bounded() -> None:
+    from peft_notify.engine.groups import MAX_ENDED_GROUPS
+
+    engine = Engine()
+    for i in range(MAX_ENDED_GROUPS + 20):
+        group = Group(id=f"g{i}", name=f"g{i}", expected_jobs=1)
+        engine.feed(hello(f"t{i}", group), now=T0 + i)
+        engine.feed(status(f"t{i}", JobState.COMPLETED), now=T0 + i)
+    views = engine.groups()
+    assert len(views) == MAX_ENDED_GROUPS and views[-1].group_id == f"g{MAX_ENDED_GROUPS + 19}"
+    assert engine.group_of("t0") is None
