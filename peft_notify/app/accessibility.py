@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from PySide6.QtGui import QAccessible, QAccessibleEvent, QIcon
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QAccessible, QAccessibleEvent, QColor, QIcon, QPainter, QPen
 from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget
 
 __all__ = [
     "card_name",
+    "draw_state_mark",
     "focusables",
     "loss_summary",
     "set_accessible_name",
@@ -44,6 +46,44 @@ def status_icon(kind: str) -> QIcon:
 
     name = STATUS_ICONS.get(kind, ("", ""))[0]
     return QIcon(str(resources_dir() / "icons" / name)) if name else QIcon()
+
+
+def draw_state_mark(painter: QPainter, tone: str, box: QRectF, color: QColor) -> None:
+    """Draw the shape that tells a state without its colour: ``ok`` (running) a dot, ``done`` a
+    tick, ``warn`` a triangle with a bar, ``error`` a cross, ``idle`` nothing. Used by the tray icon."""
+    painter.save()
+    w = box.width()
+    if tone == "ok":
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawEllipse(box.adjusted(w * 0.2, w * 0.2, -w * 0.2, -w * 0.2))
+    elif tone == "done":
+        painter.setPen(QPen(color, w * 0.22, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+        painter.drawPolyline(
+            [
+                QPointF(box.left() + w * 0.1, box.top() + w * 0.55),
+                QPointF(box.left() + w * 0.4, box.top() + w * 0.82),
+                QPointF(box.left() + w * 0.92, box.top() + w * 0.18),
+            ]
+        )
+    elif tone == "warn":
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawPolygon(
+            [
+                QPointF(box.center().x(), box.top()),
+                QPointF(box.right(), box.bottom()),
+                QPointF(box.left(), box.bottom()),
+            ]
+        )
+        painter.setBrush(QColor("black"))
+        painter.drawRect(QRectF(box.center().x() - w * 0.07, box.top() + w * 0.35, w * 0.14, w * 0.38))
+    elif tone == "error":
+        painter.setPen(QPen(color, w * 0.24, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        inner = box.adjusted(w * 0.12, w * 0.12, -w * 0.12, -w * 0.12)
+        painter.drawLine(inner.topLeft(), inner.bottomRight())
+        painter.drawLine(inner.topRight(), inner.bottomLeft())
+    painter.restore()
 
 
 class _RowLike(Protocol):

@@ -49,7 +49,7 @@ class LossChart(QWidget):
         super().__init__(parent)
         self.detailed = detailed
         self.points: list[tuple[int, float]] = []
-        self.color = QColor("#3b82f6")
+        self.color = self.palette().highlight().color()  # until set_points gives the job's tone
         self.setSizePolicy(
             QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed if not detailed else QSizePolicy.Policy.Expanding
         )

@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
 from peft_notify.app.accessibility import STATUS_ICONS, status_icon
 from peft_notify.app.charts import LossChart
 from peft_notify.app.history_view import STATUS_TEXT
-from peft_notify.app.job_card import TONE_COLORS
 from peft_notify.app.jobs_model import JobRow, Link, format_duration
 from peft_notify.app.plain import plain_label, plain_tooltip
 from peft_notify.app.resource_charts import ResourceCharts
 from peft_notify.app.resources_view import detail_text
+from peft_notify.app.style import tone_color
 from peft_notify.ports import HistoryEntry
 
 __all__ = ["DetailPane"]
@@ -122,11 +122,11 @@ class DetailPane(QWidget):
             self.cancel.setVisible(False)
             return
         self.key, self.job_id = row.key, row.job_id
-        color = TONE_COLORS[row.tone]
+        color = tone_color(row.tone)  # the current theme's (app/style.py)
         self.title.setText(row.title)
         self.state.setText(row.status_text.capitalize())
-        if self._tone != row.tone:
-            self._tone = row.tone
+        if self._tone != color:
+            self._tone = color
             self.state.setStyleSheet(f"color: {color}; font-weight: 600;")
         self.facts["Progress"].setText(f"{row.percent_text}  ({row.step_text})")
         self.facts["ETA"].setText(format_duration(row.eta_s) if not row.finished else "—")

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from peft_notify import __version__
+from peft_notify.app.style import tone_color
 from peft_notify.desktop.settings import ALL_KINDS, Settings
 from peft_notify.engine.config import TEMPLATE_NAMES
 
@@ -63,7 +64,8 @@ class AddJobDialog(QDialog):
         self.url = QLineEdit(placeholderText=_URL_HINT)
         self.token = QLineEdit(placeholderText="optional", echoMode=QLineEdit.EchoMode.Password)
         self.error = QLabel()
-        self.error.setStyleSheet("color: #dc2626;")
+        self.error.setObjectName("Error")  # coloured by the theme's style sheet (app/style.py)
+        self.error.setStyleSheet(f"color: {tone_color('error')}; font-weight: 600;")
         self.error.hide()
         self.local = QListWidget()
         self.local.setAccessibleName("Jobs found on this machine")
@@ -153,7 +155,8 @@ class SettingsDialog(QDialog):
         self.retention = QDoubleSpinBox(minimum=1, maximum=3650, decimals=0, suffix=" days")
         self.retention.setValue(settings.retention_days)
         self.error = QLabel()
-        self.error.setStyleSheet("color: #dc2626;")
+        self.error.setObjectName("Error")
+        self.error.setStyleSheet(f"color: {tone_color('error')}; font-weight: 600;")
         self.error.hide()
         from peft_notify.app.channels_page import ChannelsGroup  # issue 13
 

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from peft_notify.app.plain import plain_tooltip
+from peft_notify.app.style import tone_color
 from peft_notify.desktop.history import export_csv, export_json
 from peft_notify.ports import DeliveryStatus, HistoryEntry, HistoryQuery, HistoryStore
 
@@ -53,7 +54,7 @@ STATUS_TEXT = {
 }
 _HEADERS = ("Time", "Job", "Kind", "Urgency", "Title", "Status", "Channels")
 _ANY = "Any"
-_KIND_COLORS = {"error": "#b91c1c", "warning": "#b45309"}
+_KIND_TONES = {"error": "error", "warning": "warn"}  # coloured by the current theme (app/style.py)
 _SearchRole = Qt.ItemDataRole.UserRole
 
 
@@ -125,8 +126,8 @@ class HistoryModel(QAbstractTableModel):
             extra += f"\n{entry.detail}" if entry.detail else ""
             extra += "".join(f"\n{channel}: {outcome}" for channel, outcome in entry.channels)
             return plain_tooltip(f"{entry.title}\n{entry.message}{extra}")
-        if role == Qt.ItemDataRole.ForegroundRole and entry.kind in _KIND_COLORS:
-            return QColor(_KIND_COLORS[entry.kind])
+        if role == Qt.ItemDataRole.ForegroundRole and entry.kind in _KIND_TONES:
+            return QColor(tone_color(_KIND_TONES[entry.kind]))
         if role == Qt.ItemDataRole.FontRole and not entry.read:
             return self._bold
         if role == _SearchRole:

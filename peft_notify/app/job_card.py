@@ -15,6 +15,7 @@ from peft_notify.app.charts import LossChart
 from peft_notify.app.jobs_model import JobRow
 from peft_notify.app.plain import plain_label, plain_tooltip
 from peft_notify.app.resources_view import card_text
+from peft_notify.app.style import tone_color
 
 __all__ = ["TONE_COLORS", "JobCard"]
 
@@ -98,13 +99,13 @@ class JobCard(QFrame):
 
     def show_row(self, row: JobRow) -> None:
         """Refresh every field from ``row``."""
-        color = TONE_COLORS[row.tone]
+        color = tone_color(row.tone)  # the current theme's (light, dark, high contrast: app/style.py)
         self._color = color
         self._restyle()
         self.name.setText(row.title)
         self.state.setText(row.status_text.capitalize())
-        if self.state.property("tone") != row.tone:
-            self.state.setProperty("tone", row.tone)
+        if self.state.property("tone") != color:
+            self.state.setProperty("tone", color)
             self.state.setStyleSheet(f"color: {color}; font-weight: 600;")
             self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; border-radius: 4px; }}")
         self.host.setText(" · ".join(x for x in (row.host or "", row.job_id) if x))

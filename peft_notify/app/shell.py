@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
+from peft_notify.app.style import ThemeWatcher
 from peft_notify.app.tray import Tray
 from peft_notify.app.window import MainWindow
 from peft_notify.appinfo import icon_file
@@ -64,7 +65,12 @@ class AppShell(QObject):
         self.list_local_jobs = list_local_jobs
         self.set_autostart = set_autostart
         self.engine_defaults = engine_defaults or {}
+        app = QApplication.instance()
+        # Light / dark / high contrast from the system, live (app/style.py); before the window is styled.
+        self.theme = ThemeWatcher(app, self) if isinstance(app, QGuiApplication) else None
         self.window = MainWindow(history)
+        if self.theme is not None:
+            self.theme.changed.connect(self.window.apply_theme)
         self.window.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product's icon; the tray shows status
         self.tray = Tray(clock)
         self._quit = asyncio.Event()

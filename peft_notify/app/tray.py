@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QFont, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from peft_notify.app.accessibility import draw_state_mark
 from peft_notify.app.job_card import TONE_COLORS
 from peft_notify.app.jobs_model import JobRow, aggregate_progress
 from peft_notify.app.plain import menu_text, tray_text
@@ -46,9 +47,9 @@ def draw_icon(tone: str, progress: float | None, badge: int, size: int = 64) -> 
             p.drawEllipse(ring)
     else:
         p.drawArc(ring, 90 * 16, -round(360 * 16 * max(0.0, min(1.0, progress))))
+    # A shape per state (dot, tick, triangle, cross): the state is never told by colour alone.
+    draw_state_mark(p, tone, QRectF(size * 0.32, size * 0.32, size * 0.36, size * 0.36), color)
     p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(color)
-    p.drawEllipse(QRectF(size * 0.36, size * 0.36, size * 0.28, size * 0.28))
     if badge > 0:
         text = "9+" if badge > 9 else str(badge)
         box = QRectF(size * 0.5, 0, size * 0.5, size * 0.5)

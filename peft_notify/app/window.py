@@ -39,7 +39,7 @@ from peft_notify.app.group_card import GroupCards
 from peft_notify.app.history_view import HistoryView
 from peft_notify.app.job_card import JobCard
 from peft_notify.app.jobs_model import JobRow, Link
-from peft_notify.app.style import STYLE_SHEET
+from peft_notify.app.style import style_sheet
 from peft_notify.ports import HistoryEntry, HistoryQuery, HistoryStore
 
 if TYPE_CHECKING:  # the controller (websockets, the engine) is imported after the first paint
@@ -80,7 +80,7 @@ class MainWindow(QMainWindow):
         self.history = history
         self.setWindowTitle("peft-notify")
         self.setObjectName("MainWindow")
-        self.setStyleSheet(STYLE_SHEET)
+        self.setStyleSheet(style_sheet())
         self.resize(1080, 680)
         self.allow_close = False  # set by the app when quitting for real
         self.items: dict[str, QListWidgetItem] = {}
@@ -221,6 +221,13 @@ class MainWindow(QMainWindow):
         help_menu.addAction(about)
 
     # -- controller signals --------------------------------------------------------------
+
+    def apply_theme(self, _theme: object = None) -> None:
+        """The system switched light / dark / high contrast (style.ThemeWatcher): restyle everything."""
+        self.setStyleSheet(style_sheet())
+        for key in list(self.cards):
+            self.on_job_updated(key)
+        self.refresh_detail(events=False)
 
     def on_job_updated(self, key: str) -> None:
         row = self.controller.rows.get(key) if self.controller is not None else None

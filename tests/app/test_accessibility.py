@@ -299,3 +299,17 @@ def test_progress_bars_are_named(qtbot: QtBot) -> None:
     win = window_with_jobs(qtbot)
     bars = [b for b in win.findChildren(QProgressBar) if b.isVisibleTo(win)]
     assert bars and all(b.accessibleName() for b in bars)
+
+
+def test_tray_states_differ_in_shape_not_only_colour(qapp: object) -> None:
+    """Each tray state draws its own mark: the grayscale icons (colour removed) all differ."""
+    from PySide6.QtGui import QImage
+
+    from peft_notify.app.tray import draw_icon
+
+    def gray(tone: str) -> bytes:
+        image = draw_icon(tone, 0.5, 0).pixmap(64, 64).toImage().convertToFormat(QImage.Format.Format_Alpha8)
+        return bytes(image.constBits())
+
+    shapes = {tone: gray(tone) for tone in ("idle", "ok", "done", "warn", "error")}
+    assert len(set(shapes.values())) == len(shapes)
