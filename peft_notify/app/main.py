@@ -80,6 +80,8 @@ def engine_config(settings: Settings) -> EngineConfig:
         taskbar_max_hz=settings.taskbar_max_hz,
         sounds=settings.sounds,
         resources=ResourceThresholds.from_mapping(dict(settings.resources)),
+        group_trial_popups=settings.group_trial_popups,
+        group_grace_s=settings.group_grace_s,
         **templates,
     )
 

@@ -83,6 +83,8 @@ class Settings:
     autostart: bool = False
     retention_days: float = 90.0
     taskbar_max_hz: float = 10.0
+    group_trial_popups: bool = False  # a sweep's trials pop up milestones/completions too (docs/sweeps.md)
+    group_grace_s: float = 120.0  # a sweep whose jobs all ended ends after this long without a new one
     channels: tuple[ChannelSetting, ...] = ()
     # [resources]: ResourceThresholds overrides (docs/resources.md), e.g. gpu_memory_percent = 97
     resources: tuple[tuple[str, float | bool], ...] = ()

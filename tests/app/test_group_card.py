@@ -131,3 +131,17 @@ def test_tray_all_running_jobs_finished_toggle(qapp: Any, client_factory: Client
     titles = [r.event.title for r in rig.notifier.requests]
     assert titles.count("All 2 running jobs finished") == 1
     assert not tray.all_jobs_action.isChecked()  # it fired and disarmed
+
+
+def test_group_settings_reach_the_engine(tmp_path: Any) -> None:
+    """settings.toml: group_trial_popups / group_grace_s (docs/sweeps.md) configure the app's engine."""
+    from peft_notify.app.main import engine_config
+    from peft_notify.desktop.settings import load_settings
+
+    path = tmp_path / "settings.toml"
+    path.write_text("group_trial_popups = true\ngroup_grace_s = 30\n")
+    config = engine_config(load_settings(path))
+    assert (config.group_trial_popups, config.group_grace_s) == (True, 30.0)
+    path.write_text("group_grace_s = -1\n")
+    assert load_settings(path).load_error  # refused in one line, defaults kept
+    assert engine_config(load_settings(tmp_path / "missing.toml")).group_trial_popups is False
