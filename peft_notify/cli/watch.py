@@ -108,6 +108,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give a job URL or --local/--all (not both)")
     channels = notify_args.specs(args)
     targets = [] if local else [(natsarg.checked_url(args.url, insecure=args.insecure), args.token)]
+    if local:
+        from peft_notify.discovery import runtime_dir
+
+        try:
+            runtime_dir()  # waiting on a directory nobody can safely use would be forever
+        except OSError as exc:
+            print(f"peft-notify watch: cannot look for local jobs: {printable(exc)}", file=sys.stderr, flush=True)
+            return 2
     watcher = Watcher(
         sys.stdout,
         json_lines=args.json,
