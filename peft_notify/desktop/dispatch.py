@@ -172,7 +172,9 @@ class Dispatcher:
         attachment = None
         if self.attachment_for is not None:
             attachment = self._safely("render attachment", self.attachment_for, action.job_id, action.event)
-        event = named(action.event, self._safely("name the job", self.job_name, action.job_id) or "")
+        # A summary over every job (Do Not Disturb ended: job id "") names its jobs in its message.
+        name = self._safely("name the job", self.job_name, action.job_id) if action.job_id else ""
+        event = named(action.event, name or "")
         request = NotifyRequest(
             record_id=entry_id, job_id=action.job_id, event=event, attachment=attachment, sound=sound
         )

@@ -261,10 +261,22 @@ def test_every_popup_names_its_job_and_history_keeps_the_title() -> None:
     done = NotificationEvent(type=NotificationType.PROGRESS, title="Eval done", message="eval_loss 1.2")
     own = NotificationEvent(type=NotificationType.COMPLETION, title="Mistral: training complete", message="")
     nameless = NotificationEvent(type=NotificationType.WARNING, title="Loss spike", message="")
-    run(dispatcher.perform([Notify("j1", done, key="a"), Notify("j2", own, key="b"), Notify("j3", nameless, key="c")]))
+    summary = NotificationEvent(type=NotificationType.PROGRESS, title="While you were away", message="2 jobs...")
+    dispatcher.job_name = lambda key: names.get(key, "peft-notify" if not key else "")
+    run(
+        dispatcher.perform(
+            [
+                Notify("j1", done, key="a"),
+                Notify("j2", own, key="b"),
+                Notify("j3", nameless, key="c"),
+                Notify("", summary, key="dnd-summary"),
+            ]
+        )
+    )
     assert [r.event.title for r in notifier.requests] == [
         "llama-lora: Eval done",
         "Mistral: training complete",  # already names it (any case): kept
         "Loss spike",  # no name known: nothing to add
+        "While you were away",  # about every job (job id ""): its message names them
     ]
-    assert [e.title for e in history.entries.values()] == ["Eval done", "Mistral: training complete", "Loss spike"]
+    assert [e.title for e in history.entries.values()][:3] == ["Eval done", "Mistral: training complete", "Loss spike"]
