@@ -30,6 +30,7 @@ BENCHMARKS: tuple[str, ...] = (
     "startup",
     "scale",
     "channels",
+    "cluster",
 )
 
 

@@ -200,6 +200,7 @@ class NatsSource:
         self.processed = 0
         self.past = 0
         self.foreign = 0
+        self.coalesced = 0  # progress frames skipped because a later one of the same job came in the same batch
         self.connects = 0
         self._jobs: dict[str, NatsJobClient] = {}
         self._baselines: dict[str, _Baseline] = {}
@@ -335,10 +336,11 @@ class NatsSource:
             while not self._stop.is_set() and not closed.is_set():
                 try:
                     msgs = await sub.fetch(BATCH, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats.errors.TimeoutError is one; fetch() also raises the plain one
                     continue
+                superseded = _superseded(msgs)
                 for i, msg in enumerate(msgs):
-                    self._take(msg)
+                    self._take(msg, skip=i in superseded)
                     if i % 64 == 63:
                         await asyncio.sleep(0)  # let timers and repaints run during a catch-up
                 if self.last_stream_seq is not None:
@@ -378,12 +380,16 @@ class NatsSource:
 
     # -- messages ------------------------------------------------------------------------
 
-    def _take(self, msg: Msg) -> None:
+    def _take(self, msg: Msg, *, skip: bool = False) -> None:
+        """One stream message; ``skip``: a progress frame a later one of the same job in this batch supersedes."""
         seq = msg.metadata.sequence.stream
         if self.last_stream_seq is not None and seq <= self.last_stream_seq:
             return
         self.last_stream_seq = seq
         self.processed += 1
+        if skip:
+            self.coalesced += 1
+            return
         job_id = natsurl.job_id_of(msg.subject)
         if job_id is None:
             self.foreign += 1
@@ -437,6 +443,23 @@ class NatsSource:
         except Exception:
             log.exception("on_event callback failed")
         return state
+
+
+def _superseded(msgs: list[Msg]) -> set[int]:
+    """Indexes of progress frames whose job's next frame in ``msgs`` is progress too (the WebSocket
+    client's rule: progress is a snapshot, the engine sees the crossing from the latest one)."""
+    out: set[int] = set()
+    next_is_progress: dict[str, bool] = {}
+    for i in range(len(msgs) - 1, -1, -1):
+        msg = msgs[i]
+        try:
+            plain = wire.peek_progress_job(msg.data.decode("utf-8", "replace")) is not None
+        except Exception:
+            plain = False
+        if plain and next_is_progress.get(msg.subject, False):
+            out.add(i)
+        next_is_progress[msg.subject] = plain
+    return out
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,7 +3,12 @@ real desktop session: Xvfb, session D-Bus, dunst) shows the jobs published there
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):  # like tests/app: widgets offscreen
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pytestqt.qtbot import QtBot
 
 from peft_notify.app.dialogs import AddJobDialog
