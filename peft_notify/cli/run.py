@@ -156,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     handle = server.add_job(args.job_id, name=name, capabilities=capabilities, group=group)
     relay = job_channels.attach(server, handle, channels) if channels else None
     publisher = natsarg.publish(server, handle, nats)
+    from peft_notify.emitter.resources import announce
+
+    announce(handle, output_dir=args.output_dir)  # the hello says what is watched before the command starts
     print(f"peft-notify: serving {name!r} at {url_with_token(handle.url, server.token)}", file=sys.stderr, flush=True)
     osc = OscProgress(sys.stderr, enabled=args.osc)
     control = _Control()

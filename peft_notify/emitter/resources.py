@@ -43,6 +43,7 @@ __all__ = [
     "HostWatch",
     "NvmlGpus",
     "ResourceSampler",
+    "announce",
     "checkpoint_size",
     "describe_gpu",
     "open_nvml",
@@ -599,3 +600,20 @@ def start_sampler(
     except Exception:  # resource warnings are a bonus: never the reason a job does not start
         log.warning("could not start the resource sampler", exc_info=True)
         return None
+
+
+def announce(handle: Any, *, output_dir: str | os.PathLike[str] | None = None, gpu: bool | Any = True) -> None:
+    """Put in ``handle``'s hello what a sampler will watch, before the first one starts.
+
+    For ``peft-notify run``, whose sampler starts with each launch of the command: a client that
+    connects before the command runs learns at once what is watched. Never raises.
+    """
+    set_resources = getattr(handle, "set_resources", None)
+    if not callable(set_resources) or os.environ.get(DISABLE_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return
+    try:
+        probe = ResourceSampler(lambda r: None, output_dir=output_dir, gpu=gpu)
+        probe.stop()
+        set_resources(probe.watched, probe.notes)
+    except Exception:
+        log.warning("could not tell what the resource sampler watches", exc_info=True)
