@@ -13,6 +13,8 @@ refused tokens become ``problem`` signals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -26,6 +28,7 @@ from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.desktop.channels import ChannelHistory, DesktopChannels
 from peft_notify.desktop.dispatch import Dispatcher
 from peft_notify.desktop.frames import ClientState
+from peft_notify.desktop.history import SqliteHistoryStore
 from peft_notify.desktop.monitor import (
     DIR_POLL_S,
     ButtonPresses,
@@ -48,8 +51,10 @@ from peft_notify.desktop.monitor import (
     ShowJob,
     Ticked,
 )
+from peft_notify.desktop.quiet_hours import QuietHours, QuietHoursProbe, parse_quiet_hours
 from peft_notify.desktop.settings import Settings, Subscription
 from peft_notify.engine.actions import Notify, Record
+from peft_notify.engine.config import EngineConfig
 from peft_notify.engine.groups import ALL_JOBS_KEY
 from peft_notify.ports import DndProbe, DndState, HistoryStore, Notifier, TaskbarProgress
 from peft_notify.wire import Hello, NotificationEvent, NotificationType, Progress, Resource
@@ -95,10 +100,16 @@ class Controller(QObject):
         curves: LossCurves | None = None,
         attachment_for: AttachmentFor | None = None,
         nats_cursors: Path | None = None,
+        engine_config: Callable[[Settings], EngineConfig] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
+        # Settings apply at once (issue 16): the engine's config is rebuilt from them on every change.
+        self._engine_config = engine_config
+        self.quiet_hours = _quiet_hours(settings)
+        # Quiet hours act like Do Not Disturb: the probe the monitor polls says ON during them.
+        self.quiet_probe = QuietHoursProbe(dnd_probe, lambda: self.quiet_hours)
         self.engine = engine
         self.history = history
         self.clock = clock
@@ -124,7 +135,7 @@ class Controller(QObject):
             presses=presses,
             client_factory=client_factory,
             on_event=self._on_monitor_event,
-            dnd_probe=dnd_probe,
+            dnd_probe=self.quiet_probe,
             discover=discover,
             discovering=settings.auto_discover,
             discovery_dir=discovery_dir,
@@ -272,8 +283,9 @@ class Controller(QObject):
 
     def _update_settings(self, settings: Settings) -> None:
         channels_changed = settings.channels != self.settings.channels
-        self.settings = settings
+        before, self.settings = self.settings, settings
         self.monitor.set_discovery(settings.auto_discover)
+        self._apply_live(before, settings)
         if channels_changed:
             self._restart_channels()
         if self._save is not None:
@@ -283,6 +295,27 @@ class Controller(QObject):
                 self.problem.emit("", f"Could not save settings: {exc}")
                 log.error("could not save settings", exc_info=True)
         self.settings_changed.emit(settings)
+
+    def _apply_live(self, before: Settings, after: Settings) -> None:
+        """Milestones, templates, pop-up kinds, DND, sounds, quiet hours and retention: at once, no restart."""
+        if self._engine_config is not None:
+            config = self._engine_config(after)
+            if config != self._engine_config(before):
+                self.monitor.set_engine_config(config)
+        if after.quiet_hours != before.quiet_hours:
+            self.quiet_hours = _quiet_hours(after)
+            with contextlib.suppress(RuntimeError):  # no loop (tests, before start): the next poll sees it
+                asyncio.get_running_loop().create_task(self.monitor.poll_dnd())
+        if after.retention_days != before.retention_days and isinstance(self.history, SqliteHistoryStore):
+            self.history.retention_days = after.retention_days
+            try:
+                self.history.prune()
+            except Exception:
+                log.warning("could not apply the new history retention now", exc_info=True)
+
+    def quiet_until(self) -> dt.datetime | None:
+        """When the current quiet hours end (local time), or ``None`` outside quiet hours."""
+        return self.quiet_probe.quiet_until()
 
     def _start_channels(self) -> None:
         """The notification channels of the settings (issue 13); a left-out channel is said in the banner."""
@@ -458,6 +491,13 @@ class Controller(QObject):
             if row is not None:
                 self._refresh_row(row)
                 self.job_updated.emit(key)
+
+
+def _quiet_hours(settings: Settings) -> QuietHours:
+    try:
+        return parse_quiet_hours(settings.quiet_hours)
+    except ValueError:  # load_settings already refused it with one line; never quiet on a bad value
+        return QuietHours()
 
 
 def _link(state: ClientState, paused: bool) -> Link:

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from peft_notify import __version__
 from peft_notify.app.style import tone_color
+from peft_notify.desktop.quiet_hours import parse_quiet_hours
 from peft_notify.desktop.settings import ALL_KINDS, Settings
 from peft_notify.engine.config import TEMPLATE_NAMES
 
@@ -154,6 +155,13 @@ class SettingsDialog(QDialog):
             box.setChecked(bool(getattr(settings, name)))
         self.retention = QDoubleSpinBox(minimum=1, maximum=3650, decimals=0, suffix=" days")
         self.retention.setValue(settings.retention_days)
+        self.quiet_hours = QLineEdit(
+            settings.quiet_hours, placeholderText="e.g. mon-fri 22:00-08:00; sat,sun 23:00-10:00"
+        )
+        self.quiet_hours.setToolTip(
+            "Daily windows that act like Do Not Disturb: errors still come through, "
+            "the rest is summarised when they end. Empty: none."
+        )
         self.error = QLabel()
         self.error.setObjectName("Error")
         self.error.setStyleSheet(f"color: {tone_color('error')}; font-weight: 600;")
@@ -180,6 +188,7 @@ class SettingsDialog(QDialog):
         for box in self.checks.values():
             behaviour_layout.addWidget(box)
         retention_row = QFormLayout()
+        retention_row.addRow("&Quiet hours", self.quiet_hours)
         retention_row.addRow("&Keep history for", self.retention)
         behaviour_layout.addLayout(retention_row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -189,10 +198,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(notifications)
         layout.addWidget(behaviour)
         layout.addWidget(self.channels_group)
-        note = QLabel("Milestones, templates, pop-up kinds, Do Not Disturb and retention apply after a restart.")
-        note.setWordWrap(True)
-        layout.addWidget(note)
-        layout.addWidget(self.error)
+        layout.addWidget(self.error)  # every setting applies at once when you press OK (issue 16)
         layout.addWidget(buttons)
 
     def accept(self) -> None:
@@ -201,6 +207,14 @@ class SettingsDialog(QDialog):
         except ValueError as exc:
             self.error.setText(f"Milestones: {exc}")
             self.error.show()
+            self.milestones.setFocus()
+            return
+        try:
+            parse_quiet_hours(self.quiet_hours.text())
+        except ValueError as exc:
+            self.error.setText(f"Quiet hours: {exc}")
+            self.error.show()
+            self.quiet_hours.setFocus()
             return
         super().accept()
 
@@ -211,6 +225,7 @@ class SettingsDialog(QDialog):
         values["milestones"] = parse_milestones(self.milestones.text())
         values["popup_kinds"] = tuple(k for k, box in self.kinds.items() if box.isChecked())
         values["retention_days"] = float(self.retention.value())
+        values["quiet_hours"] = str(parse_quiet_hours(self.quiet_hours.text()))
         values["channels"] = self.channels_group.channels()
         return dataclasses.replace(self.original, **values)
 

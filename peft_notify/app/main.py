@@ -230,6 +230,7 @@ async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> in
     controller = Controller(
         shell.settings,
         engine=Engine(engine_config(settings)),
+        engine_config=engine_config,  # settings apply live (issue 16)
         history=history,
         notifiers=adapters.notifiers,
         taskbar=adapters.taskbar,

@@ -112,9 +112,14 @@ class AppShell(QObject):
         c.job_removed.connect(lambda _key: self.schedule_tray_refresh())
         c.history_changed.connect(self.schedule_tray_refresh)
         c.pause_changed.connect(t.set_paused)
-        c.dnd_changed.connect(t.set_dnd)
+        c.dnd_changed.connect(lambda state: t.set_dnd(self.dnd_text(state)))
         t.mute_action.setChecked(not c.settings.sounds)
         self.refresh_tray()
+
+    def dnd_text(self, state: str) -> str:
+        """The tray's Do Not Disturb line, naming quiet hours when they are why it is on."""
+        until = self.controller.quiet_until() if self.controller is not None else None
+        return f"{state} (quiet hours until {until:%a %H:%M})" if until is not None else state
 
     def _update_settings(self, settings: Settings) -> None:
         if self.controller is not None:

@@ -393,6 +393,9 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Starting…")
             return
         parts = [f"Do Not Disturb: {self.controller.dnd.value}"]
+        quiet_until = self.controller.quiet_until()
+        if quiet_until is not None:  # quiet hours act like DND (desktop/quiet_hours.py)
+            parts.insert(0, f"Quiet hours until {quiet_until:%a %H:%M}")
         if self.controller.paused_until is not None:
             parts.append("notifications paused")
         self.status_label.setText("   ".join(parts))

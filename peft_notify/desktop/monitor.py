@@ -39,6 +39,7 @@ from peft_notify.desktop.frames import ClientState, ConnectionEvent, JobUrl, par
 from peft_notify.desktop.nats_source import NatsSources
 from peft_notify.desktop.procwatch import is_local_host, process_alive
 from peft_notify.engine.actions import Action, Record
+from peft_notify.engine.config import EngineConfig
 from peft_notify.ports import DeliveryStatus, DndProbe, DndState
 from peft_notify.wire import (
     ActionRequest,
@@ -103,6 +104,8 @@ class EngineLike(Protocol):
     def process_exited(self, job_id: str, *, now: float, detail: str = "") -> list[Action]: ...
 
     def set_user_pause(self, until: float | None, *, now: float) -> list[Action]: ...
+
+    def set_config(self, config: EngineConfig) -> None: ...
 
     def acknowledge(self, *, now: float) -> list[Action]: ...
 
@@ -916,6 +919,12 @@ class Monitor:
             self._emit(DndChanged(state))
             self.tick()
         return state
+
+    def set_engine_config(self, config: EngineConfig) -> None:
+        """The user changed a setting: the engine decides by ``config`` from now on (no restart), and its
+        timers run at once (turning "respect DND" off during DND brings the summary now)."""
+        self.engine.set_config(config)
+        self.tick()
 
     def discovery_changed(self) -> None:
         """The discovery directory changed (a file-system watcher says so): look for new jobs now."""

@@ -73,6 +73,9 @@ class Settings:
     completion_message: str = ""
     popup_kinds: tuple[str, ...] = ALL_KINDS
     respect_dnd: bool = True
+    # Quiet hours: daily windows that act like Do Not Disturb, e.g. "mon-fri 22:00-08:00; sat,sun 23:00-10:00"
+    # (desktop/quiet_hours.py); empty: none.
+    quiet_hours: str = ""
     # Windows: also treat SHQueryUserNotificationState's QUNS_BUSY (any full-screen window, e.g.
     # an F11 video) as Do Not Disturb. Off by default, as in Chromium; see platform/dnd_windows.py.
     windows_busy_is_dnd: bool = False
@@ -124,6 +127,13 @@ def _check(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, str):
         if not isinstance(value, str):
             raise _Invalid(f"{name} must be a string")
+        if name == "quiet_hours":
+            from peft_notify.desktop.quiet_hours import parse_quiet_hours
+
+            try:
+                parse_quiet_hours(value)
+            except ValueError as exc:
+                raise _Invalid(f"quiet_hours: {exc}") from None
         return value
     if name == "milestones":
         if not isinstance(value, list) or not all(

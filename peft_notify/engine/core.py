@@ -20,6 +20,7 @@ from peft_notify.engine.gate import Gate
 from peft_notify.engine.groups import ALL_JOBS_KEY, AllJobsWatch, Groups, GroupSummary, GroupView
 from peft_notify.engine.job import Job, JobView
 from peft_notify.engine.limits import TokenBucket
+from peft_notify.engine.milestones import reached
 from peft_notify.engine.notices import stall_event
 from peft_notify.engine.resources import JobFacts, Level, ResourceRules, ResourceView
 from peft_notify.engine.rules import Rules
@@ -132,6 +133,23 @@ class Engine:
         actions = self._rules.error(job, now, None, message=message, error_type="system_crash")
         actions += self._settle_group(job, None, now) + self._check_all_jobs(now)
         return actions + self._refresh_taskbar(now, [job])
+
+    def set_config(self, config: EngineConfig) -> None:
+        """Decide by ``config`` from now on (the user changed a setting; no restart needed).
+
+        Milestones, templates, pop-up kinds, Do Not Disturb, sounds and resource thresholds apply to
+        the next decision; jobs, what DND withheld and the timers stay. Milestones a job has already
+        passed under the new list count as done: adding 10 % at 50 % pops nothing.
+        """
+        self.config = config
+        self._quiet.respect_dnd = config.respect_dnd
+        self._gate.config = self._rules.config = config
+        self._resources.t = config.resources
+        self._taskbar.interval_s = config.taskbar_interval_s
+        for job in self._jobs.values():
+            if job.baselined:
+                job.milestones_done.update(reached(job.current_step, job.total_steps, config.progress_milestones))
+        self._rules.check_templates()
 
     def set_user_pause(self, until: float | None, *, now: float) -> list[Action]:
         """Pause notifications until ``until`` (``None``: resume now).
