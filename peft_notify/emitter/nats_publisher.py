@@ -538,3 +538,18 @@ def start(target: natsurl.NatsTarget, **options: Any) -> NatsPublisher:
     """A started :class:`NatsPublisher`. Raises ``ImportError`` (with the install hint) without nats-py."""
     require_client()
     return NatsPublisher(target, **options).start()
+
+
+def from_environment() -> NatsPublisher | None:
+    """A started publisher for ``$PEFT_NOTIFY_NATS`` (``None`` when unset, or unusable: logged).
+
+    For integrations that serve several jobs from one server (a sweep's trials): attach each.
+    """
+    try:
+        target = target_from(None)
+        if target is None:
+            return None
+        return start(target)
+    except (ValueError, ImportError) as exc:
+        log.warning("not publishing to NATS: %s", exc)
+        return None

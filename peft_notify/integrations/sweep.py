@@ -89,6 +89,7 @@ class SweepReporter:
     group_id: str = ""
     summary: wire.NotificationEvent | None = None  # set by finish()
     _owns_server: bool = False
+    _nats: Any = None  # $PEFT_NOTIFY_NATS: the trials are published to NATS too (docs/cluster.md)
     _trials: dict[str, JobHandle] = field(default_factory=dict)
     _groups: Groups = field(default_factory=Groups)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -136,6 +137,7 @@ class SweepReporter:
         self._sweep = server.add_job(
             f"{self.group_id}.sweep", name=self.name, total_steps=self.expected_jobs, group=group
         )
+        self._publish(server, self._sweep)
         if self.print_url:
             print(f"peft-notify: sweep {self.name!r} at {self._sweep.url}", file=sys.stderr, flush=True)
 
@@ -152,6 +154,7 @@ class SweepReporter:
                 group = self.group(params)
                 job_id = f"{self.group_id}.{re.sub(r'[^A-Za-z0-9._:-]+', '-', trial_key)}"[: wire.MAX_ID]
                 handle = server.add_job(job_id, name=name or f"{self.name} {trial_key}", group=group)
+                self._publish(server, handle)
                 self._trials[trial_key] = handle
                 self._groups.join(job_id, group, name=handle.name, state=wire.JobState.RUNNING, new_run=True, now=0.0)
             if self.print_url:
@@ -230,7 +233,22 @@ class SweepReporter:
         finally:
             if self._owns_server and self.server is not None:
                 self.server.stop(linger=self._await_followers(self.linger))
+            if self._nats:  # after the server's last frames
+                self._nats.close()
         return self.summary
+
+    def _publish(self, server: JobServer, handle: JobHandle) -> None:
+        """With ``$PEFT_NOTIFY_NATS`` set, publish ``handle``'s job to that NATS server too."""
+        import os
+
+        if not os.environ.get("PEFT_NOTIFY_NATS", "").strip():
+            return
+        from peft_notify.emitter import nats_publisher
+
+        if self._nats is None:
+            self._nats = nats_publisher.from_environment() or False
+        if self._nats:
+            self._nats.attach(server, handle)
 
     def _await_followers(self, linger: float) -> float:
         """Wait (up to ``linger`` s) until a desktop follows every trial; the time left.
