@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 
 from peft_notify import wire
-from peft_notify.emitter import JobServer
 from peft_notify.engine import Record
-from tests.cli.test_simulate import collect
 from tests.integrations.sweep_support import LiveDesktop
 
 ray = pytest.importorskip("ray")
@@ -68,14 +66,15 @@ def test_ray_tune_sweep_reports_each_trial_and_one_summary(
 ) -> None:
     """A live desktop (real Monitor + engine + clients, following discovery) sees the sweep as it runs."""
     monkeypatch.setenv("PEFT_NOTIFY_RUNTIME_DIR", str(tmp_path / "rt"))
-    callback = NotifyCallback("tiny sweep", metric="eval_loss", print_url=False, linger=5.0)
+    # No name given: the group is named after the experiment (RunConfig(name="tiny-sweep")).
+    callback = NotifyCallback(metric="eval_loss", print_url=False, linger=5.0)
     with LiveDesktop() as desk:
         results = run_sweep(tmp_path, callback)
         assert desk.wait_for(lambda _actions: len(desk.summaries()) >= 1, timeout=30)
     assert len(results) == 3
     # The training side's own summary (printed on stderr at experiment end).
     assert callback.summary is not None
-    assert callback.summary.title == "tiny sweep: all 3 finished"
+    assert callback.summary.title == "tiny-sweep: all 3 finished"
     assert callback.summary.message == "2 ok, 1 failed; best eval_loss 0.3433 (lr=1e-4, r=16)"
     # The failing trial's error popped up, naming its config, before the summary.
     errors = desk.errors()
@@ -86,27 +85,19 @@ def test_ray_tune_sweep_reports_each_trial_and_one_summary(
     assert shown.index(errors[0]) < shown.index(desk.summaries()[0])
     # Exactly one group summary, with the best trial's metric and config; no trial popups.
     assert [(s.event.title, s.event.message) for s in desk.summaries()] == [
-        ("tiny sweep: all 3 finished", "2 ok, 1 failed; best eval_loss 0.3433 (lr=1e-4, r=16)")
+        ("tiny-sweep: all 3 finished", "2 ok, 1 failed; best eval_loss 0.3433 (lr=1e-4, r=16)")
     ]
     assert {a.event.type for a in shown} == {wire.NotificationType.ERROR, wire.NotificationType.COMPLETION}
     # The trials' completions are in history (recorded), not popped up.
     assert any(isinstance(a, Record) and a.event.type is wire.NotificationType.COMPLETION for a in desk.actions)
     view = desk.engine.groups()[0]
     assert (view.total, view.done, view.failed, view.running, view.ended) == (3, 2, 1, 0, True)
-
-
-def test_every_trial_hello_names_the_experiment_group(tmp_path: Path, ray_session: None) -> None:
-    server = JobServer(discovery_files=False).start()
-    try:
-        callback = NotifyCallback(server=server, print_url=False)  # name: the experiment's
-        run_sweep(tmp_path, callback)
-        assert callback.reporter is not None
-        hellos = [collect(server.url_for(job_id))[0][0].data for job_id in callback.reporter.job_ids]
-    finally:
-        server.stop()
-    groups = [h.group for h in hellos if isinstance(h, wire.Hello)]
-    assert len(groups) == 3 and all(g is not None for g in groups)
-    assert {g.id for g in groups if g} == {callback.reporter.group_id}
-    assert {g.name for g in groups if g} == {"tiny-sweep"}
-    assert {g.expected_jobs for g in groups if g} == {3}  # Tune's total_num_samples
-    assert sorted(g.params["lr"] for g in groups if g) == [1e-4, 2e-4, FAILING_LR]
+    # Every trial's hello named the experiment's group, with Tune's sample count and its config;
+    # the sweep's own job (role "sweep") is not a trial.
+    assert callback.reporter is not None
+    groups = [c.group for c in desk.monitor.connections.values() if c.group is not None] if desk.monitor else []
+    trials = [g for g in groups if g.role is wire.GroupRole.TRIAL]
+    assert len(trials) == 3 and len(groups) == 4
+    assert {g.id for g in groups} == {callback.reporter.group_id}
+    assert {(g.name, g.expected_jobs) for g in trials} == {("tiny-sweep", 3)}
+    assert sorted(g.params["lr"] for g in trials) == [1e-4, 2e-4, FAILING_LR]
