@@ -308,16 +308,40 @@ import sys, time, urllib.request
 port, token, until = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 request = urllib.request.Request(f"http://127.0.0.1:{port}/api/notifications/j",
                                  headers={"Authorization": "Bearer " + token})
-while time.time() < until:
+while time.time() < until:  # a dashboard polling 10 times a second
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
+    time.sleep(0.1)
 """
+
+
+def test_a_poll_costs_the_server_little_cpu_however_long_the_history(server: JobServer) -> None:
+    """The server thread's own CPU time per /api/notifications request (robust to machine load).
+
+    Before issue 10 item 6 every request built the whole history's JSON on the loop thread:
+    ~26 ms of CPU (holding the GIL, so training stalled) with 1,000 notifications of 4 KB held;
+    now a page is joined from notifications encoded once (~1.3 ms, mostly HTTP handling).
+    """
+    handle = server.add_job("j")
+    for i in range(1000):
+        handle.warning(f"warning {i} " + "z" * 4000)
+    _wait(lambda: len(server.event_log("j").notifications) == 1000)
+    [thread] = [t for t in threading.enumerate() if t.name == "peft-notify-server" and t.is_alive()]
+    clock = time.pthread_getcpuclockid(thread.ident or 0)
+    auth = {"Authorization": f"Bearer {server.token}"}
+    _http(server.port, "/api/notifications/j", auth)  # warm-up
+    before = time.clock_gettime(clock)
+    for _ in range(20):
+        assert len(_http(server.port, "/api/notifications/j", auth)[1]) == 100
+    per_request = (time.clock_gettime(clock) - before) / 20
+    assert per_request < 0.008, f"{per_request * 1000:.1f} ms of server CPU per request"
 
 
 def _steps_per_second(handle: Any, seconds: float) -> float:
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        sum(range(300))  # a small piece of "training" work that needs the GIL
+        time.sleep(0.002)  # the step's GPU / C++ work: the GIL is released meanwhile
+        sum(range(300))  # and a little Python that needs it back
         steps += 1
         handle.progress(steps, loss=1.0 / steps)
     return steps / (time.perf_counter() - start)
@@ -325,13 +349,14 @@ def _steps_per_second(handle: Any, seconds: float) -> float:
 
 @pytest.mark.slow
 def test_polling_clients_do_not_slow_training_down(server: JobServer) -> None:
-    """8 clients polling /api/notifications (1,000 notifications of 4 KB held) vs none.
+    """8 clients polling /api/notifications 10 times a second (1,000 notifications of 4 KB held) vs none.
 
     Issue 10 item 6 measured 830 → 100-120 steps/s (ratio ~0.13) before the fix: the loop
-    thread built the whole 4 MB body per request while holding the GIL. Baseline and loaded
-    windows alternate (the pollers are paused with SIGSTOP for the baseline ones), so a
-    machine that gets busier or quieter during the test does not skew the ratio; the bound
-    is loose on purpose, the 5 % figure is measured in bench/ on a quiet machine.
+    thread built the whole 4 MB body per request (~26 ms) while holding the GIL; 80 requests a
+    second then saturate it. Baseline and loaded windows alternate (the pollers are paused with
+    SIGSTOP for the baseline ones), so a machine that gets busier or quieter during the test
+    does not skew the ratio; the bound is loose on purpose (the pollers share this machine's
+    cores), the 5 % figure is measured in bench/ on a quiet machine.
     """
     handle = server.add_job("j")
     for i in range(1000):
@@ -345,7 +370,7 @@ def test_polling_clients_do_not_slow_training_down(server: JobServer) -> None:
     loaded: list[float] = []
     try:
         time.sleep(1.0)  # every poller is up
-        for _ in range(4):
+        for _ in range(6):
             for proc in pollers:
                 proc.send_signal(signal.SIGSTOP)
             baseline.append(_steps_per_second(handle, 0.5))
@@ -359,7 +384,9 @@ def test_polling_clients_do_not_slow_training_down(server: JobServer) -> None:
             proc.kill()
             proc.wait(timeout=30)
     ratio = statistics.median(loaded) / statistics.median(baseline)
-    assert ratio > 0.5, (baseline, loaded)
+    # Step time with/without pollers, measured on the loaded 2-core dev machine: 1.04-1.12x now,
+    # 2.8-4.7x with the pre-fix server (a 26 ms body build holds the GIL the step needs back).
+    assert ratio > 0.7, (baseline, loaded)
 
 
 # --------------------------------------------------------------------------- item 8: log flood
