@@ -52,8 +52,15 @@ def run_bench(name: str, ctx: harness.Context) -> harness.Result:
 def test_overhead_runs(ctx: harness.Context) -> None:
     result = run_bench("overhead", ctx)
     metrics = [row.metric for row in result.rows]
-    assert metrics == ["progress(), no client", "progress(), one client", "progress(), stalled client"]
-    assert all(row.reference_name == "tqdm.update(1)" for row in result.rows)
+    assert metrics == [
+        "progress(), no client",
+        "progress(), one client",
+        "progress(), stalled client",
+        "training step, 8 clients polling /api/notifications as fast as they can",
+        "training step, 8 clients polling /api/notifications 10×/s each",
+    ]
+    assert all(row.reference_name == "tqdm.update(1)" for row in result.rows[:3])
+    assert all(row.reference_name == "same step, no poller" for row in result.rows[3:])
 
 
 def test_resources_runs(ctx: harness.Context) -> None:
