@@ -214,23 +214,29 @@ class NatsPublisher:
                 self._outbox = deque(i for i in self._outbox if not i.dead)
 
     def _drop_oldest(self) -> None:
-        """Over the limit (the server is down for long): the oldest waiting frame goes, counted."""
-        while self._outbox:
+        """Over the limit (the server is down for long): the oldest waiting frame goes, counted.
+
+        A run's hello stays (it announces the run) unless nothing else waits.
+        """
+        hellos: list[_Item] = []  # leading hellos step aside; dead frames at the head go (O(1) per call)
+        while self._outbox and (self._outbox[0].dead or self._outbox[0].kind == "hello"):
             item = self._outbox.popleft()
-            if item.dead:
-                continue
-            self._alive -= 1
-            if item.kind == "hello":  # keep announcing the run: put it back behind the next frame
-                self._outbox.insert(min(1, len(self._outbox)), item)
-                self._alive += 1
-                if len(self._outbox) == 1:
-                    return
-                continue
-            job = self._jobs.get(item.job_id)
-            if job is not None:
-                job.lost += 1
-            self.lost += 1
+            if not item.dead:
+                hellos.append(item)
+        victim = next((i for i in self._outbox if not i.dead and i.kind != "hello"), None)
+        self._outbox.extendleft(reversed(hellos))
+        if victim is None:
+            victim = next((i for i in self._outbox if not i.dead), None)
+        if victim is None:
             return
+        victim.dead = True
+        self._alive -= 1
+        job = self._jobs.get(victim.job_id)
+        if job is not None:
+            job.lost += 1
+            if job.latest.get(victim.kind) is victim:
+                del job.latest[victim.kind]
+        self.lost += 1
 
     def _poke(self) -> None:
         loop, wake = self._loop, self._wake
@@ -346,7 +352,11 @@ class NatsPublisher:
                 frame, seq = job.kv_frame, job.kv_seq
             if frame is None or frame == job.kv_sent or seq > job.published_seq:
                 continue
-            await kv.put(natsurl.kv_key(job_id), frame)
+            try:
+                await kv.put(natsurl.kv_key(job_id), frame)
+            except Exception as exc:  # e.g. a timeout while the server restarts: the next round tries again
+                log.debug("NATS: the snapshot of %s is not stored yet: %s", job_id, exc)
+                return
             job.kv_sent = frame
 
     def _say_lost(self) -> None:
