@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPlainTextEdit,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -175,7 +176,7 @@ class SettingsDialog(QDialog):
         form.addRow("&Milestones (%)", self.milestones)
         form.addRow("Milestone titl&e", self.templates["milestone_title"])
         form.addRow("Milestone messa&ge", self.templates["milestone_message"])
-        form.addRow("Completio&n title", self.templates["completion_title"])
+        form.addRow("Completion &title", self.templates["completion_title"])
         form.addRow("&Completion message", self.templates["completion_message"])
         kinds_row = QWidget()
         kinds_layout = QVBoxLayout(kinds_row)
@@ -194,10 +195,13 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        # One page each: stacked, the three groups were taller than an 800 px screen and hid OK/Cancel.
+        self.pages = QTabWidget()
+        self.pages.addTab(notifications, "&Notifications")
+        self.pages.addTab(behaviour, "&Behaviour")
+        self.pages.addTab(self.channels_group, "C&hannels")
         layout = QVBoxLayout(self)
-        layout.addWidget(notifications)
-        layout.addWidget(behaviour)
-        layout.addWidget(self.channels_group)
+        layout.addWidget(self.pages)
         layout.addWidget(self.error)  # every setting applies at once when you press OK (issue 16)
         layout.addWidget(buttons)
 
@@ -207,6 +211,7 @@ class SettingsDialog(QDialog):
         except ValueError as exc:
             self.error.setText(f"Milestones: {exc}")
             self.error.show()
+            self.pages.setCurrentIndex(0)
             self.milestones.setFocus()
             return
         try:
@@ -214,6 +219,7 @@ class SettingsDialog(QDialog):
         except ValueError as exc:
             self.error.setText(f"Quiet hours: {exc}")
             self.error.show()
+            self.pages.setCurrentIndex(1)
             self.quiet_hours.setFocus()
             return
         super().accept()

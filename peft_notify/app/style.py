@@ -82,6 +82,19 @@ QMainWindow#MainWindow, QWidget {{ font-size: 10pt; }}
 QListWidget#JobList {{ border: none; background: transparent; outline: none; }}
 QListWidget#JobList::item {{ border: none; padding: 0; margin: 0; }}
 QListWidget#JobList::item:selected {{ background: transparent; }}
+/* The list's transparent background left its scroll bar half-styled: a black groove around a pale
+   handle, so the dark part seemed to move against the content. Styled whole, from the palette. */
+QListWidget#JobList QScrollBar:vertical {{ background: transparent; width: 12px; margin: 0; border: none; }}
+QListWidget#JobList QScrollBar::handle:vertical {{
+    background: palette(mid); min-height: 32px; border-radius: 4px; margin: 2px;
+}}
+QListWidget#JobList QScrollBar::handle:vertical:hover {{ background: palette(dark); }}
+QListWidget#JobList QScrollBar::add-line:vertical, QListWidget#JobList QScrollBar::sub-line:vertical {{
+    height: 0; border: none; background: none;
+}}
+QListWidget#JobList QScrollBar::add-page:vertical, QListWidget#JobList QScrollBar::sub-page:vertical {{
+    background: none;
+}}
 #JobCard {{
     background: palette(base);
     border: {theme.border}px solid palette(mid);

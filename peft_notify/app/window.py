@@ -81,7 +81,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("peft-notify")
         self.setObjectName("MainWindow")
         self.setStyleSheet(style_sheet())
-        self.resize(1080, 680)
+        available = self.screen().availableGeometry()  # never larger than the screen (200 % on a small one)
+        self.resize(min(1080, available.width() * 9 // 10), min(680, available.height() * 9 // 10))
         self.allow_close = False  # set by the app when quitting for real
         self.items: dict[str, QListWidgetItem] = {}
         self.cards: dict[str, JobCard] = {}

@@ -208,7 +208,11 @@ def test_every_dialog_is_named_and_tab_goes_round(qtbot: QtBot, which: str) -> N
     if isinstance(dialog, ReportDialog):
         qtbot.waitUntil(lambda: "doctor says hi" in dialog.report, timeout=10_000)
         assert QApplication.clipboard().text() == dialog.report
-    assert_keyboard_complete(qtbot, dialog)
+    pages = dialog.pages.count() if isinstance(dialog, SettingsDialog) else 1
+    for page in range(pages):
+        if isinstance(dialog, SettingsDialog):
+            dialog.pages.setCurrentIndex(page)
+        assert_keyboard_complete(qtbot, dialog)
     # Labels are buddies of their fields (Alt+letter jumps there).
     if isinstance(dialog, AddJobDialog):
         qtbot.keyClick(dialog, Qt.Key.Key_T, Qt.KeyboardModifier.AltModifier)

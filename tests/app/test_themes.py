@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from pytestqt.qtbot import QtBot
 
@@ -104,3 +104,46 @@ def test_the_environment_overrides_the_system(qapp: Any, monkeypatch: pytest.Mon
         assert style.is_dark(QGuiApplication.palette())
     finally:
         w.apply("light")
+
+
+@pytest.mark.parametrize("name", list(THEMES))
+def test_the_job_list_scroll_bar_is_styled_whole(qtbot: QtBot, watcher: Any, name: str) -> None:
+    """Issue 16: the list's transparent background left its scroll bar half-styled, a black groove
+    around a pale handle (the dark part seemed to move against the content). No black groove now,
+    and the handle moves with the content."""
+    watcher.apply(name)
+    window = make_window()
+    qtbot.addWidget(window)
+    window.apply_theme()
+    assert window.controller is not None
+    for i in range(12):
+        add_row(window.controller, f"ws://127.0.0.1:{9000 + i}/ws/notifications/j{i}", job_id=f"j{i}", name=f"j{i}")
+    window.resize(800, 400)
+    window.show()
+    qtbot.waitExposed(window)
+    bar = window.job_list.verticalScrollBar()
+    assert bar.maximum() > 0
+
+    def column(value: int) -> list[int]:
+        """The lightness down the middle of the scroll bar, as the window paints it."""
+        bar.setValue(value)
+        image = window.grab().toImage()
+        origin = bar.mapTo(window, QPoint(0, 0))
+        x = origin.x() + bar.width() // 2
+        return [QColor(image.pixel(x, y)).lightness() for y in range(origin.y(), origin.y() + bar.height())]
+
+    top, bottom = column(0), column(bar.maximum())
+    window_lightness = window.palette().color(QPalette.ColorRole.Window).lightness()
+    for values in (top, bottom):
+        groove = max(set(values), key=values.count)
+        assert abs(groove - window_lightness) <= 15, (
+            f"groove {groove}, window {window_lightness}: not the window's colour"
+        )
+
+    def handle_centre(values: list[int]) -> float:
+        groove = max(set(values), key=values.count)
+        ys = [y for y, v in enumerate(values) if abs(v - groove) > 20]
+        return sum(ys) / len(ys)
+
+    # The handle is near the top at the top of the list and near the bottom at its end.
+    assert handle_centre(top) < len(top) / 2 < handle_centre(bottom)
