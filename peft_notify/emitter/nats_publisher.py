@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from peft_notify.emitter.handle import JobHandle
     from peft_notify.emitter.server import JobServer
 
-__all__ = ["NatsPublisher", "require_client", "start", "target_from"]
+__all__ = ["NatsPublisher", "from_environment", "require_client", "start", "target_from"]
 
 log = logging.getLogger(__name__)
 
