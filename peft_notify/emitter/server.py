@@ -18,6 +18,7 @@ import atexit
 import concurrent.futures
 import errno
 import logging
+import os
 import secrets
 import socket
 import ssl as ssl_module
@@ -43,11 +44,12 @@ from peft_notify.emitter.pump import EventPump
 from peft_notify.emitter.throttle import LogThrottle
 from peft_notify.redact import redact
 
-__all__ = ["JobServer", "PortInUseError", "is_loopback"]
+__all__ = ["ENV_ALLOWED_HOSTS", "JobServer", "PortInUseError", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
 MAX_CLIENT_FRAME = wire.MAX_FRAME_BYTES
+ENV_ALLOWED_HOSTS = "PEFT_NOTIFY_ALLOWED_HOSTS"
 
 
 class PortInUseError(OSError):
@@ -82,10 +84,12 @@ class JobServer:
         self.rank_token = secrets.token_urlsafe(24)
         self.merge_window = merge_window
         self.allowed_origins = frozenset(allowed_origins)
-        names = {host, *allowed_hosts}
+        # Host names a request may carry besides loopback names and IP addresses (DNS rebinding):
+        # the bind name, the ones given, and $PEFT_NOTIFY_ALLOWED_HOSTS (comma-separated, for the CLI).
+        names = {host, *allowed_hosts, *os.environ.get(ENV_ALLOWED_HOSTS, "").split(",")}
         if host in ("0.0.0.0", "::", ""):  # reachable by this machine's own name too
             names.add(socket.gethostname())
-        self.allowed_hosts = frozenset(n for n in names if n)
+        self.allowed_hosts = frozenset(n.strip() for n in names if n.strip())
         self.ssl = ssl
         self.max_clients_per_job = max_clients_per_job
         self.progress_interval = 1.0 / progress_hz if progress_hz > 0 else 0.0

@@ -194,12 +194,15 @@ def test_dns_rebinding_host_is_refused_even_with_the_token(server: JobServer, ho
     assert ("200" in api) is allowed, api
 
 
-def test_a_configured_bind_name_is_allowed() -> None:
+def test_a_configured_bind_name_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEFT_NOTIFY_ALLOWED_HOSTS", "gpu-box.lab.example, other.example")
     with JobServer(allowed_hosts=["gpu-box"], discovery_files=False) as srv:
         srv.add_job("j")
         auth = f"Authorization: Bearer {srv.token}\r\n"
         assert "101" in _raw_request(srv.port, "/ws/notifications/j", host=f"gpu-box:{srv.port}", headers=auth)
         assert "403" in _raw_request(srv.port, "/ws/notifications/j", host=f"other-box:{srv.port}", headers=auth)
+        fqdn = f"gpu-box.lab.example:{srv.port}"
+        assert "101" in _raw_request(srv.port, "/ws/notifications/j", host=fqdn, headers=auth)
 
 
 # --------------------------------------------------------------------------- item 5: slots
