@@ -7,7 +7,7 @@ scales to the widget (and to the screen's device pixel ratio), so it stays sharp
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
@@ -53,6 +53,8 @@ class LossChart(QWidget):
         self.setSizePolicy(
             QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed if not detailed else QSizePolicy.Policy.Expanding
         )
+        # What a screen reader says instead of the picture (resource charts set their own).
+        self.describe: Callable[[Sequence[tuple[int, float]]], str] = loss_summary
         self.setAccessibleName(loss_summary(self.points))
         self.setAccessibleDescription("Loss curve")
 
@@ -67,7 +69,7 @@ class LossChart(QWidget):
         self.points = list(points)
         if color is not None:
             self.color = color
-        set_accessible_name(self, loss_summary(self.points), "Loss curve")
+        set_accessible_name(self, self.describe(self.points), self.accessibleDescription())
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QAction, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -146,6 +146,8 @@ class HistoryView(QWidget):
         self.history = history
         self.search = QLineEdit(placeholderText="Search titles and messages…  (Ctrl+F)", clearButtonEnabled=True)
         self.search.setAccessibleName("Search history")
+        for action in self.search.findChildren(QAction):  # the clear button: named for screen readers
+            action.setText("Clear search")
         self.job = _combo("Job filter")
         self.kind = _combo("Kind filter")
         self.kind.addItems([_ANY, "progress", "completion", "warning", "error"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from peft_notify.app.accessibility import percent_summary
 from peft_notify.app.charts import LossChart
 from peft_notify.app.resources_view import ResourceHistory
 
@@ -18,8 +19,9 @@ class ResourceCharts(QWidget):
         super().__init__(parent)
         self.gpu = LossChart()
         self.ram = LossChart()
-        self.gpu.setAccessibleName("GPU memory over time")
-        self.ram.setAccessibleName("Host RAM over time")
+        for chart, what in ((self.gpu, "GPU memory"), (self.ram, "host RAM")):
+            chart.describe = percent_summary(what)  # its text alternative (app/accessibility.py)
+            chart.setAccessibleDescription(f"{what} over time")
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         for caption, chart in (("GPU memory %", self.gpu), ("Host RAM %", self.ram)):

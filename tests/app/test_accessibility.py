@@ -6,7 +6,13 @@ reads the main window over the real accessibility bus as a screen reader would.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
@@ -317,3 +323,130 @@ def test_tray_states_differ_in_shape_not_only_colour(qapp: object) -> None:
 
     shapes = {tone: gray(tone) for tone in ("idle", "ok", "done", "warn", "error")}
     assert len(set(shapes.values())) == len(shapes)
+
+
+# -- a screen reader's view over AT-SPI ------------------------------------------------------
+
+AT_SPI_LAUNCHER = Path("/usr/libexec/at-spi-bus-launcher")
+SYSTEM_PYTHON = "/usr/bin/python3"  # pyatspi is Debian's python3-pyatspi: the system Python's
+
+A11Y_APP = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication(sys.argv)
+app.setApplicationName(sys.argv[1])
+from peft_notify.app.jobs_model import Link
+from tests.app.test_window import add_row, make_window
+w = make_window()
+row = add_row(w.controller, name="llama-3-8b-lora", state="running", fraction=0.13, eta_s=35.0, link=Link.CONNECTED)
+row.add_loss(0, 2.6)
+row.add_loss(400, 0.46)
+w.controller.job_updated.emit(row.key)
+w.show()
+QTimer.singleShot(60_000, app.quit)
+app.exec()
+"""
+
+READER = """
+import json, sys, time
+import pyatspi
+want, deadline, app = sys.argv[1], time.time() + 20, None
+while app is None and time.time() < deadline:
+    desktop = pyatspi.Registry.getDesktop(0)
+    apps = [desktop.getChildAtIndex(i) for i in range(desktop.childCount)]
+    app = next((a for a in apps if a is not None and a.name == want), None)
+    if app is None:
+        time.sleep(0.3)
+if app is None:
+    sys.exit("application not found on the accessibility bus")
+nodes = []
+def walk(node, depth):
+    nodes.append([node.getRoleName(), node.name, node.description])
+    for i in range(node.childCount if depth < 40 else 0):
+        child = node.getChildAtIndex(i)
+        if child is not None:
+            walk(child, depth + 1)
+walk(app, 0)
+print(json.dumps(nodes))
+"""
+
+
+def _atspi_missing() -> str | None:
+    if not os.environ.get("DESKTOP_SESSION_DIR") or not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return "needs the desktop session's D-Bus (source scripts/desktop-env.sh)"
+    if not AT_SPI_LAUNCHER.exists():
+        return "at-spi2-core is not installed (apt-get install at-spi2-core)"
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import pyatspi"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return "pyatspi is not installed for /usr/bin/python3 (apt-get install python3-pyatspi)"
+    return None
+
+
+def _a11y_bus_owned(env: dict[str, str]) -> bool:
+    """Whether org.a11y.Bus has an owner on the session bus (NameHasOwner never activates it)."""
+    reply = subprocess.run(
+        [
+            "dbus-send",
+            "--session",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.a11y.Bus",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "boolean true" in reply.stdout
+
+
+@pytest.mark.desktop
+def test_a_screen_reader_reads_the_main_window_over_at_spi(tmp_path: Path) -> None:
+    """The real accessibility stack: the AT-SPI bus (at-spi-bus-launcher on the session's D-Bus), the app
+    with Qt's AT-SPI bridge on, and pyatspi in the system Python walking the tree as Orca would."""
+    reason = _atspi_missing()
+    if reason:
+        pytest.skip(reason)
+    env = dict(os.environ, QT_LINUX_ACCESSIBILITY_ALWAYS_ON="1", QT_ACCESSIBILITY="1", QT_QPA_PLATFORM="xcb")
+    env.pop("PYTHONPATH", None)
+    name = f"peft-notify-a11y-{os.getpid()}"
+    # Its own process group: the bus's dbus-daemon and the registry it activates go with it at the end.
+    launcher = subprocess.Popen(
+        [str(AT_SPI_LAUNCHER), "--launch-immediately"], env=env, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    # Only once it owns org.a11y.Bus may the app and the reader ask for it: asked earlier, the session
+    # bus would activate a second launcher of its own, outside this test's process group.
+    deadline = time.monotonic() + 10
+    while not _a11y_bus_owned(env):
+        assert time.monotonic() < deadline, "at-spi-bus-launcher never took org.a11y.Bus"
+        time.sleep(0.1)
+    root = Path(__file__).resolve().parents[2]
+    log = (tmp_path / "app.log").open("wb")
+    app = subprocess.Popen([sys.executable, "-c", A11Y_APP, name], env=env, cwd=root, stderr=log)
+    try:
+        read = subprocess.run(
+            [SYSTEM_PYTHON, "-c", READER, name], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert read.returncode == 0, read.stderr[-2000:] + (tmp_path / "app.log").read_text(errors="replace")[-2000:]
+        nodes = [tuple(n) for n in json.loads(read.stdout)]
+    finally:
+        app.terminate()
+        app.wait(10)
+        os.killpg(launcher.pid, signal.SIGTERM)
+        launcher.wait(10)
+        log.close()
+    roles_names = {(role, node_name) for role, node_name, _ in nodes}
+    assert ("frame", "peft-notify") in roles_names
+    assert ("list", "Jobs") in roles_names
+    assert ("list item", "llama-3-8b-lora: running, 13 %, ETA 35 s") in roles_names
+    for button in ("Add job…", "Pause", "Remove", "Dismiss message", "Clear search"):
+        assert ("push button", button) in roles_names, button
+    assert ("page tab", "Jobs") in roles_names and ("page tab", "History") in roles_names
+    assert ("text", "Search history") in roles_names
+    charts = {n: d for role, n, d in nodes if d == "Loss curve"}
+    assert "loss 2.6 → 0.46 over 400 steps, falling" in charts
+    unnamed = [role for role, node_name, _ in nodes if role in ("push button", "check box", "text") and not node_name]
+    assert not unnamed, f"unnamed controls a screen reader would announce as just their role: {unnamed}"
