@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QGuiApplication, QIcon
-from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QDialog, QMenu, QMessageBox
 
 from peft_notify.app.style import ThemeWatcher
 from peft_notify.app.tray import Tray
@@ -87,12 +87,24 @@ class AppShell(QObject):
         w.close_requested.connect(self.on_close_requested)
         w.history_view.unread_changed.connect(lambda _n: self.schedule_tray_refresh())
         t.show_requested.connect(self.show_window)
+        self._mirror_tray_menu()
         t.mute_toggled.connect(self.on_mute)
         t.quit_requested.connect(self.quit)
         t.mute_action.setChecked(not settings.sounds)
         t.set_paused(None)
         t.show()
         self.refresh_tray()
+
+    def _mirror_tray_menu(self) -> None:
+        """Everything the tray menu offers is also in the window's menu bar, where a keyboard reaches it
+        (a tray host's menu may not take the keyboard). The same actions: state and checks stay in step."""
+        t = self.tray
+        menu = QMenu("&Notifications", self.window)
+        menu.addMenu(t.pause_menu)
+        for action in (t.all_jobs_action, t.mute_action, t.dnd_action):
+            menu.addAction(action)
+        bar = self.window.menuBar()
+        bar.insertMenu(bar.actions()[-1], menu)  # before Help
 
     @property
     def settings(self) -> Settings:

@@ -20,6 +20,7 @@ from typing import Final
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
 
 __all__ = [
     "STYLE_SHEET",
@@ -113,6 +114,15 @@ QFrame#Banner QLabel {{ color: palette(tool-tip-text); }}
 """
 
 
+#: High contrast, app-wide (dialogs too): Fusion draws field frames a shade off the window colour,
+#: which on black is invisible, so every field, list and table gets a white outline.
+HIGH_CONTRAST_FIELDS: Final = """
+QLineEdit, QPlainTextEdit, QAbstractSpinBox, QListView, QTableView { border: 1px solid palette(text); }
+QLineEdit:focus, QPlainTextEdit:focus, QAbstractSpinBox:focus, QListView:focus, QTableView:focus {
+    border: 2px solid palette(highlight);
+}
+"""
+
 STYLE_SHEET: Final = style_sheet(THEMES["light"])  # kept for importers; the window uses style_sheet()
 
 
@@ -198,6 +208,7 @@ class ThemeWatcher(QObject):
     def __init__(self, app: QGuiApplication, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.app = app
+        self._app_sheet = False  # whether we set the app-wide style sheet (high contrast only)
         app.setPalette(QPalette())
         self.platform_dark = is_dark(app.palette())  # the platform's own palette, before we change it
         # Kept: PySide6 drops the wrapper of a chained app.styleHints().accessibility() at once.
@@ -248,6 +259,9 @@ class ThemeWatcher(QObject):
             self.app.setPalette(_dark_palette())  # the platform has no dark palette (e.g. plain X11)
         elif name == "light" and is_dark(platform):
             self.app.setPalette(_light_palette())
+        if isinstance(self.app, QApplication) and (name == "high-contrast" or self._app_sheet):
+            self._app_sheet = name == "high-contrast"
+            self.app.setStyleSheet(HIGH_CONTRAST_FIELDS if self._app_sheet else "")
         _current = theme
         self.changed.emit(theme)
         return theme

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
@@ -450,3 +451,32 @@ def test_a_screen_reader_reads_the_main_window_over_at_spi(tmp_path: Path) -> No
     assert "loss 2.6 → 0.46 over 400 steps, falling" in charts
     unnamed = [role for role, node_name, _ in nodes if role in ("push button", "check box", "text") and not node_name]
     assert not unnamed, f"unnamed controls a screen reader would announce as just their role: {unnamed}"
+
+
+def test_the_tray_menu_is_reachable_from_the_window_menu_bar(qtbot: QtBot) -> None:
+    """A tray host's menu may not take the keyboard: everything it offers is in the menu bar too."""
+    from peft_notify.app.shell import AppShell
+    from peft_notify.testing import MemoryHistoryStore
+
+    shell = AppShell(Settings(), MemoryHistoryStore())
+    qtbot.addWidget(shell.window)
+
+    def reachable(actions: list[Any]) -> list[Any]:
+        found = []
+        for action in actions:
+            found.append(action)
+            if action.menu() is not None:
+                found += reachable(action.menu().actions())
+        return found
+
+    in_window = reachable(shell.window.menuBar().actions())
+    titles = [a.text() for a in shell.window.menuBar().actions()]
+    assert titles == ["&File", "&View", "&Notifications", "&Help"]
+    tray = shell.tray
+    for action in (tray.pause_menu.menuAction(), tray.mute_action, tray.all_jobs_action, tray.dnd_action):
+        assert action in in_window, action.text()
+    pause_entries = [a.text() for a in tray.pause_menu.actions() if a.text()]
+    assert all(a in in_window for a in tray.pause_menu.actions()), pause_entries
+    # The window's Quit and Show (it is the window) cover the rest; jobs are the job list itself.
+    assert any(a.text() == "&Quit" for a in in_window)
+    shell.close()

@@ -87,6 +87,7 @@ def test_the_window_follows_the_system_scheme_live(
     assert watcher.theme.name == "high-contrast"
     assert qapp.palette().color(QPalette.ColorRole.Base) == QColor("#000000")
     assert "2px solid palette(mid)" in window.styleSheet()
+    assert "QLineEdit" in qapp.styleSheet()  # field outlines for every dialog too (Fusion's vanish on black)
 
     monkeypatch.setattr(ThemeWatcher, "system_contrast", lambda self: Qt.ContrastPreference.NoPreference)
     monkeypatch.setattr(ThemeWatcher, "system_scheme", lambda self: Qt.ColorScheme.Light)
@@ -94,6 +95,7 @@ def test_the_window_follows_the_system_scheme_live(
     assert watcher.theme.name == "light"
     assert not style.is_dark(qapp.palette())
     assert THEMES["light"].tones["error"] in card.state.styleSheet()
+    assert qapp.styleSheet() == ""
 
 
 def test_the_environment_overrides_the_system(qapp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
