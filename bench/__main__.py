@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         write_markdown(args.markdown, results, machine, quick)
         return 0
     ctx = harness.Context(quick=args.quick, verbose=not args.quiet)
+    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     results = []
     try:
         for name in args.only or BENCHMARKS:
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
     finally:
         ctx.cleanup()
-    machine = harness.machine_info()
+    machine = {**harness.machine_info(), "load_start": load_start}
     print(harness.render_table(results))
     harness.write_json(args.out, results, machine, args.quick)
     print(f"wrote {args.out}", file=sys.stderr)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench.harness import Context, Result, Row, stats
+from bench.harness import P99, Context, Result, Row, bootstrap_ci, bootstrap_ratio, stats
 
 NAME = "channels"
 TITLE = "channels: event → receiver POST vs a bare urllib POST; progress() with a hanging channel"
@@ -88,7 +88,7 @@ def run(ctx: Context) -> Result:
     from peft_notify.wire import Envelope, NotificationEvent, NotificationType
 
     result = Result(NAME, TITLE)
-    count = ctx.size(40, 4)
+    count = ctx.size(200, 4)
     with _serve() as (rec, port):
         url = f"http://127.0.0.1:{port}/ok"
         body = json.dumps({"version": "1.0", "title": "bench: error", "message": "x" * 80, "type": "failure"})
@@ -114,27 +114,34 @@ def run(ctx: Context) -> Result:
                 relay.observe(Envelope(type="notification", data=note, seq=i + 1, job_id="b", ts=time.time()))
 
             relay.add_job("b", "bench", "run", started_at=time.time(), total_steps=100)
-            measured = {
-                "bare": stats(_latencies(rec, count, bare)),
-                "channel": stats(_latencies(rec, count, channel)),
-                "relay": stats(_latencies(rec, count, relayed)),
+            samples = {
+                "bare": _latencies(rec, count, bare),
+                "channel": _latencies(rec, count, channel),
+                "relay": _latencies(rec, count, relayed),
             }
+            measured = {key: stats(values) for key, values in samples.items()}
         finally:
             hub.close()
             relay.close(0)
     ref = measured["bare"]
     for key, metric in (("channel", "event → POST, ChannelHub.offer"), ("relay", "event → POST, training relay")):
         st = measured[key]
+        limit = 2 * ref.p99 + 20.0
         result.rows.append(
             Row(
                 benchmark=NAME,
-                metric=metric,
-                ours=st.median,
-                reference=ref.median,
+                metric=f"{metric}, p99",
+                ours=st.p99,
+                reference=ref.p99,
                 reference_name="bare urllib POST",
                 unit="ms",
-                ratio=Row.ratio_of(st.median, ref.median),
-                detail=f"p99 {st.p99:.3g} ms (bare {ref.p99:.3g}); added {st.median - ref.median:.3g} ms",
+                ratio=Row.ratio_of(st.p99, ref.p99),
+                ratio_ci=bootstrap_ratio(samples[key], samples["bare"], P99, n_boot=1000).ci,
+                ours_ci=bootstrap_ci(samples[key], P99, n_boot=1000),
+                target="p99 ≤ 2 × reference + 20 ms",
+                met=st.p99 <= limit,
+                detail=f"limit {limit:.3g} ms; median {st.median:.3g} ms (bare {ref.median:.3g}), "
+                f"added {st.median - ref.median:.3g} ms",
             )
         )
     result.rows.append(_overhead_row(ctx))

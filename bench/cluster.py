@@ -21,7 +21,7 @@ import asyncio
 import time
 
 from bench.appfixture import BIG_RATE_LIMIT, text_has
-from bench.harness import Context, Result, Row, stats
+from bench.harness import P99, Context, Result, Row, bootstrap_ci, paired_ratio, stats
 from bench.natsfleet import NatsServerChild, completed, ensure_stream, hello, job_frames, progress, publish
 from bench.session import PY, AppChild, BenchError, LineReader, PrivateBus, app_available, isolated_env, stop_process
 
@@ -44,7 +44,7 @@ def run(ctx: Context) -> Result:
 def _ingest(ctx: Context, nats: NatsServerChild, result: Result) -> None:
     import subprocess
 
-    reps, count = ctx.size(5, 1), ctx.size(50_000, 2_000)
+    reps, count = ctx.size(5, 2), ctx.size(50_000, 2_000)
     ours: list[float] = []
     ref: list[float] = []
     workdir = ctx.workdir / f"cluster-ingest-{time.perf_counter_ns()}"
@@ -82,6 +82,7 @@ def _ingest(ctx: Context, nats: NatsServerChild, result: Result) -> None:
         finally:
             stop_process(bare_proc, 0.0, bare)
     a, b = stats(ours), stats(ref)
+    pr = paired_ratio(ours, ref) if len(ours) >= 2 else None
     result.rows.append(
         Row(
             benchmark=NAME,
@@ -90,7 +91,10 @@ def _ingest(ctx: Context, nats: NatsServerChild, result: Result) -> None:
             reference=b.median,
             reference_name="bare nats-py pull consumer",
             unit="msg/s",
-            ratio=Row.ratio_of(a.median, b.median),
+            ratio=pr.ratio if pr else Row.ratio_of(a.median, b.median),
+            ratio_ci=pr.ci if pr else None,
+            target="≥ 0.8 × reference",
+            met=(pr.ratio if pr else a.median / b.median) >= 0.8,
             detail=f"{reps} reps of {count:,} frames; app {a.span('{:,.0f}')}, bare {b.span('{:,.0f}')}",
         )
     )
@@ -143,6 +147,9 @@ def _many(ctx: Context, nats: NatsServerChild, result: Result) -> None:
             reference_name="same timer, idle before the jobs",
             unit="ms",
             ratio=Row.ratio_of(b.p99, i.p99),
+            ours_ci=bootstrap_ci(busy, P99, n_boot=1000),
+            target="p99 ≤ 100 ms",
+            met=b.p99 <= 100.0,
             detail=f"median {b.median:.3g} ms, max {b.maximum:.3g} ms; {done}/{jobs} completions shown",
         ),
         Row(
@@ -153,6 +160,8 @@ def _many(ctx: Context, nats: NatsServerChild, result: Result) -> None:
             reference_name="app RSS before the jobs",
             unit="MiB",
             ratio=Row.ratio_of(rss, rss_idle),
+            target="≤ 250 MiB",
+            met=rss <= 250.0,
             detail=f"+{rss - rss_idle:.0f} MiB for {jobs} jobs; nats-server RSS {server_rss:.0f} MiB",
         ),
     ]

@@ -28,10 +28,14 @@ from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "Context",
+    "RatioCI",
     "Result",
     "Row",
     "Stats",
+    "bootstrap_ci",
+    "bootstrap_ratio",
     "machine_info",
+    "paired_ratio",
     "percentile",
     "render_markdown",
     "render_table",
@@ -73,6 +77,14 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def P50(samples: Sequence[float]) -> float:
+    return percentile(samples, 50)
+
+
+def P99(samples: Sequence[float]) -> float:
+    return percentile(samples, 99)
+
+
 def stats(samples: Sequence[float]) -> Stats:
     """Median, p99, min and max of ``samples``. Raises ``ValueError`` when empty."""
     if not samples:
@@ -83,6 +95,98 @@ def stats(samples: Sequence[float]) -> Stats:
         p99=percentile(samples, 99),
         minimum=min(samples),
         maximum=max(samples),
+    )
+
+
+# Two-sided 95 % quantiles of Student's t by degrees of freedom (1..30), then 40, 60, 120, ∞.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045,
+        2.042)  # fmt: skip
+
+
+def t95(df: int) -> float:
+    """Two-sided 95 % quantile of Student's t with ``df`` degrees of freedom (table; ≥ 1)."""
+    if df < 1:
+        raise ValueError("df must be ≥ 1")
+    if df <= 30:
+        return _T95[df - 1]
+    for limit, value in ((40, 2.021), (60, 2.000), (120, 1.980)):
+        if df <= limit:
+            return value
+    return 1.960
+
+
+@dataclass(frozen=True, slots=True)
+class RatioCI:
+    """A ratio ours / reference with its 95 % confidence interval ``[low, high]``.
+
+    ``method``: ``paired-t`` (geometric mean of per-pair ratios, t-interval on their logs) or
+    ``bootstrap`` (percentile bootstrap of a statistic's ratio over resampled samples).
+    """
+
+    ratio: float
+    low: float
+    high: float
+    n: int
+    method: str
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    def pct(self) -> str:
+        """``+0.31 % [−0.20, +0.82]``: the ratio as a change in per cent, with its interval."""
+        return f"{(self.ratio - 1) * 100:+.2f} % [{(self.low - 1) * 100:+.2f}, {(self.high - 1) * 100:+.2f}]"
+
+
+def paired_ratio(ours: Sequence[float], reference: Sequence[float]) -> RatioCI:
+    """Interleaved A/B pairs: geometric mean of ``ours[i] / reference[i]`` with a t-interval on the logs.
+
+    Pairs taken back to back share the machine's load, so their ratio cancels most of its drift;
+    the interval says how well the pairs pin the ratio down. Raises ``ValueError`` for fewer than
+    two pairs, unequal lengths or a non-positive sample.
+    """
+    if len(ours) != len(reference) or len(ours) < 2:
+        raise ValueError(f"need ≥ 2 pairs of equal length, got {len(ours)} and {len(reference)}")
+    if min(ours) <= 0 or min(reference) <= 0:
+        raise ValueError("samples must be positive")
+    logs = [math.log(a / b) for a, b in zip(ours, reference, strict=True)]
+    mean = statistics.fmean(logs)
+    half = t95(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return RatioCI(math.exp(mean), math.exp(mean - half), math.exp(mean + half), len(logs), "paired-t")
+
+
+def _resample(samples: Sequence[float], rng: Any) -> list[float]:
+    n = len(samples)
+    return [samples[rng.randrange(n)] for _ in range(n)]
+
+
+def bootstrap_ci(
+    samples: Sequence[float], stat: Any = statistics.median, n_boot: int = 2000, seed: int = 17
+) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of ``stat(samples)`` (e.g. a p99: ``lambda s: percentile(s, 99)``)."""
+    import random
+
+    if not samples:
+        raise ValueError("no samples")
+    rng = random.Random(seed)
+    values = sorted(stat(_resample(samples, rng)) for _ in range(n_boot))
+    return percentile(values, 2.5), percentile(values, 97.5)
+
+
+def bootstrap_ratio(
+    ours: Sequence[float], reference: Sequence[float], stat: Any = statistics.median, n_boot: int = 2000, seed: int = 17
+) -> RatioCI:
+    """Unpaired samples: ``stat(ours) / stat(reference)`` with a 95 % percentile-bootstrap interval."""
+    import random
+
+    if not ours or not reference:
+        raise ValueError("no samples")
+    rng = random.Random(seed)
+    ratios = sorted(stat(_resample(ours, rng)) / stat(_resample(reference, rng)) for _ in range(n_boot))
+    point = stat(ours) / stat(reference)
+    return RatioCI(
+        point, percentile(ratios, 2.5), percentile(ratios, 97.5), min(len(ours), len(reference)), "bootstrap"
     )
 
 
@@ -103,6 +207,8 @@ class Row:
     ratio: float | None = None
     reference_name: str = ""
     detail: str = ""
+    ratio_ci: tuple[float, float] | None = None  # 95 % interval of ``ratio``
+    ours_ci: tuple[float, float] | None = None  # 95 % interval of ``ours`` (e.g. a p99's bootstrap)
 
     @staticmethod
     def ratio_of(ours: float | None, reference: float | None) -> float | None:
@@ -184,6 +290,10 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def _with_ci(value: str, ci: Sequence[float] | None) -> str:
+    return value if ci is None else f"{value} [{_fmt(ci[0])}–{_fmt(ci[1])}]"
+
+
 def _met(row: Row) -> str:
     return "—" if row.met is None else ("yes" if row.met else "**no**")
 
@@ -201,9 +311,9 @@ def table_rows(results: Sequence[Result]) -> list[list[str]]:
                 [
                     row.benchmark,
                     f"{row.metric} [{row.unit}]" if row.unit else row.metric,
-                    _fmt(row.ours),
+                    _with_ci(_fmt(row.ours), row.ours_ci),
                     ref,
-                    "—" if row.ratio is None else f"{row.ratio:.3g}",
+                    "—" if row.ratio is None else _with_ci(f"{row.ratio:.3g}", row.ratio_ci),
                     row.target or "—",
                     _met(row).replace("*", ""),
                     row.detail,
@@ -308,6 +418,7 @@ def machine_info() -> dict[str, Any]:
         "qt": qt,
         "libraries": libs,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "load_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -333,7 +444,7 @@ def load_json(path: Path) -> tuple[list[Result], dict[str, Any], bool]:
     data = json.loads(path.read_text())
     results = []
     for item in data["results"]:
-        rows = [Row(**row) for row in item.pop("rows")]
+        rows = [Row(**row) for row in item.pop("rows")]  # intervals come back as lists: fine to render
         results.append(Result(**item, rows=rows))
     return results, data["machine"], bool(data["quick"])
 
@@ -348,6 +459,10 @@ def existing_notes(path: Path) -> str:
     return match.group(1) if match else DEFAULT_NOTES
 
 
+def _load(value: Sequence[float] | None) -> str:
+    return "unknown" if not value else " / ".join(f"{v:.2f}" for v in value)
+
+
 def render_markdown(results: Sequence[Result], machine: dict[str, Any], quick: bool, notes: str) -> str:
     """``docs/performance.md``: table, per-benchmark notes, machine, how to reproduce, kept notes."""
     out = [
@@ -357,6 +472,8 @@ def render_markdown(results: Sequence[Result], machine: dict[str, Any], quick: b
         "",
         f"Measured {machine['date']}" + (" with `--quick` (tiny sizes, not representative)" if quick else "") + ".",
         "Each benchmark measures ours and a reference **in the same run**; `ratio` = ours / reference.",
+        "Brackets: a 95 % confidence interval — of the ratio for interleaved A/B pairs (t-interval on the",
+        "per-pair log-ratios, or a percentile bootstrap for unpaired samples), of `ours` for a percentile.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
@@ -382,6 +499,14 @@ def render_markdown(results: Sequence[Result], machine: dict[str, Any], quick: b
         f"- RAM: {machine['ram_gib']} GiB",
         f"- OS: {machine['os']}",
         f"- Python {machine['python']}, Qt {machine['qt']}",
+        *(
+            [
+                f"- Load average (1/5/15 min) at the start: {_load(machine['load_start'])}; at the end: "
+                f"{_load(machine.get('load_end'))} (2 cores: above 2 means other work was waiting for a core)"
+            ]
+            if machine.get("load_start")
+            else []
+        ),
         f"- Libraries: {libs}",
         "",
         "## How to reproduce",

@@ -1,7 +1,8 @@
 """Tiny Transformers + PEFT CPU training runs, alternating without/with ``NotifyCallback`` (child).
 
 ``python -m bench.trainer_child --pairs N --steps S`` prints one JSON line per run:
-``{"ev": "run", "variant": "without" | "with", "s": seconds of trainer.train()}``. A warm-up run
+``{"ev": "run", "variant": "without" | "with", "s": seconds of trainer.train(), "cpu": its process
+CPU seconds, "pair": index}``. A warm-up run
 of each variant comes first and is not reported. The model is a 2-layer GPT-2 with hidden size
 32 built from a config (no download), wrapped in a LoRA adapter; data is random token ids.
 """
@@ -50,17 +51,20 @@ def build(steps: int, callback: bool, outdir: str) -> Any:
     return Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)
 
 
-def timed_run(steps: int, callback: bool) -> float:
+def timed_run(steps: int, callback: bool) -> tuple[float, float]:
+    """Wall seconds and process CPU seconds (all threads) of ``trainer.train()``."""
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as outdir:
         trainer = build(steps, callback, outdir)
+        cpu = time.process_time()
         start = time.perf_counter_ns()
         trainer.train()
         elapsed = (time.perf_counter_ns() - start) / 1e9
+        cpu = time.process_time() - cpu
         for cb in trainer.callback_handler.callbacks:
             close = getattr(cb, "close", None)
             if callable(close) and type(cb).__name__ == "NotifyCallback":
                 close()
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -80,8 +84,9 @@ def main() -> None:
         # Alternate which variant goes first, so a drift in machine load hits both equally.
         order = (False, True) if pair % 2 == 0 else (True, False)
         for callback in order:
-            seconds = timed_run(args.steps, callback)
-            print(json.dumps({"ev": "run", "variant": "with" if callback else "without", "s": seconds}), flush=True)
+            seconds, cpu = timed_run(args.steps, callback)
+            variant = "with" if callback else "without"
+            print(json.dumps({"ev": "run", "variant": variant, "s": seconds, "cpu": cpu, "pair": pair}), flush=True)
 
 
 if __name__ == "__main__":

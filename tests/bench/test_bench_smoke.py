@@ -56,17 +56,26 @@ def test_overhead_runs(ctx: harness.Context) -> None:
         "progress(), no client",
         "progress(), one client",
         "progress(), stalled client",
-        "training step, 8 clients polling /api/notifications as fast as they can",
-        "training step, 8 clients polling /api/notifications 10×/s each",
+        "training steps/s, 8 clients polling /api/notifications as fast as they can",
+        "training steps/s, 8 clients polling /api/notifications 10×/s each",
     ]
     assert all(row.reference_name == "tqdm.update(1)" for row in result.rows[:3])
-    assert all(row.reference_name == "same step, no poller" for row in result.rows[3:])
+    for row in result.rows[3:]:  # interleaved windows: a ratio with its 95 % interval, and the target
+        assert row.reference_name == "same loop, no poller"
+        assert row.ratio_ci is not None and row.ratio_ci[0] <= row.ratio <= row.ratio_ci[1]
+        assert row.target == "≥ 0.95 × reference"
 
 
 def test_resources_runs(ctx: harness.Context) -> None:
     result = run_bench("resources", ctx)
-    assert [row.metric for row in result.rows] == ["step time, sampler running", "one sample, on its thread"]
+    assert [row.metric for row in result.rows] == [
+        "CPU time per step, sampler running",
+        "wall time per step, sampler running",
+        "one sample, on its thread",
+    ]
     assert result.rows[0].reference_name == "same loop without it"
+    assert result.rows[0].target == "≤ +0.1 %"
+    assert all(row.ratio_ci is not None for row in result.rows[:2])
 
 
 @pytest.mark.ml
@@ -92,6 +101,35 @@ def test_stats_and_percentile() -> None:
     assert harness.percentile(list(range(101)), 99) == 99.0
     with pytest.raises(ValueError, match="no samples"):
         harness.stats([])
+
+
+def test_paired_ratio_interval() -> None:
+    exact = harness.paired_ratio([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    assert exact.ratio == pytest.approx(2.0) and exact.ci == pytest.approx((2.0, 2.0))
+    # Load drift that hits both sides of a pair alike cancels; what is left sets the interval.
+    ref = [1.0, 1.5, 0.8, 1.2, 1.1, 0.9]
+    noise = [1.01, 0.99, 1.02, 0.98, 1.0, 1.0]
+    pr = harness.paired_ratio([r * 1.05 * n for r, n in zip(ref, noise, strict=True)], ref)
+    assert pr.low < 1.05 < pr.high and pr.high - pr.low < 0.05
+    assert pr.method == "paired-t" and pr.n == 6
+    assert pr.pct().startswith("+4.99 % [+3.")
+    with pytest.raises(ValueError, match="pairs"):
+        harness.paired_ratio([1.0], [1.0])
+    assert harness.t95(1) == 12.706 and harness.t95(10_000) == 1.96
+
+
+def test_bootstrap_intervals() -> None:
+    samples = [float(i) for i in range(200)]
+    low, high = harness.bootstrap_ci(samples, harness.P99, n_boot=300)
+    assert low <= harness.percentile(samples, 99) <= high
+    br = harness.bootstrap_ratio([2 * x + 2 for x in samples], [x + 1 for x in samples], n_boot=300)
+    assert br.low <= br.ratio <= br.high and br.ratio == pytest.approx(2.0)
+
+
+def test_table_shows_intervals() -> None:
+    row = harness.Row("demo", "p99", 20.0, 10.0, "ms", ratio=2.0, ratio_ci=(1.5, 2.5), ours_ci=(18.0, 23.0))
+    table = harness.render_table([harness.Result("demo", "a demo", rows=[row], notes=["x"])])
+    assert "20 [18–23]" in table and "2 [1.5–2.5]" in table
 
 
 def _result() -> harness.Result:
