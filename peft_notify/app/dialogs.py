@@ -65,7 +65,7 @@ class AddJobDialog(QDialog):
         self.setWindowTitle("Add job")
         self.url = QLineEdit(placeholderText=_URL_HINT)
         self.token = QLineEdit(placeholderText="optional", echoMode=QLineEdit.EchoMode.Password)
-        self.error = QLabel()
+        self.error = QLabel(wordWrap=True)  # a long URL problem wraps instead of widening the dialog
         self.error.setObjectName("Error")  # coloured by the theme's style sheet (app/style.py)
         self.error.setStyleSheet(f"color: {tone_color('error')}; font-weight: 600;")
         self.error.hide()
@@ -102,6 +102,7 @@ class AddJobDialog(QDialog):
         if problem is not None:
             self.error.setText(problem)
             self.error.show()
+            self.url.setAccessibleDescription(problem)  # a screen reader hears why with the field
             self.url.setFocus()
             return
         super().accept()
