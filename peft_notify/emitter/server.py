@@ -34,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from peft_notify import discovery, wire
 from peft_notify.emitter import httpgate, reports, signals, stream
+from peft_notify.emitter.admission import Admission
 from peft_notify.emitter.buffer import EventLog
 from peft_notify.emitter.core import JobCore
 from peft_notify.emitter.handle import JobHandle
@@ -110,6 +111,7 @@ class JobServer:
         self._actions = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="peft-notify-action")
         self._hub = _Hub(self)
         self._discovery_warned = False
+        self.admission = Admission()  # connections waiting for their handshake: bounded (issue 10 item 5)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,10 +170,24 @@ class JobServer:
         return server
 
     async def _serve(self, port: int) -> Server:
+        admission = self.admission
+
+        class _Admitted(ServerConnection):
+            """Counts itself in :attr:`JobServer.admission` until its handshake ends (or it closes)."""
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                admission.arrived(self, self.transport.abort)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                admission.settled(self)
+                super().connection_lost(exc)
+
         return await serve(
             self._client,
             self.host,
             port,
+            create_connection=_Admitted,
             process_request=self._gate,
             ssl=self.ssl,
             max_size=MAX_CLIENT_FRAME,
@@ -371,6 +387,7 @@ class JobServer:
         return httpgate.RawJson("[]" if job is None else job.core.notifications_page(page.since, page.limit))
 
     async def _client(self, ws: ServerConnection) -> None:
+        self.admission.settled(ws)  # handshake done: bounded by the token and the client slots from here
         await stream.serve(self._hub, ws)
 
 
