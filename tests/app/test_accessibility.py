@@ -332,6 +332,7 @@ AT_SPI_LAUNCHER = Path("/usr/libexec/at-spi-bus-launcher")
 SYSTEM_PYTHON = "/usr/bin/python3"  # pyatspi is Debian's python3-pyatspi: the system Python's
 
 A11Y_APP = """
+import os
 import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
@@ -345,9 +346,25 @@ row.add_loss(0, 2.6)
 row.add_loss(400, 0.46)
 w.controller.job_updated.emit(row.key)
 w.show()
+
+
+def later():  # the test touches this file once it has read the tree: the job moves on
+    if not os.path.exists(sys.argv[2]):
+        return
+    poll.stop()
+    row.fraction, row.eta_s = 0.5, 20.0
+    row.add_loss(800, 0.3)
+    w.controller.job_updated.emit(row.key)
+
+
+poll = QTimer(interval=100)
+poll.timeout.connect(later)
+poll.start()
 QTimer.singleShot(60_000, app.quit)
 app.exec()
 """
+
+UPDATED = ("llama-3-8b-lora: running, 50 %, ETA 20 s", "loss 2.6 → 0.3 over 800 steps, falling")
 
 READER = """
 import json, sys, time
@@ -361,14 +378,20 @@ while app is None and time.time() < deadline:
         time.sleep(0.3)
 if app is None:
     sys.exit("application not found on the accessibility bus")
-nodes = []
-def walk(node, depth):
+def walk(node, depth, nodes):
     nodes.append([node.getRoleName(), node.name, node.description])
     for i in range(node.childCount if depth < 40 else 0):
         child = node.getChildAtIndex(i)
         if child is not None:
-            walk(child, depth + 1)
-walk(app, 0)
+            walk(child, depth + 1, nodes)
+    return nodes
+wait_for = set(json.loads(sys.argv[2])) if len(sys.argv) > 2 else set()
+deadline = time.time() + 15
+while True:  # with names to wait for: read again until they are there (what an update event changes)
+    nodes = walk(app, 0, [])
+    if wait_for <= {n[1] for n in nodes} or time.time() > deadline:
+        break
+    time.sleep(0.3)
 print(json.dumps(nodes))
 """
 
@@ -426,13 +449,25 @@ def test_a_screen_reader_reads_the_main_window_over_at_spi(tmp_path: Path) -> No
         time.sleep(0.1)
     root = Path(__file__).resolve().parents[2]
     log = (tmp_path / "app.log").open("wb")
-    app = subprocess.Popen([sys.executable, "-c", A11Y_APP, name], env=env, cwd=root, stderr=log)
-    try:
+    go = tmp_path / "go"
+    app = subprocess.Popen([sys.executable, "-c", A11Y_APP, name, str(go)], env=env, cwd=root, stderr=log)
+
+    def read_tree(*wait_for: str) -> list[tuple[str, str, str]]:
         read = subprocess.run(
-            [SYSTEM_PYTHON, "-c", READER, name], env=env, capture_output=True, text=True, timeout=60, check=False
+            [SYSTEM_PYTHON, "-c", READER, name, json.dumps(wait_for)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert read.returncode == 0, read.stderr[-2000:] + (tmp_path / "app.log").read_text(errors="replace")[-2000:]
-        nodes = [tuple(n) for n in json.loads(read.stdout)]
+        return [(str(r), str(n), str(d)) for r, n, d in json.loads(read.stdout)]
+
+    try:
+        nodes = read_tree()
+        go.touch()  # the job moves on to 50 % and a lower loss: the reader must hear the new names
+        later = {n for _, n, _ in read_tree(*UPDATED)}
     finally:
         app.terminate()
         app.wait(10)
@@ -449,6 +484,7 @@ def test_a_screen_reader_reads_the_main_window_over_at_spi(tmp_path: Path) -> No
     assert ("text", "Search history") in roles_names
     charts = {n: d for role, n, d in nodes if d == "Loss curve"}
     assert "loss 2.6 → 0.46 over 400 steps, falling" in charts
+    assert set(UPDATED) <= later, f"names did not update over AT-SPI: {set(UPDATED) - later}"
     unnamed = [role for role, node_name, _ in nodes if role in ("push button", "check box", "text") and not node_name]
     assert not unnamed, f"unnamed controls a screen reader would announce as just their role: {unnamed}"
 
