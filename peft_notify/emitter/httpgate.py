@@ -115,12 +115,24 @@ def parse_route(target: str) -> Route:
 def token_ok(expected: str, route: Route, headers: Headers) -> bool:
     """Whether the request carries ``expected`` (query ``token`` or ``Authorization: Bearer``)."""
     given = route.token
-    auth = headers.get("Authorization")
+    auth = _single(headers, "Authorization")
     if auth is not None and auth.lower().startswith("bearer "):
         given = auth[7:].strip()
     if given is None:
         return False
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
+def _single(headers: Headers, name: str) -> str | None:
+    """The one value of header ``name`` (``None`` when absent); raises ``ValueError`` when repeated.
+
+    ``Headers.get`` raises ``MultipleValuesError`` for a repeated header: unhandled, that
+    was an HTTP 500 and a traceback per request, from anyone (issue 10 items 2 and 9).
+    """
+    values = headers.get_all(name)
+    if len(values) > 1:
+        raise ValueError(f"more than one {name} header")
+    return values[0] if values else None
 
 
 def host_allowed(host_header: str | None, allowed_names: Collection[str]) -> bool:
@@ -177,10 +189,14 @@ def gate(
     notifications: Callable[[Page], RawJson],
 ) -> Response | None:
     """Decide one request: a Response ends it, ``None`` continues to the WebSocket handshake."""
-    if not host_allowed(request.headers.get("Host"), allowed_hosts):
+    try:
+        host, origin = _single(request.headers, "Host"), _single(request.headers, "Origin")
+        _single(request.headers, "Authorization")
+    except ValueError as exc:
+        return error(connection, http.HTTPStatus.BAD_REQUEST, str(exc))
+    if not host_allowed(host, allowed_hosts):
         return error(connection, http.HTTPStatus.FORBIDDEN, "host not allowed")
     route = parse_route(request.path)
-    origin = request.headers.get("Origin")
     if origin is not None and origin not in allowed_origins:
         # Cross-site WebSocket hijacking: a web page in the user's browser must not read the job.
         return error(connection, http.HTTPStatus.FORBIDDEN, f"origin {origin[:80]!r} is not allowed")

@@ -8,8 +8,10 @@ the reason when that is not possible).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +129,45 @@ def test_a_connection_flood_from_another_user_cannot_exhaust_the_training_proces
     assert got["open_failures"] == 0, got
     assert got["owner"] == "hello", got
     assert got["peak_fds"] < 400, got
+
+
+# --------------------------------------------------------------------------- items 2, 9: repeated headers
+
+
+def _handshake(port: int, headers: str) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            (
+                "GET /ws/notifications/j HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
+            ).encode()
+        )
+        return sock.recv(65536).split(b"\r\n", 1)[0].decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "Host: 127.0.0.1\r\nHost: rebind.attacker.test\r\n",
+        "Host: rebind.attacker.test\r\nHost: 127.0.0.1\r\n",
+        "Host: 127.0.0.1\r\nOrigin: https://attacker.test\r\nOrigin: https://attacker.test\r\n",
+        "Host: 127.0.0.1\r\nAuthorization: Bearer x\r\nAuthorization: Bearer y\r\n",
+    ],
+)
+def test_repeated_host_origin_or_authorization_headers_are_refused_not_a_500(
+    headers: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Items 2 and 9: a second ``Host`` (or ``Origin`` / ``Authorization``) header is a clear refusal.
+
+    Before the fix ``headers.get`` raised ``MultipleValuesError``: HTTP 500 and a traceback in
+    the training log for every such request, from anyone, before the token check.
+    """
+    from peft_notify.emitter import JobServer
+
+    caplog.set_level(logging.ERROR)
+    with JobServer(discovery_files=False) as srv:
+        srv.add_job("j")
+        auth = "" if "Authorization" in headers else f"Authorization: Bearer {srv.token}\r\n"
+        status = _handshake(srv.port, headers + auth)
+    assert status.split()[1] in ("400", "403"), status
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
