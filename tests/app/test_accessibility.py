@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAccessible, QKeySequence
+from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import QAccessible, QDesktopServices, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -516,3 +516,45 @@ def test_the_tray_menu_is_reachable_from_the_window_menu_bar(qtbot: QtBot) -> No
     # The window's Quit and Show (it is the window) cover the rest; jobs are the job list itself.
     assert any(a.text() == "&Quit" for a in in_window)
     shell.close()
+
+
+# -- Help menu -------------------------------------------------------------------------------
+
+
+class _UrlCatcher(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[QUrl] = []
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.urls.append(url)
+
+
+def test_help_documentation_opens_the_docs_with_f1(qtbot: QtBot) -> None:
+    """Qt's own hook for opening URLs records the URL instead of starting a browser."""
+    win = window_with_jobs(qtbot)
+    catcher = _UrlCatcher()
+    QDesktopServices.setUrlHandler("file", catcher, "open")
+    QDesktopServices.setUrlHandler("https", catcher, "open")
+    try:
+        QTest.keySequence(win, QKeySequence(QKeySequence.StandardKey.HelpContents))
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+        QDesktopServices.unsetUrlHandler("https")
+    [url] = catcher.urls
+    assert url.toLocalFile().endswith("docs/app.md") and Path(url.toLocalFile()).is_file()
+
+
+@pytest.mark.desktop
+def test_report_a_problem_runs_the_real_doctor_and_copies_its_report(qtbot: QtBot) -> None:
+    from peft_notify.app.shell import doctor_command
+
+    dialog = ReportDialog(doctor_command())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.report != "", timeout=30_000)
+    assert dialog.report.startswith("peft-notify doctor (exit 0)")
+    assert "notifier:" in dialog.report and "dnd probe:" in dialog.report
+    assert QApplication.clipboard().text() == dialog.report
+    assert "clipboard" in dialog.status.text()
