@@ -546,15 +546,16 @@ def test_help_documentation_opens_the_docs_with_f1(qtbot: QtBot) -> None:
     assert url.toLocalFile().endswith("docs/app.md") and Path(url.toLocalFile()).is_file()
 
 
-@pytest.mark.desktop
 def test_report_a_problem_runs_the_real_doctor_and_copies_its_report(qtbot: QtBot) -> None:
+    """Under the desktop session doctor exits 0; without one it exits 1 (no native notifier) — either
+    way its whole report is shown and copied."""
     from peft_notify.app.shell import doctor_command
 
     dialog = ReportDialog(doctor_command())
     qtbot.addWidget(dialog)
     dialog.show()
     qtbot.waitUntil(lambda: dialog.report != "", timeout=30_000)
-    assert dialog.report.startswith("peft-notify doctor (exit 0)")
+    assert dialog.report.startswith("peft-notify doctor (exit ")
     assert "notifier:" in dialog.report and "dnd probe:" in dialog.report
     assert QApplication.clipboard().text() == dialog.report
     assert "clipboard" in dialog.status.text()
