@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from peft_notify.app.jobs_model import format_duration
 from peft_notify.app.plain import plain_label, plain_tooltip
+from peft_notify.app.style import tone_color
 from peft_notify.engine.groups import GroupView, format_number
 from peft_notify.wire import GroupRole
 
@@ -116,11 +117,10 @@ class GroupCard(QFrame):
             lines.append(f"+ {len(trials) - MAX_TRIALS_SHOWN} more")
         self.trials.setText("\n".join(lines))
         tone = "failed" if view.failed else "done" if view.ended else "running"
-        if tone != self._tone:
-            self._tone = tone
-            self.setStyleSheet(
-                f"#GroupCard {{ border: 1px solid palette(mid); border-left: 5px solid {TONES[tone]}; }}"
-            )
+        color = tone_color({"running": "ok", "done": "done", "failed": "error"}[tone])  # the theme's (style.py)
+        if color != self._tone:
+            self._tone = color
+            self.setStyleSheet(f"#GroupCard {{ border: 1px solid palette(mid); border-left: 5px solid {color}; }}")
         self.setToolTip(plain_tooltip(f"{view.name}\n{counts}\n{best}".strip()))
 
 
