@@ -11,6 +11,17 @@ from tests.cluster.natsd import NatsServer
 from tests.cluster.rig import Desk, Proxy, finish, node, stream_last_seq, until
 
 
+def assert_each_once(desk: Desk, key: str) -> None:
+    """Every notification of the job popped up exactly once: the warning, the completion, and each
+    of 25/50/75 % — alone, or named by the next one ("passed 25 % too") when progress that waited
+    during an outage or a catch-up was coalesced, exactly as on a WebSocket."""
+    titles = Counter(desk.popups(key))
+    assert titles and all(n == 1 for n in titles.values()), titles
+    shown = " ".join(f"{r.event.title} {r.event.message}" for r in desk.notifier.requests if r.job_id == key)
+    assert "plateau" in shown and "training complete" in shown, shown
+    assert all(f"{m}%" in shown or f"{m} %" in shown for m in (25, 50, 75)), shown
+
+
 def test_two_nodes_publish_and_one_desktop_follows_both_through_a_cut_connection(natsd: NatsServer) -> None:
     """Two training processes publish; the desktop's connection is cut twice mid-run: every
     milestone, warning and completion of both jobs pops up exactly once, none is missing."""
@@ -34,14 +45,8 @@ def test_two_nodes_publish_and_one_desktop_follows_both_through_a_cut_connection
             assert source.connects >= 2  # it really lost the connection and came back
             assert source.last_stream_seq == await stream_last_seq(natsd.url)  # read to the end, no gap
             for key in keys:
-                titles = Counter(desk.popups(key))
-                assert all(n == 1 for n in titles.values()), titles
-                assert any("25%" in t for t in titles), titles
-                assert any("50%" in t for t in titles), titles
-                assert any("75%" in t for t in titles), titles
-                assert any("plateau" in r.event.message for r in desk.notifier.requests if r.job_id == key)
+                assert_each_once(desk, key)
                 assert desk.job(key).current_step == 150
-                assert len(titles) == 5, titles  # 25/50/75 %, the warning, the completion
         await proxy.close()
 
     asyncio.run(scenario())
@@ -68,15 +73,7 @@ def test_the_nats_server_killed_and_restarted_mid_run_loses_nothing(natsd: NatsS
             await until(lambda: all(desk.job(k).state.value == "completed" for k in keys), 60, "both completed")
             await desk.monitor.drain()
             for key in keys:
-                titles = Counter(desk.popups(key))
-                assert all(n == 1 for n in titles.values()), titles
-                # The warning (sent while the server was down) and the completion, once each; progress
-                # waited coalesced, so milestones crossed meanwhile come as one popup naming them all.
-                shown = " ".join(
-                    f"{r.event.title} {r.event.message}" for r in desk.notifier.requests if r.job_id == key
-                )
-                assert "plateau" in shown and "training complete" in shown, shown
-                assert all(f"{m}%" in shown or f"{m} %" in shown for m in (25, 50, 75)), shown
+                assert_each_once(desk, key)  # the warning was sent while the server was down
                 assert desk.job(key).current_step == 200
             assert down_at < 100  # the server was down while training crossed the 50 % mark
             assert desk.monitor.connections[desk.url].client.connects >= 2
