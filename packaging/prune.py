@@ -12,7 +12,9 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatch
-from pathlib import PurePath
+from pathlib import Path, PurePath
+
+from icudata import slim_library
 
 __all__ = ["DROPPED_PLUGINS", "elf_needed", "prune"]
 
@@ -83,6 +85,14 @@ def elf_needed(path: str) -> list[str]:
     return needed
 
 
+def _slim_icu(entry: tuple[str, str, str], workdir: Path) -> tuple[str, str, str]:
+    dest, src, kind = entry
+    if not PurePath(dest).name.startswith("libicudata.so"):
+        return entry
+    slim = slim_library(Path(src), workdir)
+    return (dest, str(slim), kind) if slim is not None else entry
+
+
 def _is_library(dest: str) -> bool:
     # Dependencies PyInstaller collected (top level) and Qt's own libraries: kept only if needed.
     name = PurePath(dest).name
@@ -90,11 +100,18 @@ def _is_library(dest: str) -> bool:
     return top or PurePath(dest).as_posix().startswith("PySide6/Qt/lib/")
 
 
-def prune(binaries: Iterable[tuple[str, str, str]], platform: str = sys.platform) -> list[tuple[str, str, str]]:
-    """The TOC entries to keep: without dropped plugins and (Linux) libraries nothing kept needs."""
+def prune(
+    binaries: Iterable[tuple[str, str, str]], platform: str = sys.platform, workdir: Path | None = None
+) -> list[tuple[str, str, str]]:
+    """The TOC entries to keep: without dropped plugins and (Linux) libraries nothing kept needs.
+
+    With ``workdir`` (Linux), ICU's data library is replaced by the slim one ``icudata`` builds there.
+    """
     kept = [b for b in binaries if not any(fnmatch(PurePath(b[0]).as_posix(), p) for p in DROPPED_PLUGINS)]
     if not platform.startswith("linux"):
         return kept
+    if workdir is not None:
+        kept = [_slim_icu(entry, workdir) for entry in kept]
     roots = [b for b in kept if not _is_library(b[0])]
     libraries = {PurePath(b[0]).name: b for b in kept if _is_library(b[0])}
     wanted: set[str] = set()
