@@ -28,6 +28,7 @@ import logging
 import random
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -42,6 +43,7 @@ from peft_notify.desktop.frames import (
     normalize_url,
     parse_job_url,
 )
+from peft_notify.desktop.portowner import is_loopback_host, listener_uids
 
 # The Sans-I/O names are re-exported: callers that start a client use them with it.
 __all__ = ["ClientState", "ConnectionEvent", "JobClient", "backoff", "normalize_url", "parse_job_url"]
@@ -97,6 +99,7 @@ class JobClient:
         self._parked: str | None = None  # the latest progress frame of a burst, not decoded yet
         self._parked_job = ""
         self._flush_handle: asyncio.Handle | None = None
+        self._owners: frozenset[int] | None = None  # uids listening on a loopback job's port when first seen
 
     # The tracker's bookkeeping, read by the app, watch and tests.
 
@@ -158,6 +161,9 @@ class JobClient:
     async def _connect_once(self) -> tuple[ClientState | None, str, bool]:
         """One connection: ``(terminal state or None, detail, whether a hello came)``."""
         healthy = False
+        taken = self._port_taken_over()
+        if taken is not None:
+            return ClientState.AUTH_REFUSED, taken, healthy
         try:
             async with connect(
                 self.tracker.resume_url(self.url),
@@ -194,6 +200,28 @@ class JobClient:
         finally:
             self._flush()  # a progress frame parked when the connection ended is still delivered
             self._ws = None
+
+    def _port_taken_over(self) -> str | None:
+        """Why not to connect: another local user now listens on this loopback job's port.
+
+        The uids listening when the port was first seen are the job's; a job that died leaves
+        its port free, and whoever binds it next must not get the token nor pose as the job
+        (issue 10 items 1 and 3). ``None``: connect (not loopback, not Linux, nobody listening).
+        """
+        parts = urlsplit(self.url)
+        if not is_loopback_host(parts.hostname or ""):
+            return None
+        port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
+        uids = listener_uids(port)
+        if not uids:
+            return None
+        if self._owners is None:
+            self._owners = uids
+            return None
+        if uids <= self._owners:
+            return None
+        others = ", ".join(str(uid) for uid in sorted(uids - self._owners))
+        return f"port {port} is now served by another user (uid {others}): not sending the token to it"
 
     def stop(self) -> None:
         """Ask :meth:`run` to return (closes the connection). Safe from any thread."""

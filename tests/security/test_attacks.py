@@ -171,3 +171,85 @@ def test_repeated_host_origin_or_authorization_headers_are_refused_not_a_500(
         status = _handshake(srv.port, headers + auth)
     assert status.split()[1] in ("400", "403"), status
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+
+
+# --------------------------------------------------------------------------- items 1, 3: a dead job's port
+
+SQUATTER = r"""
+import json, socket, sys, time
+port, token, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", port))  # the job died: its port is free for anyone
+sock.listen()
+sock.settimeout(0.1)
+print(json.dumps({"listening": True}), flush=True)
+seen = []
+end = time.time() + seconds
+while time.time() < end:
+    try:
+        conn, _ = sock.accept()
+    except socket.timeout:
+        continue
+    conn.settimeout(2)
+    try:
+        request = conn.recv(65536).decode("latin-1")
+    except OSError:
+        request = ""
+    seen.append(token in request)
+    conn.close()
+print(json.dumps({"requests": len(seen), "with_token": sum(seen)}), flush=True)
+"""
+
+
+def test_a_dead_jobs_port_taken_by_another_user_never_gets_the_token() -> None:
+    """Items 1 and 3: the client reconnecting to a job that died must not hand its token to the next listener.
+
+    A job killed without a final status leaves its port free while the desktop keeps
+    reconnecting (with the token in the handshake). Before the fix uid 65534 bound the port
+    and read the token from the reconnect — and could have answered as the job under the
+    victim's own URL. Now the client pins the uid that listened on the loopback port when it
+    first connected and refuses (one line, no connection) once another uid listens there.
+    """
+    import asyncio
+
+    from peft_notify.desktop.client import ClientState, JobClient
+    from peft_notify.emitter import JobServer
+
+    server = JobServer(discovery_files=False).start()
+    server.add_job("victim", name="train.py")
+    port, token = server.port, server.token
+    url = server.url_for("victim", with_token=False)
+    states: list[Any] = []
+    squatter: subprocess.Popen[str] | None = None
+
+    async def scenario() -> dict[str, int]:
+        nonlocal squatter
+        client = JobClient(url, token, on_event=states.append, base_delay=0.05, max_delay=0.2)
+        task = asyncio.ensure_future(client.run())
+        async with asyncio.timeout(10):
+            while client.hello is None:
+                await asyncio.sleep(0.02)
+        await asyncio.to_thread(server.stop)  # the job dies without a final status: the client reconnects
+        squatter = _other_user(SQUATTER, str(port), token, "3")
+        assert _line(squatter) == {"listening": True}
+        report = await asyncio.to_thread(_line, squatter)
+        client.stop()
+        async with asyncio.timeout(10):
+            await task
+        result: dict[str, int] = report
+        return result
+
+    try:
+        report = asyncio.run(scenario())
+    finally:
+        server.stop()
+        if squatter is not None:
+            squatter.kill()
+            squatter.wait(timeout=30)
+            assert squatter.stdout is not None and squatter.stdin is not None
+            squatter.stdout.close()
+            squatter.stdin.close()
+    assert report["with_token"] == 0, report
+    refused = [e for e in states if e.state is ClientState.AUTH_REFUSED]
+    assert refused and "another user (uid 65534)" in refused[0].detail, states[-3:]
