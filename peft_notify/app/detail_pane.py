@@ -32,6 +32,7 @@ from peft_notify.app.plain import plain_label, plain_tooltip
 from peft_notify.app.resource_charts import ResourceCharts
 from peft_notify.app.resources_view import detail_text
 from peft_notify.app.style import tone_color
+from peft_notify.desktop.frames import shown_url
 from peft_notify.ports import HistoryEntry
 
 __all__ = ["DetailPane"]
@@ -135,7 +136,7 @@ class DetailPane(QWidget):
         show_detail = row.link_detail and row.link is not Link.CONNECTED
         link = row.link.value + (f" ({row.link_detail})" if show_detail else "")
         self.facts["Connection"].setText(link)
-        self.facts["URL"].setText(row.key)
+        self.facts["URL"].setText(shown_url(row.key))  # never the token: screens are shared and screenshotted
         self.chart.set_points(row.losses, QColor(color))
         self.facts["Resources"].setText(detail_text(row.resources))
         self.resource_charts.show_history(row.resource_history)

@@ -16,6 +16,7 @@ from peft_notify.app.jobs_model import JobRow
 from peft_notify.app.plain import plain_label, plain_tooltip
 from peft_notify.app.resources_view import card_text
 from peft_notify.app.style import tone_color
+from peft_notify.desktop.frames import shown_url
 
 __all__ = ["TONE_COLORS", "JobCard"]
 
@@ -122,6 +123,6 @@ class JobCard(QFrame):
             self.resources.setText(resources)
             self.resources.setVisible(bool(resources))
         self.spark.set_points(row.losses, QColor(color))
-        self.setToolTip(plain_tooltip(f"{row.title}\n{row.status_text}\n{row.key}"))
+        self.setToolTip(plain_tooltip(f"{row.title}\n{row.status_text}\n{shown_url(row.key)}"))  # no token
         set_accessible_name(self, card_name(row))  # "llama: running, 13 %, ETA 35 s" (docs/app.md)
         set_accessible_name(self.bar, f"{row.title} progress", row.percent_text)

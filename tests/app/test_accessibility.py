@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDoubleSpinBox,
+    QLabel,
     QLineEdit,
     QListWidget,
     QMessageBox,
@@ -559,3 +560,22 @@ def test_report_a_problem_runs_the_real_doctor_and_copies_its_report(qtbot: QtBo
     assert "notifier:" in dialog.report and "dnd probe:" in dialog.report
     assert QApplication.clipboard().text() == dialog.report
     assert "clipboard" in dialog.status.text()
+
+
+def test_no_token_on_screen_or_in_what_a_screen_reader_hears(qtbot: QtBot) -> None:
+    """Screens are shared and screenshotted (docs/screenshots): a job URL's token is never shown.
+    Before: the detail pane's URL line and the card's tooltip showed ?token=…"""
+    secret = "s3cr3t-T0KEN-value"
+    win = make_window()
+    qtbot.addWidget(win)
+    assert win.controller is not None
+    key = f"ws://127.0.0.1:9/ws/notifications/job-1?token={secret}"
+    add_row(win.controller, key, name="llama", state="running", fraction=0.5, link=Link.CONNECTED)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.detail.facts["URL"].text() == "ws://127.0.0.1:9/ws/notifications/job-1"
+    seen = [w.toolTip() for w in win.findChildren(QWidget)]
+    seen += [w.accessibleName() + w.accessibleDescription() for w in win.findChildren(QWidget)]
+    seen += [label.text() for label in win.findChildren(QLabel)]
+    seen += [win.items[key].text()]
+    assert not [text for text in seen if secret in text]
