@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from peft_notify.cli import natsarg
+from peft_notify.cli.args import client_token
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +24,10 @@ def register(subparsers: Any) -> None:
         metavar="URL",
         help="job URL, e.g. ws://127.0.0.1:8765/ws/notifications/JOB, or nats://HOST:4222 (every job published there)",
     )
-    p.add_argument("--token", help="bearer token for the URLs given here")
+    p.add_argument(
+        "--token",
+        help="bearer token for the URLs given here (default $PEFT_NOTIFY_TOKEN; others can read a command line)",
+    )
     p.add_argument("--minimized", action="store_true", help="start in the tray without showing the window")
     local = p.add_mutually_exclusive_group()
     local.add_argument(
@@ -45,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     URLs are checked before anything starts or is saved: a typo is refused, never kept.
     """
     urls = tuple(natsarg.checked_url(url) for url in args.urls)
+    token = client_token("app", args.token, urls)
     if not display_available():
         print(
             "peft-notify app: no display found (DISPLAY/WAYLAND_DISPLAY unset), so the desktop app cannot start; "
@@ -61,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_app(AppOptions(urls=urls, token=args.token, minimized=args.minimized, local=args.local))
+    return run_app(AppOptions(urls=urls, token=token, minimized=args.minimized, local=args.local))
 
 
 def display_available() -> bool:

@@ -11,9 +11,25 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import sys
+from collections.abc import Sequence
 
-__all__ = ["UsageError", "count", "index", "job_id", "job_url", "number", "port", "seconds", "url_with_token"]
+__all__ = [
+    "TOKEN_ENV",
+    "UsageError",
+    "client_token",
+    "count",
+    "index",
+    "job_id",
+    "job_url",
+    "number",
+    "port",
+    "seconds",
+    "url_with_token",
+    "warn_token_in_argv",
+]
 
 
 class UsageError(Exception):
@@ -118,3 +134,26 @@ def url_with_token(url: str, token: str | None) -> str:
     if not token or "token=" in url:
         return url
     return f"{url}{'&' if '?' in url else '?'}token={token}"
+
+
+TOKEN_ENV = "PEFT_NOTIFY_TOKEN"
+
+
+def warn_token_in_argv(prog: str) -> None:
+    """One line: a token on the command line is readable by every local user (``ps``, ``/proc/PID/cmdline``)."""
+    print(
+        f"peft-notify {prog}: warning: a token on the command line is visible to other users of this machine "
+        f"(ps); set ${TOKEN_ENV} instead",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def client_token(prog: str, given: str | None, urls: Sequence[str]) -> str | None:
+    """The token for the URLs a client follows: ``--token``, else ``$PEFT_NOTIFY_TOKEN`` (issue 10 item 1).
+
+    Warns (one line) when a token is on the command line, as ``--token`` or ``?token=`` in a URL.
+    """
+    if given is not None or any(re.search(r"[?&]token=", url) for url in urls):
+        warn_token_in_argv(prog)
+    return given if given is not None else (os.environ.get(TOKEN_ENV) or None)

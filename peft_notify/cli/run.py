@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from peft_notify.cli import grouparg, natsarg
 from peft_notify.cli import notify as notify_args
-from peft_notify.cli.args import UsageError, job_id, port, seconds, url_with_token
+from peft_notify.cli.args import UsageError, job_id, port, seconds, url_with_token, warn_token_in_argv
 
 if TYPE_CHECKING:  # the emitter (via run_child) is imported by the handler: --help and other commands stay fast
     from peft_notify.cli.run_child import ChildStream, OutputMonitor
@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     group = grouparg.group_from_args(args)  # before serving: a bad --group is a usage error
     channels = notify_args.specs(args)  # --notify / $PEFT_NOTIFY_CHANNELS (issue 13); before serving
     nats = natsarg.target(args)  # --nats / $PEFT_NOTIFY_NATS (issue 15); before serving
+    if args.token is not None:
+        warn_token_in_argv("run")  # a generated token (the default) is never on a command line
     server = JobServer(host=args.host, port=args.port, token=args.token)
     try:
         server.start()

@@ -16,7 +16,17 @@ from typing import Any
 
 from peft_notify.cli import grouparg, natsarg
 from peft_notify.cli import notify as notify_args
-from peft_notify.cli.args import UsageError, count, index, job_id, number, port, seconds, url_with_token
+from peft_notify.cli.args import (
+    UsageError,
+    count,
+    index,
+    job_id,
+    number,
+    port,
+    seconds,
+    url_with_token,
+    warn_token_in_argv,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -88,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     group = grouparg.group_from_args(args)  # before serving: a bad --group is a usage error
     channels = notify_args.specs(args)  # --notify / $PEFT_NOTIFY_CHANNELS (issue 13); before serving
     nats = natsarg.target(args)  # --nats / $PEFT_NOTIFY_NATS (issue 15); before serving
+    if args.token is not None:
+        warn_token_in_argv("simulate")  # a generated token (the default) is never on a command line
     server = JobServer(host=args.host, port=args.port, token=args.token, discovery_files=not args.no_discovery)
     try:
         server.start()

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from peft_notify.cli import natsarg
 from peft_notify.cli import notify as notify_args
-from peft_notify.cli.args import UsageError, index, seconds
+from peft_notify.cli.args import UsageError, client_token, index, seconds
 
 # Everything else is imported where used: registering the sub-command stays cheap.
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="with --local: stop (exit 2) when no local job has started within S seconds (default 0 = wait)",
     )
-    p.add_argument("--token", help="access token (or ?token= in the URL)")
+    p.add_argument("--token", help="access token (default $PEFT_NOTIFY_TOKEN; on the command line others can read it)")
     p.add_argument("--since", type=index, help="replay events after this sequence number")
     p.add_argument("--json", action="store_true", help="one JSON object per decided action")
     p.add_argument(
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.url) == local:
         raise UsageError("give a job URL or --local/--all (not both)")
     channels = notify_args.specs(args)
-    targets = [] if local else [(natsarg.checked_url(args.url, insecure=args.insecure), args.token)]
+    token = client_token("watch", args.token, [] if local else [args.url])
+    targets = [] if local else [(natsarg.checked_url(args.url, insecure=args.insecure), token)]
     if local:
         from peft_notify.discovery import runtime_dir
 

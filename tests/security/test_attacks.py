@@ -253,3 +253,95 @@ def test_a_dead_jobs_port_taken_by_another_user_never_gets_the_token() -> None:
     assert report["with_token"] == 0, report
     refused = [e for e in states if e.state is ClientState.AUTH_REFUSED]
     assert refused and "another user (uid 65534)" in refused[0].detail, states[-3:]
+
+
+# --------------------------------------------------------------------------- item 1: tokens on command lines
+
+PROC_SCAN = r"""
+import json, os, sys
+token = sys.stdin.readline().strip()  # given on stdin: the scanner's own command line holds no token
+found, environ_read = [], 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if token.encode() in fh.read():
+                found.append(pid)
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            environ_read += token.encode() in fh.read()
+    except OSError:
+        pass
+print(json.dumps({"cmdline": found, "environ": environ_read}), flush=True)
+"""
+
+
+def test_watch_takes_the_token_from_the_environment_where_other_users_cannot_read_it() -> None:
+    """Item 1: every local user reads every process's command line (``ps``, ``/proc/PID/cmdline``).
+
+    ``peft-notify watch 'ws://…?token=T'`` / ``--token T`` handed the job's token to anyone
+    on the machine. ``$PEFT_NOTIFY_TOKEN`` is read instead (a process's environment is
+    readable only by its own user), and a token on the command line gets a one-line warning.
+    Before the fix ``watch`` ignored the environment: the owner could not authenticate
+    without putting the token where uid 65534 reads it.
+    """
+    from peft_notify.emitter import JobServer
+
+    with JobServer(discovery_files=False) as srv:
+        handle = srv.add_job("victim", name="train.py", total_steps=10)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PEFT_NOTIFY_TOKEN": srv.token}
+        url = srv.url_for("victim", with_token=False)
+        with subprocess.Popen(
+            [sys.executable, "-m", "peft_notify", "watch", url, "--json", "--give-up", "10"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as watch:
+            try:
+                assert watch.stdout is not None
+                first = ""
+                while '"connected"' not in first:  # watch is authenticated and following the job
+                    first = watch.stdout.readline()
+                    assert first, watch.stderr.read() if watch.stderr else ""
+                with _other_user(PROC_SCAN) as scan:
+                    assert scan.stdin is not None
+                    scan.stdin.write(srv.token + "\n")
+                    scan.stdin.flush()
+                    seen = _line(scan)
+                handle.status("completed")
+                srv.stop(linger=2)  # the job ends: watch exits 0 once its server has closed
+                out, err = watch.communicate(timeout=30)
+            finally:
+                watch.kill()
+        assert watch.returncode == 0, (first, out, err)
+    assert seen == {"cmdline": [], "environ": 0}, seen
+
+
+def test_a_token_on_the_command_line_is_warned_about() -> None:
+    from peft_notify.emitter import JobServer
+
+    with JobServer(discovery_files=False) as srv:
+        handle = srv.add_job("j")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("PEFT_NOTIFY_TOKEN", None)
+        with subprocess.Popen(
+            [sys.executable, "-m", "peft_notify", "watch", srv.url_for("j"), "--json", "--give-up", "10"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as watch:
+            assert watch.stderr is not None and watch.stdout is not None
+            warning = watch.stderr.readline()
+            line = ""
+            while '"connected"' not in line:
+                line = watch.stdout.readline()
+                assert line, watch.stderr.read()
+            handle.status("completed")
+            srv.stop(linger=2)
+            _, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    assert "PEFT_NOTIFY_TOKEN" in warning and "other users" in warning, warning
+    assert srv.token not in warning + err
