@@ -3,11 +3,20 @@
 Qt plugins for platforms/features the app does not use are dropped by pattern; on Linux the
 shared libraries PyInstaller pulled in only for them (GTK, cairo, pango for the GTK3 platform
 theme...) then go too: a library is kept only when something kept needs it (ELF ``DT_NEEDED``,
-read here without binutils).
+read here without binutils). ICU's data library is replaced by a slim one (``icudata.py``).
+
+For the .deb (``system_libraries=False``) the libraries PyInstaller copied from the
+distribution's own library folders (``/usr/lib/x86_64-linux-gnu``: OpenSSL, glib, X11, xcb,
+freetype, fontconfig, SQLite, krb5, libstdc++, ...) are not bundled at all: the package
+``Depends`` on their Debian packages (``build.py``), so they get the distribution's security
+updates and do not ship twice. What stays is what the distribution does not provide in the
+needed version: Python, Qt/PySide6 and the ICU 73 Qt was built against, cryptography's Rust
+module.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 from collections.abc import Iterable, Sequence
@@ -16,7 +25,7 @@ from pathlib import Path, PurePath
 
 from icudata import slim_library
 
-__all__ = ["DROPPED_PLUGINS", "elf_needed", "prune"]
+__all__ = ["DROPPED_PLUGINS", "elf_needed", "from_system", "prune"]
 
 # Matched against destination paths inside the bundle (PySide6/Qt/plugins/... on Linux and
 # macOS, PySide6/plugins/... on Windows).
@@ -100,12 +109,29 @@ def _is_library(dest: str) -> bool:
     return top or PurePath(dest).as_posix().startswith("PySide6/Qt/lib/")
 
 
+# The distribution's library folders (Debian multiarch, lib64, plain lib).
+_SYSTEM_LIBRARY_DIR = re.compile(r"/(usr/)?lib(32|64)?(/[^/]+-linux-gnu[^/]*)?")
+
+
+def from_system(dest: str, src: str) -> bool:
+    """Whether a collected library is a top-level copy of one in the distribution's library folders."""
+    name = PurePath(dest).name
+    if len(PurePath(dest).parts) != 1 or not name.startswith("lib") or name.startswith("libpython"):
+        return False
+    return _SYSTEM_LIBRARY_DIR.fullmatch(str(PurePath(src).parent)) is not None
+
+
 def prune(
-    binaries: Iterable[tuple[str, str, str]], platform: str = sys.platform, workdir: Path | None = None
+    binaries: Iterable[tuple[str, str, str]],
+    platform: str = sys.platform,
+    workdir: Path | None = None,
+    *,
+    system_libraries: bool = True,
 ) -> list[tuple[str, str, str]]:
     """The TOC entries to keep: without dropped plugins and (Linux) libraries nothing kept needs.
 
     With ``workdir`` (Linux), ICU's data library is replaced by the slim one ``icudata`` builds there.
+    ``system_libraries=False`` (Linux) leaves out the libraries copied from the distribution.
     """
     kept = [b for b in binaries if not any(fnmatch(PurePath(b[0]).as_posix(), p) for p in DROPPED_PLUGINS)]
     if not platform.startswith("linux"):
@@ -121,4 +147,7 @@ def prune(
             if name in libraries and name not in wanted:
                 wanted.add(name)
                 todo.append(elf_needed(libraries[name][1]))
-    return roots + [libraries[name] for name in sorted(wanted)]
+    bundled = [libraries[name] for name in sorted(wanted)]
+    if not system_libraries:
+        bundled = [lib for lib in bundled if not from_system(lib[0], lib[1])]
+    return roots + bundled

@@ -12,6 +12,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -153,11 +154,12 @@ def test_every_bundled_library_resolves_from_the_bundle_or_a_declared_dependency
 
 
 def test_bundle_leaves_out_what_the_app_never_imports(unpacked: Path) -> None:
-    # packaging/peft-notify.spec's excludes: libraries PyInstaller finds behind optional imports.
+    # packaging/peft-notify.spec's excludes: libraries PyInstaller finds behind optional imports;
+    # packaging/prune.py: the distribution's own libraries come from Depends, not the bundle.
     internal = unpacked / "usr" / "lib" / CLI_NAME / "_internal"
     bundled = {p.name for p in internal.iterdir()}
     for name in ("pydantic", "pydantic_core", "aiohttp", "yarl", "multidict", "setuptools", "pygments", "rich",
-                 "numpy", "torch", "PIL"):
+                 "numpy", "torch", "PIL", "libssl.so.3", "libglib-2.0.so.0", "libstdc++.so.6"):
         assert name not in bundled, name
     archive = subprocess.run(
         [sys.executable, "-m", "PyInstaller.utils.cliutils.archive_viewer", "--list", "--recursive",
@@ -168,7 +170,8 @@ def test_bundle_leaves_out_what_the_app_never_imports(unpacked: Path) -> None:
         modules = set(re.findall(r"'([\w.]+)'", archive.stdout))
         tops = {m.split(".")[0] for m in modules}
         assert not tops & {"pydantic", "aiohttp", "pygments", "rich", "setuptools", "markdown_it"}, tops
-        assert {"apprise", "requests", "markdown", "yaml", "nats", "keyring", "desktop_notifier"} <= tops, tops
+        assert {"apprise", "requests", "markdown", "yaml", "nats", "keyring", "secretstorage", "cryptography",
+                "desktop_notifier"} <= tops, tops
 
 
 def test_frozen_binary_prints_its_version_outside_the_checkout(unpacked: Path, tmp_path: Path) -> None:
@@ -244,6 +247,59 @@ def test_frozen_channels_deliver_through_apprise(unpacked: Path, tmp_path: Path)
     assert len(posts) == 1, (posts, result.stderr)
     assert posts[0]["type"] == "failure"
     assert "out of memory" in (str(posts[0]["title"]) + str(posts[0]["message"])).lower()
+
+
+KEYRING_PROBE = """
+from peft_notify.channels.secrets import SecretStore
+store = SecretStore()
+print(store.status().line())
+ref = store.put("json://user:s3cret@example.invalid/hook")
+assert store.get(ref) == "json://user:s3cret@example.invalid/hook", ref
+store.delete(ref)
+print("round trip ok", ref.split(":")[0])
+"""
+
+
+def test_frozen_app_keeps_channel_urls_in_the_secret_service(unpacked: Path, tmp_path: Path) -> None:
+    # The keyring's Secret Service backend (secretstorage) needs cryptography; the frozen app
+    # used to leave it out and fell back to "no keyring". A real gnome-keyring on a private bus.
+    tools = ("gnome-keyring-daemon", "dbus-daemon", "dbus-send")
+    if not all(shutil.which(tool) for tool in tools):
+        pytest.skip("gnome-keyring-daemon / dbus-daemon / dbus-send not installed")
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address=1", f"--address=unix:dir={tmp_path}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert bus.stdout is not None
+    address = bus.stdout.readline().strip()
+    bus.stdout.close()
+    env = {**clean_env(unpacked, tmp_path), "DBUS_SESSION_BUS_ADDRESS": address, "XDG_RUNTIME_DIR": str(tmp_path)}
+    daemon = subprocess.Popen(
+        ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        assert daemon.stdin is not None
+        daemon.stdin.write(b"test-password")
+        daemon.stdin.close()
+        ask = ["dbus-send", f"--bus={address}", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+               "org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets"]
+        deadline = time.monotonic() + 15
+        while "boolean true" not in subprocess.run(ask, capture_output=True, text=True, check=False).stdout:
+            assert time.monotonic() < deadline, "gnome-keyring never registered on the bus"
+            time.sleep(0.05)
+        result = subprocess.run(
+            [str(binary(unpacked)), "-c", KEYRING_PROBE],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )
+    finally:
+        daemon.terminate()
+        daemon.wait(5)
+        bus.terminate()
+        bus.wait(5)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "keyring: SecretService.Keyring" in result.stdout, result.stdout
+    assert "round trip ok keyring" in result.stdout
 
 
 @pytest.mark.desktop

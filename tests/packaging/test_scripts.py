@@ -28,7 +28,7 @@ sys.path.insert(0, str(PACKAGING))
 
 from linux.metainfo import metainfo_xml  # noqa: E402
 from macos.info_plist import info_plist  # noqa: E402
-from prune import DROPPED_PLUGINS, elf_needed, prune  # noqa: E402
+from prune import DROPPED_PLUGINS, elf_needed, from_system, prune  # noqa: E402
 from pypi_readme import pypi_markdown  # noqa: E402
 
 
@@ -165,6 +165,18 @@ def test_prune_drops_unused_plugins_and_the_libraries_only_they_needed(tmp_path:
     assert "libpython3.11.so.1.0" in kept
     assert ls_libs <= kept
     assert any("gtk3" in pattern for pattern in DROPPED_PLUGINS)
+    # The .deb leaves the distribution's own libraries to Depends; libpython and Qt's stay.
+    toc.append(("PySide6/Qt/lib/libQt6Core.so.6", "/usr/lib/x86_64-linux-gnu/libQt6Core.so.6", "BINARY"))
+    toc.append(("libbundled-elsewhere.so.1", "/opt/python/lib/libbundled-elsewhere.so.1", "BINARY"))
+    debian = {dest for dest, _src, _kind in prune(toc, platform="linux", system_libraries=False)}
+    assert not ls_libs & debian
+    assert "libpython3.11.so.1.0" in debian
+    assert "PySide6/Qt/plugins/platforms/libqxcb.so" in debian
+    assert from_system("libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.3")
+    assert from_system("libz.so.1", "/lib64/libz.so.1")
+    assert not from_system("PySide6/Qt/lib/libQt6Core.so.6", "/usr/lib/x86_64-linux-gnu/libQt6Core.so.6")
+    assert not from_system("libpython3.11.so.1.0", "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0")
+    assert not from_system("libbundled-elsewhere.so.1", "/opt/python/lib/libbundled-elsewhere.so.1")
 
 
 def test_packages_workflow_builds_each_target_on_its_own_system() -> None:
