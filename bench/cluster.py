@@ -7,7 +7,7 @@ stores them), so the publisher is the same for ours and the reference.
 
 *Ingest*: one job's hello, N progress frames and a marker warning; rate = N / (the marker
 reaches the D-Bus notification server − first publish). Reference in the same run, interleaved
-rep by rep: ``bench.natsfleet bare`` (a nats-py JetStream pull consumer that only receives) on
+rep by rep: ``bench.natsfleet bare`` (a nats-py JetStream ordered push consumer that only counts) on
 another subject, rate = N / (it received the marker − first publish).
 
 *Many jobs*: J jobs appear at once (a hello each), report progress once a second for D seconds
@@ -89,7 +89,7 @@ def _ingest(ctx: Context, nats: NatsServerChild, result: Result) -> None:
             metric="ingest through NATS (app, progress frames)",
             ours=a.median,
             reference=b.median,
-            reference_name="bare nats-py pull consumer",
+            reference_name="bare nats-py ordered consumer",
             unit="msg/s",
             ratio=pr.ratio if pr else Row.ratio_of(a.median, b.median),
             ratio_ci=pr.ci if pr else None,
