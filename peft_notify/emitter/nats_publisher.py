@@ -56,6 +56,7 @@ STREAM_MAX_BYTES = 1 << 30
 STREAM_MAX_PER_JOB = 100_000
 DUPLICATE_WINDOW_S = 120.0
 _COALESCED = ("progress", "resource")
+_KEPT = ("hello", "status", "error")  # what a full outbox drops last
 
 
 @dataclass(eq=False, slots=True)
@@ -179,6 +180,8 @@ class NatsPublisher:
         kind = env.type
         if kind == "progress" and isinstance(env.data, wire.Progress) and env.data.metrics:
             kind = "evaluation"  # an evaluation is never coalesced away
+        elif isinstance(env.data, wire.NotificationEvent) and env.data.type is wire.NotificationType.ERROR:
+            kind = "error"  # dropped last (see _drop_oldest)
         self._put(_Item(job_id, kind, wire.encode(env).encode(), f"{job_id}:{job.run_id}:{seq}", seq))
         now = time.monotonic()
         if kind not in _COALESCED or now - job.kv_at >= KV_INTERVAL_S:
@@ -216,17 +219,17 @@ class NatsPublisher:
     def _drop_oldest(self) -> None:
         """Over the limit (the server is down for long): the oldest waiting frame goes, counted.
 
-        A run's hello stays (it announces the run) unless nothing else waits.
+        Errors, state changes and a run's hello are kept as long as anything else waits.
         """
-        hellos: list[_Item] = []  # leading hellos step aside; dead frames at the head go (O(1) per call)
-        while self._outbox and (self._outbox[0].dead or self._outbox[0].kind == "hello"):
+        kept: list[_Item] = []  # leading kept frames step aside; dead ones at the head go
+        while self._outbox and (self._outbox[0].dead or self._outbox[0].kind in _KEPT):
             item = self._outbox.popleft()
             if not item.dead:
-                hellos.append(item)
-        victim = next((i for i in self._outbox if not i.dead and i.kind != "hello"), None)
-        self._outbox.extendleft(reversed(hellos))
+                kept.append(item)
+        victim = next((i for i in self._outbox if not i.dead and i.kind not in _KEPT), None)
+        self._outbox.extendleft(reversed(kept))
         if victim is None:
-            victim = next((i for i in self._outbox if not i.dead), None)
+            victim = next((i for i in self._outbox if not i.dead and i.kind != "hello"), None)
         if victim is None:
             return
         victim.dead = True

@@ -81,12 +81,13 @@ def test_a_full_queue_drops_the_oldest_and_the_job_says_how_many_were_lost(tmp_p
     try:
         handle = job_server.add_job("lossy", name="lossy")
         publisher.attach(job_server, handle)
+        handle.error("CUDA out of memory (early)", "oom_error")
         for i in range(50):
             handle.notify(f"note {i}", "while the server is down")
         deadline = time.monotonic() + 10
-        while publisher.lost < 31 and time.monotonic() < deadline:
+        while publisher.lost < 32 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert publisher.lost == 31  # hello + 50 notes, 20 kept: the hello always stays
+        assert publisher.lost == 32  # hello + the error + 50 notes, 20 kept: the hello and the error stay
         server.start()
 
         async def wait_for_warning() -> list[wire.Envelope]:
@@ -106,10 +107,11 @@ def test_a_full_queue_drops_the_oldest_and_the_job_says_how_many_were_lost(tmp_p
         titles = [e.data.title for e in envs if isinstance(e.data, wire.NotificationEvent)]
         assert envs[0].type == "hello"
         assert "note 49" in titles and "note 0" not in titles
+        assert any(isinstance(e.data, wire.NotificationEvent) and "early" in e.data.message for e in envs)
         warning = next(
             e.data for e in envs if isinstance(e.data, wire.NotificationEvent) and e.data.title == "NATS: events lost"
         )
-        assert warning.message.startswith("31 ")
+        assert warning.message.startswith("32 ")
     finally:
         publisher.close(2)
         job_server.stop()
