@@ -124,7 +124,7 @@ class Controller(QObject):
             taskbar,
             sound_player,
             muted=lambda: not self.settings.sounds,
-            job_name=self._job_name,
+            job_name=_history_name(engine),
             clock=clock,
             attachment_for=attachment_for,
         )
@@ -346,12 +346,6 @@ class Controller(QObject):
         write()
         self.history_changed.emit()
 
-    def _job_name(self, job_key: str) -> str:
-        conn = self.monitor.connection_for_job(job_key)
-        if conn is None and job_key.startswith("group:"):
-            return ""  # a sweep's summary (engine/groups.py) names its group in its title already
-        return conn.title if conn is not None else job_key or "peft-notify"
-
     # -- monitor events → rows and signals -----------------------------------------------
 
     def _on_monitor_event(self, event: MonitorEvent) -> None:
@@ -504,6 +498,20 @@ def _link(state: ClientState, paused: bool) -> Link:
     if paused:
         return Link.STOPPED
     return Link[state.name] if state.name in Link.__members__ else Link.RECONNECTING
+
+
+def _history_name(engine: EngineLike) -> Callable[[str], str]:
+    """The name history records for a job key: what the job's hello called it (the engine knows)."""
+
+    def name(job_key: str) -> str:
+        if job_key.startswith("group:"):
+            return ""  # a sweep's summary (engine/groups.py) names its group in its title already
+        view = engine.job(job_key)
+        if view is not None and view.name and view.name != job_key:
+            return str(view.name)
+        return job_key.rsplit("@", 1)[0] if job_key else "peft-notify"  # JOB@HOST:PORT before its hello
+
+    return name
 
 
 def _sentence(text: str) -> str:
