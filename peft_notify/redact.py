@@ -24,12 +24,12 @@ REDACTED = "[redacted]"
 
 # A value on a command line or in an assignment: a quoted string or a run of non-space
 # characters.  `&` and `#` end a value so that `?token=abc&page=2` keeps `&page=2`.
-_VALUE = r"""(?:"[^"\n]*"|'[^'\n]*'|[^\s&#"',;]+)"""
+# An already redacted value is taken as it is (so a second pass does not eat what follows it).
+_VALUE = r"""(?:\[redacted\]|"[^"\n]*"|'[^'\n]*'|[^\s&#"',;]+)"""
 
 # Well-known token formats, redacted wherever they appear.  The lookbehind keeps a longer
 # identifier (`my_hf_...`, `task-sk-...`) from being cut in the middle.
-_TOKENS = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:"
+_TOKEN_FORMATS = (
     r"hf_[A-Za-z0-9]{16,}"  # Hugging Face user/org tokens
     r"|api_org_[A-Za-z0-9]{16,}"  # Hugging Face (legacy) org API tokens
     r"|sk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_]{16,}"  # OpenAI / Anthropic style (sk-proj-…, sk-ant-…)
@@ -39,7 +39,18 @@ _TOKENS = re.compile(
     r"|(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}"  # AWS access key ids
     r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWTs
-    r")"
+)
+_TOKENS = re.compile(r"(?<![A-Za-z0-9_-])(?:" + _TOKEN_FORMATS + ")")
+# A token right after a colour code (`\x1b[1mhf_…` in a coloured log line): the code's final
+# `m` is a letter, so the lookbehind above would not let the token match.
+_SGR_TOKENS = re.compile(r"(\x1b\[[0-9;]*m)(?:" + _TOKEN_FORMATS + ")")
+# PEM private keys (ssh, TLS), with or without their END line.
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|.*\Z)", re.S
+)
+# Webhook URLs whose path is the secret (Slack, Discord): keep the host, drop the rest.
+_WEBHOOK = re.compile(
+    r"(?i)\b((?:hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/))[^\s\"'<>]+"
 )
 
 # scheme://user:password@host  ->  scheme://[redacted]@host
@@ -58,18 +69,27 @@ _FLAG = re.compile(
 # as environments and .env files write them) …
 _ENV = re.compile(
     r"(?<![\w-])("
-    r"[A-Z0-9_]*_(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS)"
-    r"|PASSWORD|PASSWD|TOKEN|SECRET|APIKEY"
-    r")(\s*=\s*)" + _VALUE
+    r"[A-Z0-9_]*_(?:KEY|TOKEN|SECRET|PASS|CREDENTIALS)"
+    r"|[A-Z0-9_]*(?:PASSWORD|PASSWD)"  # PGPASSWORD=, MYSQL_PWD aside
+    r"|TOKEN|SECRET|APIKEY"
+    r")([ \t]*[=:][ \t]*)" + _VALUE  # NAME=value, NAME = value, NAME: value (YAML, .env, dumps)
 )
 # … and the lower-case names used in URL queries, config dumps and keyword arguments
 # (`?token=…`, `password=…`, `api_key=…`).  `pad_token=<pad>` is left alone: the lookbehind
 # requires the name to start the word.
 _KEYWORD = re.compile(
     r"(?i)(?<![\w-])("
-    r"token|access_token|auth_token|hf_token|api_token|id_token|refresh_token"
-    r"|api_key|apikey|secret|client_secret|secret_key|password|passwd"
-    r")(=)" + _VALUE
+    r"token|access_token|auth_token|hf_token|api_token|id_token|refresh_token|use_auth_token"
+    r"|api_key|apikey|secret|client_secret|(?:[a-z0-9]+_)*(?:secret_key|secret_access_key|private_key)"
+    r"|(?:[a-z0-9]+_)*(?:password|passwd)"
+    r")([ \t]*=[ \t]*)" + _VALUE
+)
+# `password: …`, `api_key: …` in YAML / config dumps (not plain `token:`, which error messages
+# use for a parser's token).
+_COLON_KEY = re.compile(
+    r"(?i)(?<![\w-])((?:[a-z0-9]+[-_])*(?:password|passwd|secret|secret[-_]?key|secret[-_]access[-_]key"
+    r"|api[-_]?key|access[-_]?key|private[-_]?key|auth[-_]?token|access[-_]?token|hf[-_]token))"
+    r"([ \t]*:[ \t]*)" + _VALUE
 )
 # JSON / dict style: "token": "…", 'password': '…'
 _QUOTED_KEY = re.compile(
@@ -100,7 +120,9 @@ def redact(text: str) -> str:
     """
     if not text:
         return text
-    out = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    out = _PRIVATE_KEY.sub(REDACTED, text)
+    out = _WEBHOOK.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
+    out = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
     out = _AUTH_HEADER.sub(_auth_sub, out)
     out = _BEARER.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
     out = _QUOTED_KEY.sub(
@@ -110,6 +132,8 @@ def redact(text: str) -> str:
     out = _FLAG.sub(_env_sub, out)
     out = _ENV.sub(_env_sub, out)
     out = _KEYWORD.sub(_env_sub, out)
+    out = _COLON_KEY.sub(_env_sub, out)
+    out = _SGR_TOKENS.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
     return _TOKENS.sub(REDACTED, out)
 
 

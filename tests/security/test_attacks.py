@@ -345,3 +345,69 @@ def test_a_token_on_the_command_line_is_warned_about() -> None:
     assert watch.returncode == 0, err
     assert "PEFT_NOTIFY_TOKEN" in warning and "other users" in warning, warning
     assert srv.token not in warning + err
+
+
+# --------------------------------------------------------------------------- item 1: redaction variants
+
+LEAKS = [
+    # (what a job printed, the secret in it)
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),  # ~/.aws/credentials
+    ("PGPASSWORD=hunter2-pg psql -h db", "hunter2-pg"),  # *PASSWORD=, not only *_PASSWORD=
+    ("MY_SECRET_KEY: 'hunter2-yaml'", "hunter2-yaml"),  # a YAML / config dump
+    ("db:\n  password: hunter2-yaml2\n", "hunter2-yaml2"),
+    ("load(use_auth_token='hunter2-kwarg')", "hunter2-kwarg"),  # transformers' keyword
+    ("Using token \x1b[1mhf_" + "aB3" * 12 + "\x1b[0m", "aB3aB3aB3"),  # a coloured log line
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----", "b3Blbn"),
+    ("POST https://hooks.slack.com/services/T0001/B0002/Zq8Wm3Xr5Tn7Yp9Kd2Lf4Hs6 failed", "Zq8Wm3Xr5Tn7"),
+    ("POST https://discord.com/api/webhooks/123456789/Ab-Cd_EfGhIjKlMnOpQrSt failed", "Ab-Cd_EfGh"),
+]
+
+
+def test_secret_variants_never_leave_the_training_process() -> None:
+    """Item 1: secrets in forms the first patterns missed, sent through a real job server.
+
+    Each line is reported as an error message and a warning; what a client reads over the
+    real WebSocket and ``/api/notifications`` must not hold the secret. Before the fix every
+    one of these went out as it was.
+    """
+    import asyncio
+    import urllib.request
+
+    from websockets.asyncio.client import connect
+
+    from peft_notify.emitter import JobServer
+
+    with JobServer(discovery_files=False, progress_hz=0) as srv:
+        handle = srv.add_job("j", name="train.py")
+        for text, _ in LEAKS:
+            handle.warning(text)
+        handle.error("the run failed: " + " | ".join(text for text, _ in LEAKS), "system_crash")
+
+        async def read_ws() -> str:
+            frames = []
+            async with connect(srv.url_for("j") + "&since=0") as ws:
+                while True:
+                    try:
+                        frames.append(str(await asyncio.wait_for(ws.recv(), 2)))
+                    except TimeoutError:
+                        return "\n".join(frames)
+
+        streamed = asyncio.run(read_ws())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{srv.port}/api/notifications/j?since=0",
+            headers={"Authorization": f"Bearer {srv.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            api = response.read().decode()
+    assert streamed.count("[redacted]") >= 2 * len(LEAKS), streamed
+    leaked = [secret for _, secret in LEAKS if secret in streamed or secret in api]
+    assert leaked == [], leaked
+
+
+@pytest.mark.parametrize(("text", "secret"), LEAKS)
+def test_secret_variants_are_redacted_once_and_for_all(text: str, secret: str) -> None:
+    from peft_notify.redact import redact
+
+    once = redact(text)
+    assert secret not in once
+    assert redact(once) == once  # the desktop redacts again: nothing more may change
