@@ -22,20 +22,26 @@ __all__ = ["SingleInstance", "default_server_name"]
 log = logging.getLogger(__name__)
 
 
-def default_server_name() -> str:
-    """A per-user name: a socket in our private runtime dir on POSIX, a named pipe on Windows."""
-    if sys.platform != "win32":
-        from peft_notify.discovery import runtime_dir
+def default_server_name() -> str | None:
+    """A per-user name: a socket in our private runtime dir on POSIX, a named pipe on Windows.
 
+    ``None`` on POSIX when no private runtime dir can be used: a name in the shared temp dir
+    (``peft-notify-<user>``) can be created first by another user, who then receives every later
+    launch's URLs and token (issue 10 item 10). The app then runs without a single instance.
+    """
+    if sys.platform == "win32":
         try:
-            return str(runtime_dir() / "app.sock")
-        except OSError:
-            pass
+            user = getpass.getuser()
+        except Exception:  # no user name (containers): still one per uid
+            user = "user"
+        return f"peft-notify-{user}"
+    from peft_notify.discovery import runtime_dir
+
     try:
-        user = getpass.getuser()
-    except Exception:  # no user name (containers): still one per uid
-        user = "user"
-    return f"peft-notify-{user}"
+        return str(runtime_dir() / "app.sock")
+    except OSError as exc:
+        log.warning("no private runtime directory (%s): each launch of the app runs on its own", exc)
+        return None
 
 
 class SingleInstance(QObject):
@@ -45,12 +51,14 @@ class SingleInstance(QObject):
 
     def __init__(self, name: str | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.name = name or default_server_name()
+        self.name = name or default_server_name()  # None: no safe name, no single instance
         self.server: QLocalServer | None = None
         self._buffers: dict[QLocalSocket, bytearray] = {}
 
     def forward(self, message: dict[str, Any], timeout_ms: int = 1000) -> bool:
         """Send ``message`` to a running instance; True if one received it."""
+        if self.name is None:
+            return False
         socket = QLocalSocket()
         socket.connectToServer(self.name)
         if not socket.waitForConnected(timeout_ms):
@@ -63,6 +71,8 @@ class SingleInstance(QObject):
 
     def listen(self) -> bool:
         """Become the instance others forward to. A stale socket from a crash is removed first."""
+        if self.name is None:
+            return False
         QLocalServer.removeServer(self.name)
         server = QLocalServer(self)
         server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)

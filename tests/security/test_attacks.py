@@ -411,3 +411,68 @@ def test_secret_variants_are_redacted_once_and_for_all(text: str, secret: str) -
     once = redact(text)
     assert secret not in once
     assert redact(once) == once  # the desktop redacts again: nothing more may change
+
+
+# --------------------------------------------------------------------------- item 10: the app's instance socket
+
+SOCKET_SQUATTER = r"""
+import json, os, socket, sys
+path = sys.argv[1]
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)  # the predictable name another user's app falls back to
+os.chmod(path, 0o777)
+server.listen()
+server.settimeout(8)
+got = ""
+try:
+    conn, _ = server.accept()
+    conn.settimeout(3)
+    got = conn.recv(65536).decode("utf-8", "replace")
+    conn.sendall(b"ok\n")
+except OSError:
+    pass
+print(json.dumps({"got": got}), flush=True)
+"""
+
+SECOND_LAUNCH = r"""
+from PySide6.QtCore import QCoreApplication
+from peft_notify.app.single import SingleInstance
+app = QCoreApplication([])
+ok = SingleInstance().forward({"urls": ["ws://127.0.0.1:1/ws/notifications/j"], "token": "s3cret-job-token"}, 3000)
+print("forwarded" if ok else "not forwarded", flush=True)
+"""
+
+
+def test_the_app_never_hands_urls_and_tokens_to_a_socket_another_user_planted() -> None:
+    """Item 10: with no safe runtime directory the app's single-instance socket fell back to
+    ``$TMPDIR/peft-notify-<user>``, a name another user can create first: a second launch
+    (``peft-notify app URL --token T``) then sent its URLs and token to that user. Now there is
+    no single-instance socket without a private directory (each launch runs on its own)."""
+    pytest.importorskip("PySide6.QtNetwork")
+    import getpass
+    import tempfile
+    import time
+
+    shared_tmp = Path(tempfile.mkdtemp(prefix="h12-shared-tmp-", dir="/tmp"))  # like /tmp: sticky, for all
+    try:
+        shared_tmp.chmod(0o1777)
+        squatted = shared_tmp / "runtime-squatted"  # the runtime dir another user created first
+        squatted.mkdir()
+        os.chown(squatted, OTHER_UID, OTHER_UID)
+        planted = shared_tmp / f"peft-notify-{getpass.getuser()}"
+        with _other_user(SOCKET_SQUATTER, str(planted)) as squatter:
+            deadline = time.monotonic() + 10
+            while not planted.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert planted.exists(), "the other user could not plant its socket"
+            env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(shared_tmp)}
+            env.update(PEFT_NOTIFY_RUNTIME_DIR=str(squatted), QT_QPA_PLATFORM="offscreen")
+            launch = subprocess.run(
+                [sys.executable, "-c", SECOND_LAUNCH], env=env, capture_output=True, text=True, timeout=60, check=False
+            )
+            out = squatter.communicate(timeout=30)[0]  # it waits 8 s at most for a connection
+    finally:
+        shutil.rmtree(shared_tmp, ignore_errors=True)
+    got = json.loads(out)["got"] if out.strip() else ""
+    assert "s3cret-job-token" not in got, (got, launch.stdout)
+    assert launch.stdout.strip() == "not forwarded", (launch.stdout, launch.stderr)
