@@ -16,6 +16,7 @@ module.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import struct
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path, PurePath
 
 from icudata import slim_library
 
-__all__ = ["DROPPED_PLUGINS", "elf_needed", "from_system", "prune"]
+__all__ = ["DROPPED_PLUGINS", "drop_dangling_links", "elf_needed", "from_system", "prune"]
 
 # Matched against destination paths inside the bundle (PySide6/Qt/plugins/... on Linux and
 # macOS, PySide6/plugins/... on Windows).
@@ -151,3 +152,18 @@ def prune(
     if not system_libraries:
         bundled = [lib for lib in bundled if not from_system(lib[0], lib[1])]
     return roots + bundled
+
+
+def drop_dangling_links(
+    toc: Iterable[tuple[str, str, str]], *kept: Iterable[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
+    """``toc`` without the ``SYMLINK`` entries (PyInstaller's top-level links to libraries in
+    sub-folders) whose target is no longer collected: pruned plugins left dangling links."""
+    entries = list(toc)
+    present = {posixpath.normpath(PurePath(dest).as_posix()) for group in (entries, *kept) for dest, _src, kind in group
+               if kind != "SYMLINK"}
+
+    def target(dest: str, link: str) -> str:
+        return posixpath.normpath(posixpath.join(posixpath.dirname(PurePath(dest).as_posix()), link))
+
+    return [e for e in entries if e[2] != "SYMLINK" or target(e[0], e[1]) in present]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(PACKAGING))
 
 from linux.metainfo import metainfo_xml  # noqa: E402
 from macos.info_plist import info_plist  # noqa: E402
-from prune import DROPPED_PLUGINS, elf_needed, from_system, prune  # noqa: E402
+from prune import DROPPED_PLUGINS, drop_dangling_links, elf_needed, from_system, prune  # noqa: E402
 from pypi_readme import pypi_markdown  # noqa: E402
 
 
@@ -177,6 +177,19 @@ def test_prune_drops_unused_plugins_and_the_libraries_only_they_needed(tmp_path:
     assert not from_system("PySide6/Qt/lib/libQt6Core.so.6", "/usr/lib/x86_64-linux-gnu/libQt6Core.so.6")
     assert not from_system("libpython3.11.so.1.0", "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0")
     assert not from_system("libbundled-elsewhere.so.1", "/opt/python/lib/libbundled-elsewhere.so.1")
+
+
+def test_links_to_pruned_libraries_are_dropped() -> None:
+    binaries = [("PySide6/Qt/lib/libQt6Core.so.6", "/x/libQt6Core.so.6", "BINARY")]
+    datas = [
+        ("libQt6Core.so.6", "PySide6/Qt/lib/libQt6Core.so.6", "SYMLINK"),  # target kept
+        ("libQt6EglFSDeviceIntegration.so.6", "PySide6/Qt/lib/libQt6EglFSDeviceIntegration.so.6", "SYMLINK"),
+        ("PySide6/Qt/lib/link.so", "libQt6Core.so.6", "SYMLINK"),  # relative to its own folder
+        ("peft_notify/resources/x.svg", "/x/x.svg", "DATA"),
+    ]
+    assert [d for d, _s, _k in drop_dangling_links(datas, binaries)] == [
+        "libQt6Core.so.6", "PySide6/Qt/lib/link.so", "peft_notify/resources/x.svg"
+    ]
 
 
 def test_packages_workflow_builds_each_target_on_its_own_system() -> None:
