@@ -213,7 +213,8 @@ class FrameTracker:
             env = wire.decode(frame)
         except wire.ProtocolError as exc:
             self.bad_frames += 1
-            log.warning("skipping a bad frame from %s: %s", self.label, exc)
+            if self.bad_frames == 1 or self.bad_frames % 1000 == 0:  # one line, not one per frame (item 8)
+                log.warning("skipping a bad frame from %s (%d so far): %s", self.label, self.bad_frames, exc)
             return None
         return self.receive_envelope(env)
 

@@ -609,3 +609,38 @@ def test_floods_over_many_jobs_keep_every_error_and_bound_all_popups() -> None:
             assert len([t for t in popups[i:] if t - start < window]) <= total + 1, (limit, popups)
 
     check()
+
+
+# --------------------------------------------------------------------------- item 8: the desktop's log
+
+
+def test_a_server_flooding_bad_frames_gets_one_log_line_not_one_per_frame(caplog: pytest.LogCaptureFixture) -> None:
+    """Item 8, desktop side: a hostile job server sending 5,000 malformed frames wrote 5,000
+    warning lines into the app's log / ``watch``'s terminal. Now the first is logged, then one
+    line per thousand with the count; every frame is still counted."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from peft_notify.desktop.client import JobClient
+
+    caplog.set_level(logging.WARNING, logger="peft_notify")
+
+    async def scenario() -> int:
+        async def hostile(ws: ServerConnection) -> None:
+            for i in range(5000):
+                await ws.send('{"v": 1, "type": "notification", "seq": %d, "data": 12}' % (i + 1))
+            await ws.close()
+
+        async with serve(hostile, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            client = JobClient(f"ws://127.0.0.1:{port}/ws/notifications/j", base_delay=5.0)
+            task = asyncio.ensure_future(client.run())
+            async with asyncio.timeout(30):
+                while client.bad_frames < 5000:
+                    await asyncio.sleep(0.02)
+            client.stop()
+            await task
+            return client.bad_frames
+
+    assert asyncio.run(scenario()) == 5000
+    lines = [r.getMessage() for r in caplog.records if "bad frame" in r.getMessage()]
+    assert 1 <= len(lines) <= 6, len(lines)
