@@ -627,7 +627,7 @@ def test_a_server_flooding_bad_frames_gets_one_log_line_not_one_per_frame(caplog
     async def scenario() -> int:
         async def hostile(ws: ServerConnection) -> None:
             for i in range(5000):
-                await ws.send('{"v": 1, "type": "notification", "seq": %d, "data": 12}' % (i + 1))
+                await ws.send(json.dumps({"v": 1, "type": "notification", "seq": i + 1, "data": 12}))
             await ws.close()
 
         async with serve(hostile, "127.0.0.1", 0) as server:
