@@ -182,7 +182,7 @@ def shlib_depends(bundle: Path) -> list[str]:
         name, _, rest = line.strip().partition(" (")
         if "=>" in rest and (machine in rest or platform.machine() not in ("x86_64",)):
             where.setdefault(name, rest.split("=>")[-1].strip())
-    packages: set[str] = set()
+    packages: dict[str, str | None] = {}  # package -> its newest minimum version
     for name in sorted(needed):
         path = where.get(name)
         if path is None:
@@ -191,11 +191,43 @@ def shlib_depends(bundle: Path) -> list[str]:
         for candidate in (path, os.path.realpath(path)):
             found = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True, check=False)
             if found.returncode == 0:
-                packages.add(found.stdout.split(":")[0].strip())
+                package = found.stdout.split(":")[0].strip()
+                minimum = shlibs_minimum(package, name)
+                packages[package] = _newer(packages.get(package), minimum)
                 break
         else:
             log(f"deb: warning: no package owns {path}; not declared")
-    return sorted(packages)
+    return [f"{package} (>= {version})" if version else package for package, version in sorted(packages.items())]
+
+
+def shlibs_minimum(package: str, soname: str) -> str | None:
+    """The minimum version the package's ``shlibs`` file gives for ``soname`` (what dpkg-shlibdeps
+    falls back to): the bundle was linked against this system's libraries, so older ones may lack
+    symbols it uses. ``None`` when the file says no version or is missing."""
+    library, _, version = soname.partition(".so.")
+    if not version:
+        return None
+    for shlibs in sorted(Path("/var/lib/dpkg/info").glob(f"{package}*.shlibs")):
+        if shlibs.name not in (f"{package}.shlibs", f"{package}:{dpkg_arch()}.shlibs"):
+            continue
+        for line in shlibs.read_text(errors="replace").splitlines():
+            fields = line.split(None, 2)
+            if len(fields) == 3 and fields[:2] == [library, version]:
+                dependency = fields[2].split(",")[0].split("|")[0].strip()
+                if dependency.startswith(package + " (>= ") and dependency.endswith(")"):
+                    return dependency[len(package) + 5 : -1].strip()
+                return None
+    return None
+
+
+def _newer(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a or b
+    return b if subprocess.run(["dpkg", "--compare-versions", b, "gt", a], check=False).returncode == 0 else a
+
+
+def dpkg_arch() -> str:
+    return run("dpkg", "--print-architecture", capture_output=True).stdout.strip()
 
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

@@ -388,3 +388,17 @@ def test_frozen_app_follows_a_simulated_job_to_dunst(unpacked: Path, tmp_path: P
     )
     assert history.returncode == 0, history.stdout + history.stderr
     assert name in history.stdout and "50% complete" in history.stdout, history.stdout
+
+
+def test_depends_carry_the_minimum_versions_of_the_build_system(built_deb: Path) -> None:
+    # Unbundled libraries (packaging/prune.py) come from Depends: each gets the minimum version
+    # its package's shlibs file gives (dpkg-shlibdeps' fallback), e.g. "libssl3 (>= 3.0.x)".
+    depends = subprocess.run(["dpkg-deb", "-f", str(built_deb), "Depends"], capture_output=True, text=True,
+                             check=True).stdout
+    entries = dict(re.findall(r"([\w.+-]+)(?: \(>= ([^)]+)\))?", depends))
+    for package in ("libc6", "libssl3", "libglib2.0-0", "libsqlite3-0"):
+        assert entries.get(package), (package, depends)
+        installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True,
+                                   check=True).stdout
+        ok = subprocess.run(["dpkg", "--compare-versions", installed, "ge", entries[package]], check=False)
+        assert ok.returncode == 0, (package, installed, entries[package])
