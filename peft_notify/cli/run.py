@@ -208,9 +208,11 @@ def default_name(command: list[str]) -> str:
     """
     for index, arg in enumerate(command[1:], start=1):
         if arg == "-m" and index + 1 < len(command):
-            return command[index + 1][:80]
-        if arg.endswith((".py", ".sh", ".ipynb")):
-            return os.path.basename(arg)[:80]
+            return command[index + 1].split()[0][:80] if command[index + 1].split() else "job"
+        # A shell's -c string ("DBPASS=… python3 train.py") is a command line: only its script word.
+        for word in arg.split():
+            if word.endswith((".py", ".sh", ".ipynb")):
+                return os.path.basename(word)[:80]
     return os.path.basename(command[0])[:80] or "job"
 
 

@@ -644,3 +644,34 @@ def test_a_server_flooding_bad_frames_gets_one_log_line_not_one_per_frame(caplog
     assert asyncio.run(scenario()) == 5000
     lines = [r.getMessage() for r in caplog.records if "bad frame" in r.getMessage()]
     assert 1 <= len(lines) <= 6, len(lines)
+
+
+# --------------------------------------------------------------------------- item 1: the default job name
+
+
+def test_the_default_name_of_a_shell_command_is_its_script_not_the_command_line(tmp_path: Path) -> None:
+    """Item 1: ``peft-notify run -- bash -c "DBPASS=… python3 train.py"`` named the job after the
+    whole ``-c`` string (it ends in ``.py``), secret included (``DBPASS=`` is no pattern
+    redaction knows). The name is shown to anyone with the URL and in every notification."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PEFT_NOTIFY_RUNTIME_DIR": str(tmp_path / "rt")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "peft_notify",
+            "run",
+            "--port",
+            "0",
+            "--",
+            "bash",
+            "-c",
+            "DBPASS=s3cr3t-v4lue true train.py",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "serving 'train.py'" in done.stderr, done.stderr
+    assert "s3cr3t-v4lue" not in done.stderr + done.stdout
