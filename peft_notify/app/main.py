@@ -8,7 +8,6 @@ file) stops it from starting: problems show in the window's banner and the log.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -30,8 +29,7 @@ from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
 from peft_notify.desktop.history import HistoryError, SqliteHistoryStore, default_history_path
 from peft_notify.desktop.settings import Settings, default_settings_path, load_settings, save_settings
 from peft_notify.discovery import list_job_files, runtime_dir
-from peft_notify.engine import Engine, EngineConfig
-from peft_notify.engine.config import TEMPLATE_NAMES
+from peft_notify.engine.config import TEMPLATE_NAMES, EngineConfig
 from peft_notify.engine.resources import ResourceThresholds
 from peft_notify.ports import ActionHandler, HistoryStore
 from peft_notify.wire import Envelope, NotificationEvent, NotificationType
@@ -216,8 +214,11 @@ def _paint_first(window: QWidget, limit_ms: int = 300) -> None:
 
 
 async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> int:
+    import asyncio
+
     from peft_notify.app.controller import Controller
     from peft_notify.desktop.monitor import ButtonPresses, LossCurves
+    from peft_notify.engine import Engine
 
     settings, history, shell = parts.settings, parts.history, parts.shell
     # Every part exists before the controller and its monitor are built: notification buttons
@@ -301,6 +302,8 @@ def run_app(options: AppOptions | None = None) -> int:
     parts = _build(options)
     parts.shell.start(options.minimized or parts.settings.start_minimized)
     _paint_first(parts.shell.window)
+    import asyncio
+
     import qasync
 
     loop = qasync.QEventLoop(app)

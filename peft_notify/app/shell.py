@@ -7,7 +7,6 @@ built. ``await shell.wait_quit()`` returns when the user quits (tray or menu).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import sys
@@ -43,6 +42,32 @@ def doctor_command() -> list[str]:
     return [sys.executable, "doctor"] if is_frozen() else [sys.executable, "-m", "peft_notify", "doctor"]
 
 
+class _QuitSignal:
+    """An ``asyncio.Event`` whose asyncio part is made when someone waits: the shell is built
+    before the first paint, and asyncio is imported after it (bench/startup.py)."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: Any = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        import asyncio
+
+        if self._event is None:
+            self._event = asyncio.Event()
+            if self._set:
+                self._event.set()
+        await self._event.wait()
+
+
 class AppShell(QObject):
     """See the module docstring."""
 
@@ -73,7 +98,7 @@ class AppShell(QObject):
             self.theme.changed.connect(self.window.apply_theme)
         self.window.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product's icon; the tray shows status
         self.tray = Tray(clock)
-        self._quit = asyncio.Event()
+        self._quit = _QuitSignal()
         # Owned by the window, so it cannot fire after the window is gone.
         self._tray_timer = QTimer(self.window, singleShot=True, interval=250)
         self._tray_timer.timeout.connect(self.refresh_tray)
