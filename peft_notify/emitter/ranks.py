@@ -102,9 +102,8 @@ def rendezvous_path(job_key: str, env: Mapping[str, str] | None = None) -> Path:
     parts = (env.get("MASTER_ADDR", ""), env.get("MASTER_PORT", ""), env.get("TORCHELASTIC_RUN_ID", ""), job_key)
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
     override = env.get(ENV_RANK_DIR)
-    if override:  # a directory shared across nodes, chosen by the user
-        folder = Path(override)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if override:  # a directory shared across nodes, chosen by the user: still ours alone (issue 10 item 10)
+        folder = discovery.private_dir(Path(override))
     else:
         folder = discovery.private_dir(discovery.runtime_dir() / "ranks")
     return folder / f"{digest}.rank.json"

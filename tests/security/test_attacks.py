@@ -678,3 +678,40 @@ def test_the_default_name_of_a_shell_command_is_its_script_not_the_command_line(
     )
     assert "serving 'train.py'" in done.stderr, done.stderr
     assert "s3cr3t-v4lue" not in done.stderr + done.stdout
+
+
+# --------------------------------------------------------------------------- item 10: the rank rendezvous dir
+
+
+def test_a_rank_directory_another_user_owns_is_never_used(tmp_path: Path) -> None:
+    """Item 10: ``PEFT_NOTIFY_RANK_DIR=/tmp/ranks`` when another user created ``/tmp/ranks`` first
+    (0777): rank 0 wrote its rendezvous file there and the other ranks read whatever that user
+    planted in its place — sending their (redacted) errors to that user's server. The
+    directory is now checked like the runtime directory: ours, not a symlink, else unused."""
+    import logging as logging_
+
+    from peft_notify.emitter import JobServer
+    from peft_notify.emitter.ranks import ENV_RANK_DIR, publish, rendezvous_path
+
+    tmp_path.chmod(0o755)
+    squatted = tmp_path / "ranks"
+    squatted.mkdir()
+    squatted.chmod(0o777)
+    os.chown(squatted, OTHER_UID, OTHER_UID)
+    env = {ENV_RANK_DIR: str(squatted), "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
+    with pytest.raises(OSError):
+        rendezvous_path("job", env)
+    old = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        with JobServer(discovery_files=False) as srv:
+            handle = srv.add_job("job")
+            logging_.getLogger("peft_notify").setLevel(logging_.WARNING)
+            assert publish(srv, handle, "job") is None
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    assert list(squatted.iterdir()) == []  # rank 0 wrote nothing where another user can swap it
