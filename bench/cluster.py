@@ -122,6 +122,7 @@ def _many(ctx: Context, nats: NatsServerChild, result: Result) -> None:
                 tick = time.monotonic()
                 asyncio.run(publish(nats.url, [(f"peft.jobs.{j}", progress(j, step, step, seconds)) for j in ids]))
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+            running_end = time.perf_counter_ns()
             asyncio.run(publish(nats.url, [(f"peft.jobs.{j}", completed(j, seconds + 1)) for j in ids]))
             deadline = time.monotonic() + 300
             done = 0
@@ -135,13 +136,15 @@ def _many(ctx: Context, nats: NatsServerChild, result: Result) -> None:
             rss = app.rss_mb()
             server_rss = nats.rss_mb()
             time.sleep(0.5)
-            busy = app.lag_samples(busy_start, busy_end)
+            busy = app.lag_samples(busy_start, running_end)  # jobs appear and run
+            ending = app.lag_samples(running_end, busy_end)  # all of them complete in the same second
             idle = app.lag_samples(idle_start, idle_end)
-    b, i = stats(busy), stats(idle)
+    b, i, e = stats(busy), stats(idle), stats(ending or [0.0])
+    ending_s = (busy_end - running_end) / 1e9
     result.rows += [
         Row(
             benchmark=NAME,
-            metric=f"{jobs} jobs on one NATS server: UI lag p99",
+            metric=f"{jobs} jobs on one NATS server: UI lag p99 while they run",
             ours=b.p99,
             reference=i.p99,
             reference_name="same timer, idle before the jobs",
@@ -150,7 +153,8 @@ def _many(ctx: Context, nats: NatsServerChild, result: Result) -> None:
             ours_ci=bootstrap_ci(busy, P99, n_boot=1000),
             target="p99 ≤ 100 ms",
             met=b.p99 <= 100.0,
-            detail=f"median {b.median:.3g} ms, max {b.maximum:.3g} ms; {done}/{jobs} completions shown",
+            detail=f"median {b.median:.3g} ms, max {b.maximum:.3g} ms; then {jobs} completions at once: "
+            f"{done} shown in {ending_s:.0f} s, lag p99 {e.p99:.3g} ms, max {e.maximum:.3g} ms",
         ),
         Row(
             benchmark=NAME,
@@ -166,8 +170,15 @@ def _many(ctx: Context, nats: NatsServerChild, result: Result) -> None:
         ),
     ]
     result.notes.append(
-        f"Many jobs: {jobs} jobs appear at once, report progress every second for {seconds} s (one frame each, "
-        f"{jobs} frames/s) and complete; {done} of {jobs} completion popups reached the notification server. "
+        f"Many jobs: {jobs} jobs appear at once and report progress every second for {seconds} s (one frame each, "
+        f"{jobs} frames/s): the lag row is that phase. Then all complete in the same second; {done} of {jobs} "
+        f"completion popups reached the notification server, {ending_s:.0f} s later (in the row's detail). "
         "Scaled for a 2-core machine shared with other work; the issue's 1,000 jobs is the full size."
     )
-    result.raw["many"] = {"jobs": jobs, "done": done, "busy": [b.median, b.p99, b.maximum], "rss": [rss_idle, rss]}
+    result.raw["many"] = {
+        "jobs": jobs,
+        "done": done,
+        "running": [b.median, b.p99, b.maximum],
+        "completing": [e.median, e.p99, e.maximum, ending_s],
+        "rss": [rss_idle, rss],
+    }

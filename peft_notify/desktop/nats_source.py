@@ -362,9 +362,12 @@ class NatsSource:
                 msgs, arrived[:] = arrived[:], []
                 superseded = _superseded(msgs)
                 for i, msg in enumerate(msgs):
+                    found = len(self._jobs)
                     self._take(msg, skip=i in superseded)
-                    if i % 64 == 63:
-                        await asyncio.sleep(0)  # let timers and repaints run during a catch-up
+                    if i % 64 == 63 or len(self._jobs) != found:
+                        # Let timers and repaints run during a catch-up, and after each new job: the
+                        # app builds a card per job, and 1,000 jobs appearing at once must not freeze it.
+                        await asyncio.sleep(0)
                 if self.last_stream_seq is not None:
                     self.cursors.set(self.cursor_key, self.last_stream_seq, now=time.monotonic())
             if closed.is_set():
