@@ -715,3 +715,55 @@ def test_a_rank_directory_another_user_owns_is_never_used(tmp_path: Path) -> Non
             else:
                 os.environ[name] = value
     assert list(squatted.iterdir()) == []  # rank 0 wrote nothing where another user can swap it
+
+
+RECONNECTING_FLOOD = r"""
+import socket, sys, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+end, held = time.time() + seconds, []
+while time.time() < end:  # as fast as it can, holding up to 200 idle connections, replacing them
+    try:
+        held.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+    except OSError:
+        pass
+    if len(held) > 200:
+        for sock in held[:100]:
+            sock.close()
+        del held[:100]
+"""
+
+
+def test_the_owner_gets_in_during_a_sustained_connection_flood() -> None:
+    """Item 5: four processes of uid 65534 open idle connections as fast as they can for the
+    whole test; the owner's connections (the app reconnecting) still get their ``hello``."""
+    from websockets.asyncio.client import connect
+
+    from peft_notify.emitter import JobServer
+
+    with JobServer(discovery_files=False) as srv:
+        srv.add_job("j")
+        flood = [_other_user(RECONNECTING_FLOOD, str(srv.port), "15") for _ in range(4)]
+        try:
+            import time
+
+            time.sleep(2.0)  # the flood is under way
+
+            async def owner() -> int:
+                got = 0
+                for _ in range(10):
+                    for _attempt in range(2):  # the app's client retries a dropped handshake
+                        try:
+                            async with connect(srv.url_for("j"), open_timeout=5) as ws:
+                                if json.loads(await ws.recv())["type"] == "hello":
+                                    got += 1
+                                    break
+                        except Exception as exc:  # dropped mid-handshake: reset, invalid message, timeout
+                            print("owner attempt failed:", exc)
+                return got
+
+            assert asyncio.run(owner()) == 10
+            assert srv.admission.dropped > 0  # the flood really filled the waiting room
+        finally:
+            for proc in flood:
+                proc.kill()
+                proc.communicate(timeout=30)
