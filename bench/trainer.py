@@ -17,7 +17,7 @@ TITLE = "Trainer wall time with NotifyCallback vs without (tiny GPT-2 + LoRA on 
 
 
 def run(ctx: Context) -> Result:
-    pairs, steps = ctx.size(24, 2), ctx.size(200, 10)
+    pairs, steps = ctx.size(20, 2), ctx.size(200, 10)
     env = isolated_env(ctx.workdir / "trainer")
     proc = subprocess.run(
         [PY, "-m", "bench.trainer_child", "--pairs", str(pairs), "--steps", str(steps)],

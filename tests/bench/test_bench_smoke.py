@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,37 @@ def test_trainer_runs(ctx: harness.Context) -> None:
 @pytest.mark.parametrize("name", ["ingest", "responsiveness", "latency", "taskbar", "memory", "startup", "scale"])
 def test_desktop_benchmark_runs(name: str, ctx: harness.Context) -> None:
     run_bench(name, ctx)
+
+
+def test_channels_runs(ctx: harness.Context) -> None:
+    result = run_bench("channels", ctx)
+    for row in result.rows[:2]:  # the target: p99 ≤ 2 × a bare POST's p99 + 20 ms
+        assert row.target == "p99 ≤ 2 × reference + 20 ms" and row.ours_ci is not None
+
+
+SWEEP = {
+    "results": [
+        {"name": "scale", "raw": {"sweep": [{"jobs": n, "lag_p99": 2.0 * n, "rss": 100 + n / 10} for n in (1, 10)]}},
+        {"name": "cluster", "raw": {"many": {"jobs": 20, "busy": [1.0, 30.0, 40.0], "rss": [120.0, 130.0]}}},
+    ]
+}
+
+
+def test_plot_draws_the_scale_picture(tmp_path: Path) -> None:
+    pytest.importorskip("PySide6")
+    from bench import plot
+
+    assert plot.series(SWEEP) == {"WebSocket": [(1, 2.0, 100.1), (10, 20.0, 101.0)], "NATS": [(20, 30.0, 130.0)]}
+    results, png = tmp_path / "r.json", tmp_path / "docs" / "scale.png"
+    results.write_text(json.dumps(SWEEP))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(Path(harness.REPO))}
+    done = subprocess.run([sys.executable, "-m", "bench.plot", str(results), str(png)], env=env, check=False)
+    assert done.returncode == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results.write_text(json.dumps({"results": []}))  # no sweep: one line, exit 2
+    argv = [sys.executable, "-m", "bench.plot", str(results), str(png)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "no scale sweep" in done.stderr
 
 
 def test_stats_and_percentile() -> None:
