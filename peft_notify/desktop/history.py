@@ -586,12 +586,18 @@ def export_json(entries: Iterable[HistoryEntry]) -> str:
 
 # A spreadsheet evaluates a cell that starts with one of these as a formula (`=cmd|' /C calc'!A0`,
 # DDE); OWASP "CSV Injection": prefix such a text cell with a single quote so it stays text.
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+# Full-width forms too (some locales' spreadsheets take `＝` for `=`), and after leading blanks
+# (a spreadsheet may trim them before it looks at the first character).
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_BLANKS: Final = " \t\r\n\u00a0\u3000"
 
 
 def csv_safe(value: object) -> object:
-    """``value`` made inert for spreadsheets: text starting with ``= + - @`` tab or CR gets a ``'``."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """``value`` made inert for spreadsheets: text starting with ``= + - @`` tab or CR (after any
+    blanks; also their full-width forms) gets a ``'``."""
+    if isinstance(value, str) and (
+        value.startswith(_FORMULA_START) or value.lstrip(_BLANKS).startswith(_FORMULA_START)
+    ):
         return "'" + value
     return value
 

@@ -802,3 +802,73 @@ def test_a_nats_publisher_flooding_bad_frames_gets_one_log_line_not_one_per_fram
         server.stop()
     lines = [r.getMessage() for r in caplog.records if "bad frame" in r.getMessage()]
     assert 1 <= len(lines) <= 5, len(lines)
+
+
+# --------------------------------------------------------------------------- items 2, 9: more request variants
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("LOCALHOST:{port}", True),
+        ("localhost.:{port}", True),
+        ("127.0.0.1", True),
+        ("[::1]", True),
+        ("localhost.attacker.test:{port}", False),
+        ("127.0.0.1.nip.io:{port}", False),
+        ("attacker.test.:{port}", False),
+        ("ATTACKER.TEST:{port}", False),
+        ("", False),
+    ],
+)
+def test_host_header_variants(host: str, allowed: bool) -> None:
+    from peft_notify.emitter import JobServer
+
+    with JobServer(discovery_files=False) as srv:
+        srv.add_job("j")
+        header = f"Host: {host.format(port=srv.port)}\r\n" if host else ""
+        status = _handshake(srv.port, header + f"Authorization: Bearer {srv.token}\r\n")
+    assert ("101" in status) is allowed, status
+
+
+@pytest.mark.parametrize("since", ["+1", "%2B1", "1%20", "%091", "1e3", "1.0", "%EF%BC%91"])
+def test_since_variants_are_400_after_the_token(since: str) -> None:
+    from peft_notify.emitter import JobServer
+
+    with JobServer(discovery_files=False) as srv:
+        srv.add_job("j")
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+            sock.sendall(
+                f"GET /ws/notifications/j?since={since}&token={srv.token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            status = sock.recv(65536).split(b"\r\n", 1)[0].decode()
+    assert " 400 " in status, status
+
+
+# --------------------------------------------------------------------------- item 4: CSV cells
+
+
+@pytest.mark.parametrize("payload", [" =cmd|' /C calc'!A0", "  +SUM(1+1)", "\u00a0@SUM(1)", "\uff1dcmd|'/C calc'!A0"])
+def test_csv_cells_with_leading_blanks_or_fullwidth_signs_are_inert(
+    tmp_path: Path, payload: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 4: a job's title ``" =cmd|…"`` (leading blank) or ``"＝cmd|…"`` (full-width equals,
+    which some spreadsheet locales take as ``=``) went into ``history --csv`` unprefixed."""
+    import csv
+    import io
+
+    from peft_notify.cli import main
+    from peft_notify.desktop.history import SqliteHistoryStore
+    from peft_notify.ports import DeliveryStatus
+    from peft_notify.wire import NotificationEvent, NotificationType
+
+    path = tmp_path / "h.sqlite3"
+    store = SqliteHistoryStore(path)
+    event = NotificationEvent(type=NotificationType.ERROR, title=payload, message=payload)
+    store.record("j", "train.py", event, ts=1.0, status=DeliveryStatus.SHOWN)
+    store.close()
+    assert main(["history", "--db", str(path), "--csv"]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert row["title"] == "'" + payload and row["message"] == "'" + payload, row
