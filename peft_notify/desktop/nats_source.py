@@ -408,7 +408,7 @@ class NatsSource:
 
     def _take(self, msg: Msg, *, skip: bool = False) -> None:
         """One stream message; ``skip``: a progress frame a later one of the same job in this batch supersedes."""
-        seq = msg.metadata.sequence.stream
+        seq = _stream_seq(msg)
         if self.last_stream_seq is not None and seq <= self.last_stream_seq:
             return
         self.last_stream_seq = seq
@@ -473,6 +473,17 @@ class NatsSource:
         except Exception:
             log.exception("on_event callback failed")
         return state
+
+
+def _stream_seq(msg: Msg) -> int:
+    """The message's stream sequence from its reply subject (``$JS.ACK.<stream>.<consumer>.<delivered>.
+    <stream seq>...``, or with domain and account hash); ``msg.metadata`` parses all of it (~5 µs)."""
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS":
+        return int(tokens[5])
+    if len(tokens) >= 11 and tokens[0] == "$JS":
+        return int(tokens[7])
+    return int(msg.metadata.sequence.stream)
 
 
 def _superseded(msgs: list[Msg]) -> set[int]:
