@@ -50,6 +50,10 @@ def target(args: argparse.Namespace | Any) -> NatsTarget | None:
         found = nats_publisher.target_from(url, insecure=bool(getattr(args, "insecure", False)))
         if found is not None:
             nats_publisher.require_client()
+            if getattr(args, "job_id", None):  # it names the job's subject: a.b is fine, a..b is not
+                from peft_notify import natsurl
+
+                natsurl.subject_for(args.job_id)
     except (ValueError, ImportError) as exc:
         raise UsageError(f"--nats: {exc}") from None
     return found

@@ -78,6 +78,10 @@ def start_job(
     resolved = resolve_group(group)
     specs = _channel_specs(notify, notify_level)
     nats_target = _nats_target(nats, nats_insecure)  # a bad URL fails here, before anything starts
+    if nats_target is not None and job_id:
+        from peft_notify.natsurl import subject_for
+
+        subject_for(job_id)  # ValueError now for a job id that cannot be a NATS subject (a..b)
     piped = attach.from_environment(name=name, total_steps=total_steps)
     if piped is not None:
         if notify:  # the wrapping `peft-notify run` serves the job and delivers with its own --notify

@@ -85,3 +85,10 @@ def test_watch_and_run_refuse_clear_text_to_another_host() -> None:
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 2, (args, err)
         assert "clear text" in err and "tok3n" not in err + out
+
+
+def test_a_job_id_that_cannot_be_a_subject_is_refused_before_serving() -> None:
+    proc = _cli("simulate", "--nats", "nats://127.0.0.1:4222", "--job-id", "a..b", "--no-discovery")
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, err
+    assert "cannot be a NATS subject" in err and "Traceback" not in err
