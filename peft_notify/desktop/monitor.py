@@ -36,7 +36,7 @@ from typing import Any, Protocol, TypeAlias
 
 from peft_notify.desktop.dispatch import Route, SendToJob, ShowDetails
 from peft_notify.desktop.frames import ClientState, ConnectionEvent, JobUrl, parse_job_url, shown_url
-from peft_notify.desktop.nats_source import NatsSources
+from peft_notify.desktop.nats_sources import NatsSources
 from peft_notify.desktop.procwatch import is_local_host, process_alive
 from peft_notify.engine.actions import Action, Record
 from peft_notify.engine.config import EngineConfig

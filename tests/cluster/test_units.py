@@ -10,7 +10,7 @@ import pytest
 
 from peft_notify import natsurl, wire
 from peft_notify.desktop import nats_source
-from peft_notify.desktop.nats_source import CursorStore
+from peft_notify.desktop.nats_sources import CursorStore
 
 
 @dataclass
