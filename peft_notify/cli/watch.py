@@ -15,6 +15,10 @@ tunnel comes back), unless ``--give-up-lost`` sets a limit.
 waits for the first (``--timeout S`` gives up, exit 2), then follows it — from its first
 message when it is less than a minute old, so its milestones are announced. ``--all`` keeps
 watching and follows every local job as it starts, until Ctrl-C.
+
+A ``nats://`` source resumes after the last stream message it processed, also after a restart:
+the position is kept in ``watch-nats-cursors.json`` (0600) beside the app's history
+(``--no-resume``: start afresh, from the last day of the stream).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from peft_notify.cli import natsarg
@@ -81,6 +86,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--since", type=index, help="replay events after this sequence number")
     p.add_argument("--json", action="store_true", help="one JSON object per decided action")
     p.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="nats://: start afresh instead of after the last stream message an earlier watch processed",
+    )
+    p.add_argument(
         "--give-up",
         type=seconds,
         default=30.0,
@@ -125,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         give_up_lost=args.give_up_lost,
         channels=channels,
         nats_insecure=args.insecure,
+        nats_cursors=nats_cursor_path() if args.resume else None,
     )
     try:
         return asyncio.run(
@@ -134,6 +146,14 @@ def run(args: argparse.Namespace) -> int:
         watcher.close()
         # --all ends with Ctrl-C: that is its normal end, so the jobs' outcome is the status.
         return watcher.exit_status() if args.follow_all and watcher.final else 130
+
+
+def nats_cursor_path() -> Path:
+    """Where ``watch`` keeps its NATS stream positions: beside the app's ``nats-cursors.json``, but
+    its own file (a watch that ran must not move the app's position past what the app has shown)."""
+    from peft_notify.desktop.history import default_history_path
+
+    return default_history_path().with_name("watch-nats-cursors.json")
 
 
 def printable(text: object, *, multiline: bool = False) -> str:
@@ -168,6 +188,7 @@ class Watcher:
         give_up_lost: float = 0.0,
         channels: Sequence[ChannelSpec] = (),
         nats_insecure: bool = False,
+        nats_cursors: Path | None = None,
     ) -> None:
         from peft_notify.desktop.channels import DesktopChannels
         from peft_notify.desktop.monitor import Monitor
@@ -198,6 +219,7 @@ class Watcher:
             client_factory=_make_client,
             on_event=self.on_monitor_event,
             nats_insecure=nats_insecure,  # a NATS source runs until interrupted (docs/cluster.md)
+            nats_cursors=nats_cursors,  # None: resume only after a reconnect, not after a restart
         )
         # --notify: the same channels the app has (jobs that deliver themselves are skipped).
         self.channels = DesktopChannels(channels) if channels else None

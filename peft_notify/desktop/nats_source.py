@@ -174,6 +174,12 @@ class NatsSource:
 
     async def run(self) -> ClientState:
         """Connect, catch up, follow; reconnect with backoff and resume after the last sequence."""
+        try:
+            return await self._follow()
+        finally:
+            self.cursors.save()  # also when cancelled (the monitor's shutdown, Ctrl-C in watch)
+
+    async def _follow(self) -> ClientState:
         delays = backoff(0.5, 15.0, self._rng)
         while not self._stop.is_set():
             detail, connects = "connection lost", self.connects
@@ -193,7 +199,6 @@ class NatsSource:
             self._set(ClientState.RECONNECTING, detail, retry_in=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
-        self.cursors.save()
         return self._set(ClientState.STOPPED)
 
     def stop(self) -> None:

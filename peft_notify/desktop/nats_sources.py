@@ -9,9 +9,11 @@ last processed stream sequence (in memory, or in a 0600 JSON file so a restarted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,16 +59,23 @@ class CursorStore:
         if not self._dirty or self.path is None:
             return
         self._saved_at = time.monotonic() if now is None else now
+        tmp: str | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # A new file of our own (mkstemp: O_EXCL, 0600, a fresh name: a planted or a concurrent
+            # writer's ".tmp" is never opened), then an atomic replace.
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".", suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(self._values, out)
             os.replace(tmp, self.path)
+            tmp = None
             self._dirty = False
         except OSError as exc:
             log.warning("cannot save the NATS stream position to %s: %s", self.path, exc)
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
 
 JOB_FRAGMENT = "job"  # nats://HOST:PORT/peft.jobs.JOB#job: a job a source found (not typed by users)

@@ -16,6 +16,7 @@ pytest.importorskip("nats", reason="the cluster transport needs nats-py (pip ins
 def _runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PEFT_NOTIFY_RUNTIME_DIR", str(tmp_path / "rt"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # watch's NATS cursor file goes there
     monkeypatch.delenv("PEFT_NOTIFY_NATS", raising=False)
 
 
