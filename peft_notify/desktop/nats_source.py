@@ -189,8 +189,8 @@ class NatsSource:
                 raise
             except Exception as exc:
                 detail = _describe(exc)
-                if "authorization" in detail.lower():
-                    return self._set(ClientState.AUTH_REFUSED, detail)
+                if "authorization" in detail.lower():  # the server never echoes the secret back
+                    return self._set(ClientState.AUTH_REFUSED, f"the NATS server refused the credentials ({exc})")
             if self._stop.is_set():
                 break
             if self.connects > connects and self.state is ClientState.CONNECTED:

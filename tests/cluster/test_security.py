@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from urllib.parse import quote
 
 import nats
 import pytest
@@ -12,7 +19,7 @@ import peft_notify
 from peft_notify import natsurl, wire
 from peft_notify.desktop.frames import ClientState
 from tests.cluster.natsd import NatsServer, self_signed
-from tests.cluster.rig import Desk, finish, node, until
+from tests.cluster.rig import ROOT, Desk, finish, node, until
 
 
 @pytest.mark.parametrize(
@@ -154,3 +161,97 @@ def test_tls_with_the_servers_ca_works_and_a_wrong_ca_is_refused(tmp_path: Path)
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+PASSWORD = "pa55 w/rd@:%x"  # URL-special characters: percent-encoded in the URL
+TOKEN = "t0ken-zq9"
+AUTH = {
+    "password": ('authorization { users = [ { user: alice, password: "pa55 w/rd@:%x" } ] }',
+                 f"alice:{quote(PASSWORD, safe='')}@", "alice:wr0ng-pa55@", PASSWORD),
+    "token": (f'authorization {{ token: "{TOKEN}" }}', f"{TOKEN}@", "wr0ng-t0ken@", TOKEN),
+}  # fmt: skip
+
+
+def _watch(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PEFT_NOTIFY_RESOURCES": "0", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "peft_notify", "watch", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(AUTH))
+def test_a_server_requiring_credentials_publisher_desktop_and_watch_authenticate_and_never_show_them(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nats-server started from a config file that requires a user/password (or a token): the
+    publisher (a real training process) and the desktop source get in with the URL's credentials;
+    with wrong ones each says so in one line, no traceback, and the secret (right or wrong, raw or
+    percent-encoded) is in no log line, history entry, connection detail or ``watch`` output."""
+    config, good, bad, secret = AUTH[kind]
+    server = NatsServer(tmp_path / "js", config=config).start()
+    plain = f"nats://127.0.0.1:{server.port}"
+    url, wrong = f"nats://{good}127.0.0.1:{server.port}", f"nats://{bad}127.0.0.1:{server.port}"
+    secrets = (secret, quote(secret, safe=""), good.rstrip("@"), bad.rstrip("@").split(":")[-1])
+    shown: list[str] = []
+    caplog.set_level(logging.DEBUG)
+    try:
+
+        async def scenario() -> None:
+            rc, out, err = await finish(node(url, "guarded", steps=20))
+            assert rc == 0, err
+            shown.extend((out, err))
+            key = f"guarded@127.0.0.1:{server.port}"
+            async with Desk(url) as desk:
+                await until(lambda: desk.job(key) is not None and desk.job(key).state.value == "completed")
+                await until(lambda: len(desk.entries(key)) >= 1, what="the job's notifications in history")
+                await desk.monitor.drain()
+                shown.extend(f"{e.title} {e.message} {e.job_id}" for e in desk.entries(key))
+                shown.extend(
+                    f"{c.url if c.source else ''} {c.detail} {c.title}" for c in desk.monitor.connections.values()
+                )
+                assert any("plateau" in e.title + e.message for e in desk.entries(key))
+            for refused in (wrong, plain):
+                shown.append(await refused_by(refused, key))
+
+        async def refused_by(refused: str, key: str) -> str:
+            async with Desk(refused) as desk:
+                conn = desk.monitor.connections[desk.url]
+                await until(lambda: conn.state is ClientState.AUTH_REFUSED, 15, "auth refused")
+                assert "authorization" in conn.detail.lower(), conn.detail
+                assert desk.job(key) is None
+                return conn.detail
+
+        asyncio.run(scenario())
+
+        # A job with wrong credentials trains to its end and says once why nothing is published.
+        rc, out, err = asyncio.run(finish(node(wrong, "locked-out", steps=10)))
+        assert rc == 0 and "done" in out, err
+        refused_lines = [line for line in err.splitlines() if "NATS" in line and "uthorization" in line]
+        assert len(refused_lines) == 1 and "refused the credentials" in refused_lines[0], err
+        assert "Traceback" not in err
+        shown.extend((out, err))
+
+        # watch: follows with the right credentials; refused ones end it (exit 2) with one line.
+        follow = _watch("--json", url)
+        deadline = time.monotonic() + 30
+        assert follow.stdout is not None
+        lines: list[str] = []
+        while not any('"guarded' in line and '"Record"' in line for line in lines):
+            assert time.monotonic() < deadline and follow.poll() is None, lines
+            lines.append(follow.stdout.readline())
+        follow.send_signal(signal.SIGINT)
+        out, err = follow.communicate(timeout=20)
+        shown.extend((*lines, out, err))
+        denied = _watch(wrong)
+        out, err = denied.communicate(timeout=60)
+        assert denied.returncode == 2, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert "refused the credentials" in err and "authorization" in err.lower() and out == "", (out, err)
+        shown.extend((out, err))
+    finally:
+        server.stop()
+    shown.extend(r.getMessage() for r in caplog.records)
+    text = "\n".join(shown)
+    for leaked in secrets:
+        assert leaked not in text, leaked
