@@ -28,11 +28,24 @@ def _runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_trainer_completion_reaches_the_channel_with_the_loss_curve(tmp_path: Path, receiver: Receiver) -> None:
+    import time
+
+    import transformers
+
     from peft_notify.integrations.transformers import NotifyCallback
     from tests.integrations.test_transformers import _trainer
 
+    class Paced(transformers.TrainerCallback):  # type: ignore[misc]
+        """Steps slower than the 20/s progress coalescing, so the curve has several points however
+        fast the machine is (an 8-step CPU run can otherwise finish inside one coalescing window)."""
+
+        def on_step_end(self, *args: object, **kwargs: object) -> None:
+            time.sleep(0.08)
+
     callback = NotifyCallback("tiny-lora", linger=0, notify=[receiver.url("json")])
-    _trainer(tmp_path, callback, steps=8).train()
+    trainer = _trainer(tmp_path, callback, steps=8)
+    trainer.add_callback(Paced())
+    trainer.train()
     [hit] = receiver.hits  # default level: the completion only (no milestones)
     payload = hit.json()
     assert payload["type"] == "success"
