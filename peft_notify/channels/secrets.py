@@ -82,7 +82,14 @@ class SecretStore:
         except Exception as exc:
             return KeyringStatus(False, "?", f"keyring failed to load: {type(exc).__name__}")
         name = _name(backend)
-        inner = getattr(backend, "backends", None)
+        try:
+            # keyring's ChainerBackend.backends asks each backend's ``priority``, which raises (e.g.
+            # SecretService's RuntimeError once the session bus is gone) after the backends were cached.
+            inner = getattr(backend, "backends", None)
+            if inner is not None:
+                inner = list(inner)
+        except Exception as exc:
+            return KeyringStatus(False, name, f"keyring unusable here: {type(exc).__name__}")
         if inner is not None:  # a ChainerBackend: usable if any link is
             names = [_name(b) for b in inner if _name(b) not in _NOT_SECURE]
             if not names:

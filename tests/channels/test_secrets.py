@@ -159,3 +159,22 @@ def test_a_broken_keyring_is_one_clear_error_without_the_secret() -> None:
         store.put(URL)
     assert "Secret" not in str(info.value)
     assert "refused" in str(info.value)
+
+
+
+def test_status_never_raises_when_the_session_bus_goes_away(
+    secret_service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keyring's real ChainerBackend asks each cached backend's ``priority``; once the session bus
+    is gone SecretService raises RuntimeError from there. ``doctor --channels`` crashed on that in a
+    full-suite run (an earlier test had loaded the backends while a bus was present)."""
+    from keyring.backends.chainer import ChainerBackend
+
+    chainer = ChainerBackend()
+    assert SecretStore(chainer).status().usable
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
+    with pytest.raises(RuntimeError):
+        list(chainer.backends)  # what keyring itself does here
+    status = SecretStore(chainer).status()
+    assert not status.usable
+    assert "RuntimeError" in status.reason
