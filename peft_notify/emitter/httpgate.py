@@ -16,9 +16,10 @@ import hmac
 import http
 import ipaddress
 import json
+import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
@@ -28,9 +29,12 @@ from websockets.http11 import Request, Response
 from peft_notify import wire
 
 __all__ = [
+    "API_MAX_WAIT",
     "API_PREFIX",
+    "API_RATE",
     "RANK_PREFIX",
     "WS_PREFIX",
+    "Pacer",
     "Page",
     "RawJson",
     "Route",
@@ -40,6 +44,7 @@ __all__ = [
     "json_response",
     "parse_route",
     "token_ok",
+    "too_many",
 ]
 
 WS_PREFIX = "/ws/notifications/"
@@ -167,6 +172,37 @@ def json_response(connection: ServerConnection, status: http.HTTPStatus, payload
     response = connection.respond(status, text + "\n")
     del response.headers["Content-Type"]
     response.headers["Content-Type"] = "application/json; charset=utf-8"
+    return response
+
+
+API_RATE: Final = 20.0  # authenticated /api/ answers per second, all clients together
+API_MAX_WAIT: Final = 2.0  # a request that would wait longer is told to come back (429)
+
+
+class Pacer:
+    """Spaces answers ``1 / rate`` seconds apart (a virtual-time queue; Sans-I/O: the caller sleeps).
+
+    :meth:`delay` returns how long the caller waits before answering, or ``None`` when the queue is
+    already ``max_wait`` seconds long (answer 429 instead: the client comes back later).
+    """
+
+    def __init__(self, rate: float = API_RATE, max_wait: float = API_MAX_WAIT) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.max_wait = max_wait
+        self._next = float("-inf")
+
+    def delay(self, now: float) -> float | None:
+        slot = max(now, self._next)
+        if slot - now > self.max_wait:
+            return None
+        self._next = slot + self.interval
+        return slot - now
+
+
+def too_many(connection: ServerConnection, retry_after: float) -> Response:
+    """429 with ``Retry-After`` (whole seconds, at least 1)."""
+    response = error(connection, http.HTTPStatus.TOO_MANY_REQUESTS, "too many API requests; retry later")
+    response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return response
 
 

@@ -77,6 +77,7 @@ class JobServer:
         discovery_files: bool = True,
         fallback_to_free_port: bool = False,
         merge_window: float = 2.0,
+        api_rate: float = httpgate.API_RATE,
     ) -> None:
         self.host = host
         # Always a token, also on loopback: another local user can reach any loopback port.
@@ -112,6 +113,7 @@ class JobServer:
         self._hub = _Hub(self)
         self._discovery_warned = False
         self.admission = Admission()  # connections waiting for their handshake: bounded (issue 10 item 5)
+        self.api_pacer = httpgate.Pacer(api_rate)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -361,7 +363,21 @@ class JobServer:
             raise KeyError(job_id)
         return job.log
 
-    def _gate(self, connection: ServerConnection, request: Any) -> Any:
+    async def _gate(self, connection: ServerConnection, request: Any) -> Any:
+        response = self._decide(connection, request)
+        if response is None or response.status_code != 200 or not request.path.startswith("/api/"):
+            return response
+        # Pace the API (issue 10 item 6): every request costs this process CPU under the training
+        # loop's GIL, and a client polling in a tight loop waits for each answer, so spacing the
+        # answers bounds what any number of pollers can take from training. Waiting costs no CPU.
+        wait = self.api_pacer.delay(asyncio.get_running_loop().time())
+        if wait is None:
+            return httpgate.too_many(connection, self.api_pacer.max_wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return response
+
+    def _decide(self, connection: ServerConnection, request: Any) -> Any:
         return httpgate.gate(
             connection,
             request,

@@ -288,6 +288,55 @@ def test_notifications_are_paged_with_a_bounded_default(server: JobServer) -> No
     assert len(clamped) == 250
 
 
+def test_pacer_spaces_answers_and_refuses_a_queue_longer_than_its_wait() -> None:
+    from peft_notify.emitter.httpgate import Pacer
+
+    pacer = Pacer(rate=10.0, max_wait=0.25)
+    assert pacer.delay(100.0) == 0.0
+    assert pacer.delay(100.0) == pytest.approx(0.1)
+    assert pacer.delay(100.0) == pytest.approx(0.2)
+    assert pacer.delay(100.0) is None  # would wait 0.3 s > 0.25: come back later
+    assert pacer.delay(101.0) == 0.0  # idle time is not banked into a burst
+
+
+def test_pollers_in_a_tight_loop_are_paced_and_told_to_come_back() -> None:
+    """Eight clients polling /api/notifications as fast as they can: the server answers at most
+    ``api_rate`` a second in all (each poller waits for its answer, so this bounds the CPU they take
+    from training), and a request that would queue past the wait is answered 429 + Retry-After."""
+    srv = JobServer(api_rate=20.0, discovery_files=False).start()
+    try:
+        srv.add_job("j").warning("w")
+        auth = {"Authorization": f"Bearer {srv.token}"}
+        answers: list[int] = []
+        stop = time.monotonic() + 2.0
+
+        def poll() -> None:
+            while time.monotonic() < stop:
+                answers.append(_http(srv.port, "/api/notifications/j", auth)[0])
+
+        pollers = [threading.Thread(target=poll) for _ in range(8)]
+        for t in pollers:
+            t.start()
+        for t in pollers:
+            t.join(30)
+        ok = answers.count(200)
+        assert 10 <= ok <= 20 * 2.5 + 8, answers  # ~20/s for 2 s, plus what was in flight
+        assert set(answers) <= {200}, answers  # 8 waiting pollers queue < 2 s: no 429 yet
+        # 60 at once queue ~3 s at 20/s: the tail is told to come back.
+        burst: list[tuple[int, Any]] = []
+        threads = [threading.Thread(target=lambda: burst.append(_http(srv.port, "/api/notifications/j", auth)))
+                   for _ in range(60)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        statuses = [status for status, _ in burst]
+        assert statuses.count(429) >= 1, statuses
+        assert statuses.count(200) >= 30, statuses
+    finally:
+        srv.stop()
+
+
 def test_notification_bodies_are_encoded_once_per_seq_not_per_request(
     server: JobServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
