@@ -31,7 +31,9 @@ def series(data: dict[str, Any]) -> dict[str, list[tuple[int, float, float]]]:
             out["WebSocket"] = [(int(p["jobs"]), float(p["lag_p99"]), float(p["rss"])) for p in raw["sweep"]]
         if res.get("name") == "cluster" and raw.get("many"):
             many = raw["many"]
-            out["NATS"] = [(int(many["jobs"]), float(many["busy"][1]), float(many["rss"][1]))]
+            lag = many.get("running") or many.get("busy")  # [median, p99, max] while the jobs report
+            if lag:
+                out["NATS"] = [(int(many["jobs"]), float(lag[1]), float(many["rss"][1]))]
     return out
 
 
@@ -99,9 +101,11 @@ def draw(data: dict[str, Any], target: Path) -> None:
             painter.drawText(QRectF(x - 30, top + height + 6, 60, 18), Qt.AlignmentFlag.AlignCenter, f"{decade:,}")
             decade *= 10
         painter.drawText(QRectF(left, top + height + 24, width, 18), Qt.AlignmentFlag.AlignCenter, "jobs on one app")
-        ticks = (
-            [y_lo * 10**k for k in range(6) if y_lo * 10**k <= y_hi] if use_log else [y_hi * k / 4 for k in range(5)]
-        )
+        if use_log:  # decades inside the range
+            ticks = [10.0**k for k in range(math.floor(math.log10(y_lo)), math.ceil(math.log10(y_hi)) + 1)]
+            ticks = [t for t in ticks if y_lo <= t <= y_hi]
+        else:
+            ticks = [y_hi * k / 4 for k in range(5)]
         for tick in ticks:
             y = fy(tick)
             painter.drawLine(QPointF(left - 5, y), QPointF(left, y))

@@ -105,7 +105,7 @@ def test_channels_runs(ctx: harness.Context) -> None:
 SWEEP = {
     "results": [
         {"name": "scale", "raw": {"sweep": [{"jobs": n, "lag_p99": 2.0 * n, "rss": 100 + n / 10} for n in (1, 10)]}},
-        {"name": "cluster", "raw": {"many": {"jobs": 20, "busy": [1.0, 30.0, 40.0], "rss": [120.0, 130.0]}}},
+        {"name": "cluster", "raw": {"many": {"jobs": 20, "running": [1.0, 30.0, 40.0], "rss": [120.0, 130.0]}}},
     ]
 }
 
