@@ -39,9 +39,17 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
 
-    from peft_notify.desktop.nats_sources import CursorStore
+__all__ = ["Cursors", "NatsJobClient", "NatsSource", "SourceSink"]
 
-__all__ = ["NatsJobClient", "NatsSource", "SourceSink"]
+
+class Cursors(Protocol):
+    """Where a source keeps the last stream sequence it processed (``nats_sources.CursorStore``)."""
+
+    def get(self, key: str) -> int | None: ...
+
+    def set(self, key: str, seq: int, *, now: float) -> None: ...
+
+    def save(self, now: float | None = None) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +148,7 @@ class NatsSource:
         on_event: Callable[[ConnectionEvent], None],
         job_key: Callable[[str], str],
         insecure: bool = False,
-        cursors: CursorStore,
+        cursors: Cursors,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.url = url
