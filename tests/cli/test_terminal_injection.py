@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import pytest
 
 from tests.cli.hostile_server import EVIL
 from tests.cli.test_run import run_in_pty
+from tests.platform.platform_support import private_session_bus
 
 HERE = Path(__file__).parent
 ATTACKS = (b"\x1b]52", b"\x1b]0;", b"\x1b[2J", b"\x9b", "\u202e".encode(), b"\x07", b"\x08", b"FAKE\x1b")
@@ -87,39 +86,20 @@ def test_http_error_body_is_neutralised(tmp_path: Path, hostile: int) -> None:
 @pytest.fixture
 def hostile_bus(tmp_path: Path) -> Iterator[str]:
     """A private session bus whose notification server answers with escape sequences."""
-    if not shutil.which("dbus-daemon"):
-        pytest.skip("dbus-daemon is not installed")
-    config = tmp_path / "bus.conf"
-    config.write_text(  # as tests/platform/conftest.py's private_bus: nothing D-Bus-activated
-        '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
-        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
-        f"<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen><auth>EXTERNAL</auth>"
-        '<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>'
-        '<allow own="*"/></policy></busconfig>\n'
-    )
-    out = subprocess.run(
-        ["dbus-daemon", f"--config-file={config}", "--fork", "--nosyslog", "--print-address=1", "--print-pid=1"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    address, pid = (line.strip() for line in out.stdout.split("\n")[:2])
-    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": address, "PYTHONPATH": str(HERE.parent.parent)}
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "hostile_dbus.py"), "120"], stdout=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "ready"
-        yield address
-    finally:
-        server.terminate()
-        server.wait(10)
-        if server.stdout is not None:
-            server.stdout.close()
-        os.kill(int(pid), signal.SIGTERM)
+    with private_session_bus(tmp_path) as address:
+        env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": address, "PYTHONPATH": str(HERE.parent.parent)}
+        server = subprocess.Popen(
+            [sys.executable, str(HERE / "hostile_dbus.py"), "120"], stdout=subprocess.PIPE, text=True, env=env
+        )
+        try:
+            assert server.stdout is not None
+            assert server.stdout.readline().strip() == "ready"
+            yield address
+        finally:
+            server.terminate()
+            server.wait(10)
+            if server.stdout is not None:
+                server.stdout.close()
 
 
 def test_doctor_neutralises_a_hostile_notification_server(tmp_path: Path, hostile_bus: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,39 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform.platform_support import PrivateDunst, name_owned, require_desktop
+from tests.platform.platform_support import PrivateDunst, name_owned, private_session_bus, require_desktop
 
 
 @pytest.fixture
 def private_bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A private session bus with nothing on it; DBUS_SESSION_BUS_ADDRESS points at it."""
     require_desktop()
-    if not shutil.which("dbus-daemon"):
-        pytest.skip("dbus-daemon is not installed")
-    # No <servicedir>: nothing is D-Bus-activated, so "no server" and "server killed" stay true
-    # (dunst ships a service file and would otherwise be restarted by the first Notify call).
-    config = tmp_path / "bus.conf"
-    config.write_text(
-        '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
-        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
-        f"<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen><auth>EXTERNAL</auth>"
-        '<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>'
-        '<allow own="*"/></policy></busconfig>\n'
-    )
-    out = subprocess.run(
-        ["dbus-daemon", f"--config-file={config}", "--fork", "--nosyslog", "--print-address=1", "--print-pid=1"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    address, pid = out.stdout.split("\n")[:2]
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address.strip())
-    try:
-        yield address.strip()
-    finally:
-        os.kill(int(pid), signal.SIGTERM)
+    with private_session_bus(tmp_path) as address:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        yield address
 
 
 @pytest.fixture

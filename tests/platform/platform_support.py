@@ -7,10 +7,13 @@ desktop session. Tests needing it are marked ``desktop`` and skip without DISPLA
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,38 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+@contextlib.contextmanager
+def private_session_bus(directory: Path) -> Iterator[str]:
+    """A dbus-daemon of our own listening in ``directory``; yields its address, stops it after.
+
+    No <servicedir>: nothing is D-Bus-activated, so "no server" and "server killed" stay true
+    (dunst ships a service file and would otherwise be restarted by the first Notify call).
+    """
+    if not shutil.which("dbus-daemon"):
+        pytest.skip("dbus-daemon is not installed")
+    config = directory / "bus.conf"
+    config.write_text(
+        '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
+        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+        f"<busconfig><type>session</type><listen>unix:dir={directory}</listen><auth>EXTERNAL</auth>"
+        '<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>'
+        '<allow own="*"/></policy></busconfig>\n'
+    )
+    out = subprocess.run(
+        ["dbus-daemon", f"--config-file={config}", "--fork", "--nosyslog", "--print-address=1", "--print-pid=1"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    address, pid = (line.strip() for line in out.stdout.split("\n")[:2])
+    try:
+        yield address
+    finally:
+        os.kill(int(pid), signal.SIGTERM)
 
 
 def require_desktop() -> None:
