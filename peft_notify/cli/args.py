@@ -47,26 +47,24 @@ def port(text: str) -> int:
     return value
 
 
-def count(text: str) -> int:
-    """A whole number of at least 1 (steps, jobs, entries)."""
+def _whole(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
     return value
+
+
+def count(text: str) -> int:
+    """A whole number of at least 1 (steps, jobs, entries)."""
+    return _whole(text, 1)
 
 
 def index(text: str) -> int:
     """A whole number of at least 0 (a sequence number, a step)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
-    return value
+    return _whole(text, 0)
 
 
 def number(text: str) -> float:
