@@ -421,13 +421,16 @@ class Monitor:
     def start(self) -> None:
         """Start the background tasks and the clients added so far (needs a running loop)."""
         loop = asyncio.get_running_loop()
-        self._background = [loop.create_task(self._perform_worker()), loop.create_task(self._ticker())]
+        self._background = [
+            loop.create_task(self._perform_worker(), name="perform"),
+            loop.create_task(self._ticker(), name="ticker"),
+        ]
         if self.dnd_probe is not None:
-            self._background.append(loop.create_task(self._dnd_poller()))
+            self._background.append(loop.create_task(self._dnd_poller(), name="dnd probe"))
         if self.presses is not None:
-            self._background.append(loop.create_task(self._press_worker()))
+            self._background.append(loop.create_task(self._press_worker(), name="button presses"))
         if self.discover is not None:
-            self._background.append(loop.create_task(self._discoverer()))
+            self._background.append(loop.create_task(self._discoverer(), name="discovery"))
         for conn in self.connections.values():
             if conn.client is None and not conn.paused:
                 self._start_client(conn)
@@ -444,7 +447,8 @@ class Monitor:
             # Bounded: a connection that ignores cancellation must not keep the process from ending.
             _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_S)
             if pending:
-                log.warning("%d tasks did not stop within %g s", len(pending), SHUTDOWN_S)
+                names = ", ".join(sorted(t.get_name() for t in pending))
+                log.warning("%d tasks did not stop within %g s: %s", len(pending), SHUTDOWN_S, names)
         while not self._queue.empty():
             await self._perform(self._queue.get_nowait())
 
@@ -588,7 +592,9 @@ class Monitor:
             return
         previous, conn.state, conn.detail, conn.retry_in = conn.state, ClientState.CONNECTING, "", None
         conn.client = client
-        conn.task = asyncio.get_running_loop().create_task(self._run_client(conn, client))
+        conn.task = asyncio.get_running_loop().create_task(
+            self._run_client(conn, client), name=f"client {conn.target.address}"
+        )
         if previous is not ClientState.CONNECTING:
             self._emit(LinkChanged(conn, previous))
 

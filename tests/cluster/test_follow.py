@@ -115,7 +115,8 @@ def test_a_restarted_desktop_resumes_after_the_last_stream_message_it_processed(
     cursors = tmp_path / "state" / "nats-cursors.json"
 
     async def scenario() -> None:
-        proc = node(natsd.url, "long", steps=240, sleep=0.03)
+        release = tmp_path / "release"
+        proc = node(natsd.url, "long", steps=240, sleep=0.03, extra=("--hold-at", "200", "--hold-file", str(release)))
         key = f"long@127.0.0.1:{natsd.port}"
         async with Desk(natsd.url, cursors=cursors) as first:
             await until(lambda: first.job(key) is not None and first.job(key).current_step >= 70)
@@ -124,8 +125,11 @@ def test_a_restarted_desktop_resumes_after_the_last_stream_message_it_processed(
             stopped_at = first.monitor.connections[first.url].client.last_stream_seq
         assert any("25%" in t for t in seen_first)
         assert json.loads(cursors.read_text()) and cursors.stat().st_mode & 0o777 == 0o600
-        await asyncio.sleep(2.5)  # away while the job passes 50 % and warns
+        # Away while the job passes 50 % and warns; it then waits at step 200 until the desktop is back.
+        await until(lambda: Path(f"{release}.holding").exists(), what="the job past its warning")
         async with Desk(natsd.url, cursors=cursors) as second:
+            await until(lambda: second.monitor.connections[second.url].client.state.value == "connected")
+            release.touch()
             rc, _out, err = await finish(proc)
             assert rc == 0, err
             await until(lambda: second.job(key) is not None and second.job(key).state.value == "completed")
