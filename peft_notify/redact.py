@@ -101,6 +101,21 @@ _AUTH_HEADER = re.compile(
     r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*)(?:(bearer|basic|token|digest)\s+)?"
     r"""[^\s"',;]+"""
 )
+# `wandb login KEY`, `huggingface-cli login --token KEY` (the flag is covered above), `hf auth login
+# KEY`, `docker login -p KEY`: the positional argument of a CLI login is the key itself.
+_LOGIN = re.compile(
+    r"(?i)(?<![\w-])((?:wandb|huggingface-cli|hf|comet|neptune)(?:[ \t]+auth)?[ \t]+login"
+    r"(?:[ \t]+--?(?:relogin|anonymously|host[ =]\S+|cloud|verify|add-to-git-credential)\b)*[ \t]+)"
+    r"(?!--?[a-z])(?:\[redacted\]|[A-Za-z0-9_.~+/-]{4,}(?![^\s\"',;`]))"  # a bare key, not `loss=0.5`
+)
+# A password glued to `-p` (mysql / mysqldump / mariadb `-pSECRET`) or after `sshpass -p`, `docker
+# login -p`: only in those commands, since `-p 8080` is a port elsewhere.
+_DASH_P = re.compile(
+    r"(?i)(?<![\w-])((?:mysql|mysqldump|mariadb|mariadb-dump)\b[^\n]*?[ \t]-p)(?![ \t])(?!\[redacted\])"
+    + _VALUE
+    + r"|(?<![\w-])((?:sshpass|docker[ \t]+login\b[^\n]*?)[ \t]+-p[ \t]*)"
+    + _VALUE
+)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{8,}=*")
 
 
@@ -130,6 +145,8 @@ def redact(text: str) -> str:
         out,
     )
     out = _FLAG.sub(_env_sub, out)
+    out = _LOGIN.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
+    out = _DASH_P.sub(lambda m: f"{m.group(1) or m.group(2)}{REDACTED}", out)
     out = _ENV.sub(_env_sub, out)
     out = _KEYWORD.sub(_env_sub, out)
     out = _COLON_KEY.sub(_env_sub, out)

@@ -54,6 +54,13 @@ AWS = "AKIAIOSFODNN7EXAMPLE"
         ("http://127.0.0.1:8765/api/jobs?token=AbC123xyz", "AbC123xyz"),
         ('{"api_key": "sekrit-value", "lr": 1}', "sekrit-value"),
         ("{'password': 'hunter2'}", "hunter2"),
+        ("$ wandb login 0123456789abcdef0123456789abcdef01234567", "0123456789abcdef0123456789abcdef01234567"),
+        ("wandb login --relogin abcdef0123", "abcdef0123"),
+        ("hf auth login s3cr3tvalue", "s3cr3tvalue"),
+        ("huggingface-cli login s3cr3tvalue", "s3cr3tvalue"),
+        ("mysqldump -u root -phunter2 train_db > dump.sql", "hunter2"),
+        ("sshpass -p hunter2 rsync -a ckpt/ gpu2:", "hunter2"),
+        ("docker login -u me -p tok123abc registry.example.com", "tok123abc"),
     ],
 )
 def test_secret_is_redacted(text: str, secret: str) -> None:
@@ -99,6 +106,9 @@ ORDINARY = [
     "eval_loss=0.231 eval_runtime=12.3 MONITOR=val_loss",
     "http://127.0.0.1:8765/healthz",
     "[rank0]: step 42 took 0.13s (tokens/s=81234)",
+    "python serve.py -p 8080 --workers 2",
+    "mysql -u root -p train_db",  # -p alone prompts: nothing to hide
+    "wandb: Logged in as alice. Use `wandb login --relogin` to force relogin",
 ]
 
 
@@ -141,6 +151,11 @@ def test_embedded_secret_never_survives(prefix: str, wrapper: str, secret: str, 
 def test_redact_is_idempotent_and_total(text: str) -> None:
     once = redact(text)
     assert redact(once) == once
+
+
+def test_a_login_command_without_a_key_is_untouched() -> None:
+    assert redact("wandb login") == "wandb login"
+    assert redact("wandb login --relogin") == "wandb login --relogin"
 
 
 @given(_BENIGN)
