@@ -90,33 +90,33 @@ class Tray(QObject):
         self.available = QSystemTrayIcon.isSystemTrayAvailable()
         self.icon = QSystemTrayIcon(draw_icon("idle", None, 0), self)
         self.menu = QMenu()
-        self.show_action = self.menu.addAction("Show window")
+        self.show_action = self.menu.addAction("&Show window")
         self.show_action.triggered.connect(self.show_requested)
-        self.jobs_menu = self.menu.addMenu("Jobs")
+        self.jobs_menu = self.menu.addMenu("&Jobs")
         self.menu.addSeparator()
-        self.pause_menu = self.menu.addMenu("Pause notifications")
+        self.pause_menu = self.menu.addMenu("&Pause notifications")
         group = QActionGroup(self)
         for label, until in (
-            ("For 1 hour", lambda: self.clock() + 3600.0),
-            ("Until tomorrow", lambda: tomorrow_morning(self.clock())),
-            ("Until resumed", lambda: float("inf")),
+            ("For 1 &hour", lambda: self.clock() + 3600.0),
+            ("Until &tomorrow", lambda: tomorrow_morning(self.clock())),
+            ("Until r&esumed", lambda: float("inf")),
         ):
             action = QAction(label, group)
             action.triggered.connect(lambda _=False, f=until: self.pause_requested.emit(f()))
             self.pause_menu.addAction(action)
         self.pause_menu.addSeparator()
-        self.resume_action = self.pause_menu.addAction("Resume notifications")
+        self.resume_action = self.pause_menu.addAction("&Resume notifications")
         self.resume_action.triggered.connect(lambda: self.pause_requested.emit(None))
-        self.all_jobs_action = self.menu.addAction("Tell me when all running jobs have finished")
+        self.all_jobs_action = self.menu.addAction("Tell me when &all running jobs have finished")
         self.all_jobs_action.setCheckable(True)
         self.all_jobs_action.triggered.connect(self.all_jobs_requested)  # the user's clicks only
-        self.mute_action = self.menu.addAction("Mute sounds")
+        self.mute_action = self.menu.addAction("&Mute sounds")
         self.mute_action.setCheckable(True)
         self.mute_action.toggled.connect(self.mute_toggled)
         self.dnd_action = self.menu.addAction("Do Not Disturb: unknown")
         self.dnd_action.setEnabled(False)
         self.menu.addSeparator()
-        self.menu.addAction("Quit").triggered.connect(self.quit_requested)
+        self.menu.addAction("&Quit").triggered.connect(self.quit_requested)
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         self.paused_until: float | None = None
@@ -177,5 +177,5 @@ class Tray(QObject):
                 continue
             # Refused, gone, a bad URL or ended: it can be removed from here (issue 11 item 8).
             sub = self.jobs_menu.addMenu(label)
-            sub.addAction("Show").triggered.connect(lambda _=False, key=row.key: self.job_requested.emit(key))
-            sub.addAction("Remove").triggered.connect(lambda _=False, key=row.key: self.remove_requested.emit(key))
+            sub.addAction("&Show").triggered.connect(lambda _=False, key=row.key: self.job_requested.emit(key))
+            sub.addAction("&Remove").triggered.connect(lambda _=False, key=row.key: self.remove_requested.emit(key))

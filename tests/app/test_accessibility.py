@@ -519,6 +519,29 @@ def test_the_tray_menu_is_reachable_from_the_window_menu_bar(qtbot: QtBot) -> No
     shell.close()
 
 
+def test_every_tray_menu_entry_has_its_own_alt_letter(qtbot: QtBot) -> None:
+    """Keyboard users open the tray menu and press a letter: each entry of each (sub)menu has one,
+    none shared within a menu (the disabled DND status line and the job rows aside)."""
+    from peft_notify.app.tray import Tray
+
+    tray = Tray()
+
+    def letters(menu: Any) -> list[str]:
+        found = []
+        for action in menu.actions():
+            text = action.text()
+            if action.isSeparator() or not action.isEnabled() or not text:
+                continue
+            assert "&" in text.replace("&&", ""), f"no Alt-letter: {text!r}"
+            found.append(text.replace("&&", "")[text.replace("&&", "").index("&") + 1].lower())
+        return found
+
+    for menu in (tray.menu, tray.pause_menu):
+        keys = letters(menu)
+        assert len(keys) == len(set(keys)), keys
+    tray.hide()
+
+
 # -- Help menu -------------------------------------------------------------------------------
 
 

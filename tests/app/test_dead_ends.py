@@ -94,7 +94,7 @@ def test_a_dead_job_can_be_removed_from_the_tray(qapp: Any) -> None:
     submenu = entries[1].menu()
     assert submenu is not None
     [show, remove] = submenu.actions()
-    assert (show.text(), remove.text()) == ("Show", "Remove")
+    assert (show.text(), remove.text()) == ("&Show", "&Remove")
     remove.trigger()
     assert removed == ["ws://b"]
 
