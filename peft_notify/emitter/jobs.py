@@ -54,6 +54,12 @@ class ServedJob:
     def log(self) -> EventLog:
         return self.core.log
 
+    @property
+    def listened(self) -> bool:
+        """Whether anyone reads this job's frames now: a connected client or a tap (channels, NATS).
+        Read on training threads too (a racy read is fine: see :meth:`EventPump.catch_up`)."""
+        return bool(self.subscribers) or bool(self.core.log.taps)
+
     def wake_subscribers(self) -> None:
         """Tell every connected client's sender that the log grew (loop thread)."""
         for sub in self.subscribers:

@@ -3,7 +3,9 @@
 Handles call :meth:`EventPump.wake_progress` / :meth:`EventPump.wake_now` (the
 :class:`~peft_notify.emitter.mailbox.Waker` interface: O(1), never blocking, any thread);
 the pump then takes the job's mailbox on the loop, rate limits progress (latest wins,
-trailing edge), runs the merge timers and wakes the job's subscribers.
+trailing edge), runs the merge timers and wakes the job's subscribers. While nobody listens
+to a job (no client, no tap) its progress is not even taken: the loop stays asleep during
+training, and :meth:`EventPump.catch_up` logs the latest when a client arrives.
 :meth:`EventPump.new_run` starts a relaunched run; :meth:`EventPump.drain` empties
 everything before the server closes. The :class:`~peft_notify.emitter.server.JobServer`
 holds one pump and the jobs it serves.
@@ -82,6 +84,11 @@ class EventPump:
         loop = self._loop
         if job is None or loop is None or job.progress_scheduled or self._stopped:
             return
+        if not job.listened:
+            # Nobody reads the job's progress now (no client, no tap): the latest stays in the
+            # mailbox, costing the loop nothing, until someone does (catch_up), a report that is
+            # never coalesced takes it along, or the server drains at stop.
+            return
         # The loop clears this flag *before* taking the latest value, so a wake-up is never lost.
         job.progress_scheduled = True
         with contextlib.suppress(RuntimeError):  # loop closed during interpreter shutdown
@@ -96,6 +103,12 @@ class EventPump:
             loop.call_soon_threadsafe(self._take, job, False)
 
     # ------------------------------------------------------------------ event-loop thread
+
+    def catch_up(self, job: ServedJob) -> None:
+        """Someone starts listening to ``job`` (event-loop thread; add the subscriber first): log
+        the progress and resource sample its mailbox kept while nobody did."""
+        if not self._stopped:
+            self.flush_all(job)
 
     def flush_all(self, job: ServedJob) -> None:
         """Log everything the job's mailbox holds now, the latest progress included."""

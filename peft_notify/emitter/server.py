@@ -396,7 +396,10 @@ class JobServer:
         return job is not None and len(job.subscribers) >= self.max_clients_per_job
 
     def _describe_jobs(self) -> list[dict[str, object]]:
-        return [describe(job, self.url_for(job.job_id, with_token=False)) for job in self.pump.jobs()]
+        jobs = self.pump.jobs()
+        for job in jobs:  # the step a job nobody listens to kept in its mailbox (loop thread)
+            self.pump.catch_up(job)
+        return [describe(job, self.url_for(job.job_id, with_token=False)) for job in jobs]
 
     def _notifications(self, page: httpgate.Page) -> httpgate.RawJson:
         job = self.pump.get(page.job_id)
@@ -431,6 +434,9 @@ class _Hub:
 
     def add_ranked(self, job: ServedJob, ranked: reports.Ranked) -> None:
         self._server.pump.add_ranked(job, ranked)
+
+    def catch_up(self, job: ServedJob) -> None:
+        self._server.pump.catch_up(job)
 
     def bad_frame(self, job_id: str, reason: str) -> None:
         self._server.bad_frames += 1

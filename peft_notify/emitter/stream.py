@@ -47,6 +47,9 @@ class Hub(Protocol):
     def add_ranked(self, job: ServedJob, ranked: reports.Ranked) -> None:
         """An error forwarded by another rank."""
 
+    def catch_up(self, job: ServedJob) -> None:
+        """Log what the job's mailbox kept while nobody listened (a subscriber was just added)."""
+
     def bad_frame(self, job_id: str, reason: str) -> None:
         """Count (and, throttled, log) a bad frame from a client."""
 
@@ -70,14 +73,18 @@ async def serve(hub: Hub, ws: ServerConnection) -> None:
 async def serve_subscriber(hub: Hub, ws: ServerConnection, job: ServedJob, route: httpgate.Route) -> None:
     """Stream one job to one client until either side closes (or the client stops reading)."""
     log_ = job.log
+    # Listen first, then catch up: a progress reported after this is woken for as usual, and
+    # the one kept while nobody listened is logged now, before the hello takes its snapshot.
+    sub = Subscriber(cursor=log_.last_seq, run_id=job.run.run_id)
+    job.subscribers.add(sub)
+    hub.catch_up(job)
     since = route.since
     if since is not None and (since > log_.last_seq or route.run_id not in (None, job.run.run_id)):
         since = 0  # the client saw another run of this job (a restart): send this run from its start
     if since is not None:
         since = max(since, log_.run_start_seq)  # never replay an earlier run's events
     gap = since is not None and log_.after(since).gap
-    sub = Subscriber(cursor=log_.last_seq if since is None else since, run_id=job.run.run_id)
-    job.subscribers.add(sub)
+    sub.cursor = log_.last_seq if since is None else since
     reader = asyncio.create_task(read_actions(hub, ws, job))
     try:
         async with asyncio.timeout(hub.send_timeout):

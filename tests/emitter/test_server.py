@@ -280,6 +280,34 @@ def test_progress_is_coalesced_latest_always_sent(server: JobServer) -> None:
     assert steps == sorted(steps)
 
 
+def test_progress_nobody_listens_to_waits_in_the_mailbox_and_reaches_a_late_client(server: JobServer) -> None:
+    """No client, no tap: progress does not wake the server's loop (nothing is logged while training
+    runs unwatched), yet a client that connects later, /api/jobs and the log at stop all get the latest."""
+    handle = server.add_job("quiet", total_steps=10_000)
+    job_log = server.event_log("quiet")
+    before = job_log.last_seq
+    for step in range(1, 5_001):
+        handle.progress(step, loss=1.0 / step)
+    threading.Event().wait(0.3)  # time the loop would need to take it, were it woken
+    assert job_log.last_seq == before  # the loop was never woken for it
+    status, jobs = _http(f"http://127.0.0.1:{server.port}/api/jobs", {"Authorization": f"Bearer {server.token}"})
+    assert status == 200 and jobs[0]["current_step"] == 5_000
+    handle.progress(5_001)
+
+    async def late() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with connect(server.url_for("quiet")) as ws:
+            hello = await recv_json(ws)
+            handle.progress(5_002)  # a listener now: live progress flows again
+            return hello, await recv_until(ws, lambda m: m["data"].get("current_step") == 5_002)
+
+    hello, live = asyncio.run(late())
+    assert hello["data"]["progress"]["current_step"] == 5_001
+    assert live[-1]["data"]["current_step"] == 5_002
+    handle.progress(5_003)  # nobody listens again: kept until the server stops
+    server.stop()
+    assert job_log.snapshot is not None and job_log.snapshot.current_step == 5_003
+
+
 def test_evaluations_are_never_coalesced_away(server: JobServer) -> None:
     handle = server.add_job("ev", total_steps=10_000)
 
