@@ -38,7 +38,7 @@ from peft_notify.desktop.dispatch import Route, SendToJob, ShowDetails
 from peft_notify.desktop.frames import ClientState, ConnectionEvent, JobUrl, parse_job_url, shown_url
 from peft_notify.desktop.nats_sources import NatsSources
 from peft_notify.desktop.procwatch import is_local_host, process_alive
-from peft_notify.engine.actions import Action, Record
+from peft_notify.engine.actions import Action, MergeRepeat, Notify, Record
 from peft_notify.engine.config import EngineConfig
 from peft_notify.ports import DeliveryStatus, DndProbe, DndState
 from peft_notify.wire import (
@@ -86,6 +86,8 @@ REPLAY_WITHIN_S = 60.0  # a local job discovered this young is followed from its
 MAX_TICK_SLEEP_S = 1.0
 SHUTDOWN_S = 3.0
 SEND_TIMEOUT_S = 5.0
+PERFORMED_EVERY_S = 0.25  # during a flood of history writes, Performed at least this often
+_HISTORY_ACTIONS = (Notify, Record, MergeRepeat)
 MAX_LOSS_POINTS = 600
 
 
@@ -295,7 +297,13 @@ class Decided:
 
 @dataclass(frozen=True, slots=True)
 class Performed:
-    """The performer carried out a batch of actions (history changed)."""
+    """The performer changed history: ``count`` history actions (notify, record, merge) since the last one.
+
+    Emitted once the queue is empty (or every ``PERFORMED_EVERY_S`` during a flood), and only for
+    batches that wrote history: a listener refreshes its history views here, and that must not
+    run per taskbar update or per batch of a burst, ahead of the next frame (docs/performance.md).
+    ``count`` 0: an entry was marked read (a notification's button).
+    """
 
     count: int
 
@@ -859,13 +867,19 @@ class Monitor:
             log.error("performing %d actions failed", len(actions), exc_info=True)
 
     async def _perform_worker(self) -> None:
+        written, since = 0, time.monotonic()
         while True:
             actions = await self._queue.get()
             try:
                 await self._perform(actions)
             finally:
                 self._queue.task_done()
-            self._emit(Performed(len(actions)))
+            written += sum(isinstance(a, _HISTORY_ACTIONS) for a in actions)
+            if written and (self._queue.empty() or time.monotonic() - since >= PERFORMED_EVERY_S):
+                self._emit(Performed(written))
+                written, since = 0, time.monotonic()
+            elif not written:
+                since = time.monotonic()
 
     async def _press_worker(self) -> None:
         assert self.presses is not None

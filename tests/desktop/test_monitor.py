@@ -25,14 +25,17 @@ from peft_notify.desktop.monitor import (
     ButtonPresses,
     ConnectionAdded,
     ConnectionRemoved,
+    Decided,
     LinkChanged,
     MessageFed,
     Monitor,
     MonitorEvent,
+    Performed,
     ShowJob,
 )
 from peft_notify.emitter import JobServer
 from peft_notify.engine import Engine
+from peft_notify.engine.actions import Action, Notify, SetTaskbar
 from peft_notify.ports import HistoryQuery
 from peft_notify.testing import FakeClock, MemoryHistoryStore, RecordingNotifier, RecordingTaskbar
 
@@ -378,3 +381,72 @@ def test_two_real_servers_both_serving_sim_stay_two_jobs() -> None:
         f"sim@127.0.0.1:{first.port}",
         f"sim@127.0.0.1:{second.port}",
     }
+
+
+def test_history_listeners_hear_once_per_burst_and_never_for_a_taskbar_update() -> None:
+    """Performed makes the app refresh its history views on the loop the next frame waits for
+    (bench latency: a refresh per taskbar update held milestone frames ~15 ms): a batch that only
+    moves the taskbar says nothing, and a burst of notifications is one Performed once the queue
+    is drained, counting every history action of the burst."""
+    rig, clock = Rig(), FakeClock(TS)
+    rig.monitor.clock = clock.now
+
+    async def scenario() -> None:
+        rig.monitor.start()
+        await asyncio.sleep(0)
+        rig.monitor.add("ws://127.0.0.1:8001/ws/notifications/j")
+        await asyncio.sleep(0)
+        client = rig.clients[0]
+        client.push(frame("j", 1, hello()))
+        await settle(rig)
+        rig.events.clear()
+        for step in (3, 4, 5):  # no milestone; the taskbar follows (at once or on its trailing edge)
+            client.push(frame("j", step - 1, wire.Progress(current_step=step, total_steps=100)))
+            clock.advance(1.0)
+            rig.monitor.tick()
+        await settle(rig)
+        decided = [a for e in rig.events if isinstance(e, Decided) for a in e.actions]
+        assert decided and all(isinstance(a, SetTaskbar) for a in decided)  # the taskbar moved
+        assert [e for e in rig.events if isinstance(e, Performed)] == []
+        rig.events.clear()
+        client.push(*(frame("j", 5 + i, oom(f"failure {i}")) for i in range(3)))  # three batches queued
+        await settle(rig)
+        assert [e.count for e in rig.events if isinstance(e, Performed)] == [3]
+        assert sum(e.repeat for e in rig.history.query(HistoryQuery())) == 3  # (a repeated error merges)
+        await rig.monitor.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_a_long_flood_of_history_writes_still_refreshes_history_views_along_the_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the queue never empties (a slow notifier under a flood), Performed still comes every
+    PERFORMED_EVERY_S, and the counts add up to every history action performed."""
+    monkeypatch.setattr("peft_notify.desktop.monitor.PERFORMED_EVERY_S", 0.05)
+
+    class SlowPerformer:
+        async def perform(self, actions: list[Action]) -> None:
+            await asyncio.sleep(0.02)
+
+    event = wire.NotificationEvent(type=wire.NotificationType.COMPLETION, title="t", message="")
+    events: list[MonitorEvent] = []
+
+    class Queued(Engine):  # every tick decides one notification: the flood
+        def tick(self, *, now: float, dnd: Any) -> list[Action]:
+            return [Notify(job_id="j", event=event, key="k")]
+
+    monitor = Monitor(
+        engine=Queued(), performer=SlowPerformer(), client_factory=Rig().fake_client, on_event=events.append
+    )
+
+    async def scenario() -> None:
+        monitor.start()
+        for _ in range(12):
+            monitor.tick()
+        await monitor.drain()
+        counts = [e.count for e in events if isinstance(e, Performed)]
+        assert len(counts) >= 2 and sum(counts) == 12
+        await monitor.shutdown()
+
+    asyncio.run(scenario())
