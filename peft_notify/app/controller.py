@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -64,6 +65,9 @@ __all__ = ["Controller"]
 log = logging.getLogger(__name__)
 
 UI_REFRESH_S = 0.1
+# Settings are written at most this often: the first change at once, the ones after it together
+# (1,000 URLs on the command line were 1,000 writes of a growing file: quadratic, issue 17).
+SAVE_INTERVAL_S = 0.5
 
 AttachmentFor = Callable[[str, NotificationEvent], Path | None]
 
@@ -116,6 +120,8 @@ class Controller(QObject):
         self.rows: dict[str, JobRow] = {}
         self.dir_watcher: QFileSystemWatcher | None = None
         self._save = save_settings
+        self._saved_at = -SAVE_INTERVAL_S  # time.monotonic() of the last write
+        self._save_handle: asyncio.TimerHandle | None = None  # a write is due (the latest settings)
         self._dirty: set[str] = set()
         self._flush_handle: asyncio.TimerHandle | None = None
         self.dispatcher = Dispatcher(
@@ -188,10 +194,11 @@ class Controller(QObject):
         self.monitor.use_external_dir_watch()
 
     async def shutdown(self) -> None:
-        """Stop the monitor (performing what is queued) and close the notifiers."""
+        """Stop the monitor (performing what is queued), write pending settings, close the notifiers."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
         self.flush_updates()
+        self.flush_settings()
         await self.monitor.shutdown()
         if self.channels is not None:  # pending channel sends get a few seconds, off the loop
             await asyncio.to_thread(self.channels.close, 5.0)
@@ -285,16 +292,41 @@ class Controller(QObject):
         channels_changed = settings.channels != self.settings.channels
         before, self.settings = self.settings, settings
         self.monitor.set_discovery(settings.auto_discover)
-        self._apply_live(before, settings)
+        if dataclasses.replace(before, subscriptions=()) != dataclasses.replace(settings, subscriptions=()):
+            self._apply_live(before, settings)  # (not for a followed URL more or less: 1,000 of them at start)
         if channels_changed:
             self._restart_channels()
-        if self._save is not None:
-            try:
-                self._save(settings)
-            except OSError as exc:
-                self.problem.emit("", f"Could not save settings: {exc}")
-                log.error("could not save settings", exc_info=True)
+        self._save_soon()
         self.settings_changed.emit(settings)
+
+    def _save_soon(self) -> None:
+        """Write the settings now, or (within SAVE_INTERVAL_S of the last write) once that interval is over."""
+        if self._save is None or self._save_handle is not None:
+            return  # nothing saves, or the write that is due will write the latest settings
+        wait = self._saved_at + SAVE_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            with contextlib.suppress(RuntimeError):  # no loop (tests, before start): write now
+                self._save_handle = asyncio.get_running_loop().call_later(wait, self.flush_settings)
+                return
+        self._write_settings()
+
+    def flush_settings(self) -> None:
+        """Write the settings now if a write is due (quitting; the timer of :meth:`_save_soon`)."""
+        if self._save_handle is None:
+            return
+        self._save_handle.cancel()
+        self._save_handle = None
+        self._write_settings()
+
+    def _write_settings(self) -> None:
+        if self._save is None:
+            return
+        self._saved_at = time.monotonic()
+        try:
+            self._save(self.settings)
+        except OSError as exc:
+            self.problem.emit("", f"Could not save settings: {exc}")
+            log.error("could not save settings", exc_info=True)
 
     def _apply_live(self, before: Settings, after: Settings) -> None:
         """Milestones, templates, pop-up kinds, DND, sounds, quiet hours and retention: at once, no restart."""

@@ -293,3 +293,86 @@ def test_warnings_go_to_the_banner(qapp: Any, client_factory: ClientFactory) -> 
 
     run(qapp, scenario)
     assert rig.problems == ["⚠ loss spike: x6"]
+
+
+# -- settings writes (issue 17: 1,000 URLs were 1,000 writes of a growing file) -------------------
+
+
+def urls(count: int) -> list[str]:
+    return [f"ws://127.0.0.1:{9000 + i % 50}/ws/notifications/job-{i}" for i in range(count)]
+
+
+def test_a_thousand_urls_are_two_writes_and_quitting_writes_the_last(qapp: Any, client_factory: ClientFactory) -> None:
+    rig = Rig(client_factory)
+    wanted = urls(1000)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        for i, url in enumerate(wanted):
+            assert rig.controller.subscribe(url, f"tok-{i}")
+        assert len(rig.saved) == 1  # the first at once; the rest wait for SAVE_INTERVAL_S
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    assert len(rig.saved) == 2  # quitting wrote what was waiting
+    assert [s.url for s in rig.saved[-1].subscriptions] == wanted
+    assert rig.saved[-1].subscriptions[-1].token == "tok-999"
+
+
+def test_a_change_is_written_soon_without_quitting(qapp: Any, client_factory: ClientFactory) -> None:
+    from peft_notify.app.controller import SAVE_INTERVAL_S
+
+    rig = Rig(client_factory)
+    a, b = urls(2)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        rig.controller.subscribe(a)
+        rig.controller.subscribe(b)
+        assert [[s.url for s in saved.subscriptions] for saved in rig.saved] == [[a]]
+        await asyncio.sleep(SAVE_INTERVAL_S + 0.3)
+        assert [s.url for s in rig.saved[-1].subscriptions] == [a, b]  # soon after, on its own
+        rig.controller.unsubscribe(a)
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    assert len(rig.saved) == 3  # nothing was waiting twice
+    assert [s.url for s in rig.saved[-1].subscriptions] == [b]
+
+
+def test_the_settings_file_keeps_every_url_and_stays_private(
+    qapp: Any, client_factory: ClientFactory, tmp_path: Any
+) -> None:
+    """The real file: 1,000 followed URLs with tokens, written through the throttle, read back whole, 0600."""
+    from peft_notify.desktop.settings import load_settings, save_settings
+
+    path = tmp_path / "settings.toml"
+    writes: list[int] = []
+
+    def save(settings: Settings) -> None:
+        writes.append(len(settings.subscriptions))
+        save_settings(settings, path)
+
+    controller = Controller(
+        Settings(),
+        engine=Engine(EngineConfig()),
+        history=MemoryHistoryStore(),
+        notifiers=[RecordingNotifier()],
+        taskbar=RecordingTaskbar(),
+        dnd_probe=ScriptedDndProbe([DndState.OFF]),
+        client_factory=client_factory,
+        save_settings=save,
+    )
+    wanted = urls(1000)
+
+    async def scenario() -> None:
+        controller.start()
+        for i, url in enumerate(wanted):
+            controller.subscribe(url, f"secret-{i}")
+        await controller.shutdown()
+
+    run(qapp, scenario)
+    assert writes == [1, 1000]
+    saved = load_settings(path)
+    assert [(s.url, s.token) for s in saved.subscriptions] == [(u, f"secret-{i}") for i, u in enumerate(wanted)]
+    assert path.stat().st_mode & 0o777 == 0o600  # it holds the tokens
