@@ -33,11 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from peft_notify.app.accessibility import card_name
 from peft_notify.app.detail_pane import DetailPane
 from peft_notify.app.group_card import GroupCards
 from peft_notify.app.history_view import HistoryView
-from peft_notify.app.job_card import JobCard
+from peft_notify.app.job_list import JobList
 from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.app.style import style_sheet
 from peft_notify.ports import HistoryEntry, HistoryQuery, HistoryStore
@@ -84,8 +83,6 @@ class MainWindow(QMainWindow):
         available = self.screen().availableGeometry()  # never larger than the screen (200 % on a small one)
         self.resize(min(1080, available.width() * 9 // 10), min(680, available.height() * 9 // 10))
         self.allow_close = False  # set by the app when quitting for real
-        self.items: dict[str, QListWidgetItem] = {}
-        self.cards: dict[str, JobCard] = {}
         self._events: list[HistoryEntry] = []
 
         self.banner = QFrame()
@@ -102,7 +99,10 @@ class MainWindow(QMainWindow):
         banner_layout.addWidget(close_banner)
         self.banner.hide()
 
-        self.job_list = QListWidget()
+        # An item per job, a card widget only for the rows in view (app/job_list.py; 1,000 jobs: issue 17).
+        self.job_list = JobList(lambda key: None if self.controller is None else self.controller.rows.get(key))
+        self.items = self.job_list.by_key  # every job's list item, by subscription key
+        self.cards = self.job_list.cards  # the cards built now (the rows in view), by subscription key
         self.job_list.setObjectName("JobList")
         self.job_list.setAccessibleName("Jobs")
         self.job_list.setSpacing(4)
@@ -226,43 +226,29 @@ class MainWindow(QMainWindow):
     def apply_theme(self, _theme: object = None) -> None:
         """The system switched light / dark / high contrast (style.ThemeWatcher): restyle everything."""
         self.setStyleSheet(style_sheet())
-        for key in list(self.cards):
-            self.on_job_updated(key)
+        self.job_list.restyle()
         self.refresh_detail(events=False)
 
     def on_job_updated(self, key: str) -> None:
         row = self.controller.rows.get(key) if self.controller is not None else None
         if row is None:
             return
-        if key not in self.items:
-            item = QListWidgetItem()
-            item.setData(Qt.ItemDataRole.UserRole, key)
-            card = JobCard()
-            self.job_list.addItem(item)
-            self.job_list.setItemWidget(item, card)
-            self.items[key], self.cards[key] = item, card
-            if self.job_list.currentItem() is None:
-                self.job_list.setCurrentItem(item)
-        card = self.cards[key]
-        card.show_row(row)
-        self.items[key].setSizeHint(card.sizeHint())
-        self.items[key].setText(card_name(row))  # what screen readers say; type-ahead finds the name
-        self.groups.on_job_updated(key, row.job_id, self.items[key], self.controller)
-        self.list_stack.setCurrentIndex(1 if self.items else 0)
-        if self.current_key() == key:
+        new = key not in self.items
+        item = self.job_list.show_job(row)
+        self.groups.on_job_updated(key, row.job_id, item, self.controller)
+        if new:
+            self.list_stack.setCurrentIndex(1)
+        if new and self.job_list.currentItem() is None:
+            self.job_list.setCurrentItem(item)  # on_current_changed shows it in the detail pane
+        elif self.job_list.currentItem() is item:
             self.refresh_detail(events=False)
-        self.update_buttons()
 
     def on_current_changed(self, current: QListWidgetItem | None, previous: QListWidgetItem | None) -> None:
-        for key, card in self.cards.items():
-            card.set_selected(self.items[key] is current)
+        self.job_list.mark_current(current)
         self.refresh_detail()
 
     def on_job_removed(self, key: str) -> None:
-        item = self.items.pop(key, None)
-        self.cards.pop(key, None)
-        if item is not None:
-            self.job_list.takeItem(self.job_list.row(item))
+        self.job_list.remove_job(key)
         self.groups.on_job_removed(key)
         self.list_stack.setCurrentIndex(1 if self.items else 0)
         self.refresh_detail()
