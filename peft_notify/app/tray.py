@@ -22,7 +22,9 @@ from peft_notify.app.jobs_model import JobRow, aggregate_progress
 from peft_notify.app.plain import menu_text, tray_text
 from peft_notify.app.resources_view import worst_condition
 
-__all__ = ["Tray", "draw_icon", "tomorrow_morning"]
+__all__ = ["MAX_TRAY_JOBS", "Tray", "draw_icon", "tomorrow_morning"]
+
+MAX_TRAY_JOBS = 20  # jobs listed in the tray's menu and tooltip; the rest are counted (the window has all)
 
 
 def tomorrow_morning(now: float, hour: int = 8) -> float:
@@ -120,6 +122,7 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         self.paused_until: float | None = None
+        self._entries: tuple[int, list[tuple[str, str, bool]]] | None = None  # what the jobs menu lists
         self.refresh([], 0)
 
     def show(self) -> None:
@@ -158,8 +161,10 @@ class Tray(QObject):
         worst = worst_condition(row.resources for row in rows)
         if worst:
             lines.append(f"⚠ {worst}")  # the worst resource condition of any job (docs/resources.md)
-        for row in rows:
+        for row in rows[:MAX_TRAY_JOBS]:
             lines.append(f"{row.title}: {row.percent_text} — {row.status_text}")
+        if len(rows) > MAX_TRAY_JOBS:
+            lines.append(f"… and {len(rows) - MAX_TRAY_JOBS:,} more jobs")
         if not rows:
             lines.append("No jobs")
         if unread:
@@ -167,10 +172,15 @@ class Tray(QObject):
         if self.paused_until is not None:
             lines.append("Notifications paused")
         self.icon.setToolTip(tray_text("\n".join(lines)))  # job names come from job servers
+        shown = rows[:MAX_TRAY_JOBS]  # a menu of 1,000 entries helps nobody; the window lists them all
+        labels = [menu_text(f"{row.title} — {row.percent_text}, {row.status_text}") for row in shown]
+        entries = (len(rows), [(row.key, label, row.dead) for row, label in zip(shown, labels, strict=True)])
+        if entries == self._entries:
+            return  # unchanged: no rebuild (it runs every 250 ms while jobs report)
+        self._entries = entries
         self.jobs_menu.clear()
         self.jobs_menu.setEnabled(bool(rows))
-        for row in rows:
-            label = menu_text(f"{row.title} — {row.percent_text}, {row.status_text}")
+        for row, label in zip(shown, labels, strict=True):
             if not row.dead:
                 action = self.jobs_menu.addAction(label)
                 action.triggered.connect(lambda _=False, key=row.key: self.job_requested.emit(key))
@@ -179,3 +189,6 @@ class Tray(QObject):
             sub = self.jobs_menu.addMenu(label)
             sub.addAction("&Show").triggered.connect(lambda _=False, key=row.key: self.job_requested.emit(key))
             sub.addAction("&Remove").triggered.connect(lambda _=False, key=row.key: self.remove_requested.emit(key))
+        if len(rows) > MAX_TRAY_JOBS:
+            more = self.jobs_menu.addAction(f"Show &all {len(rows):,} jobs in the window")
+            more.triggered.connect(self.show_requested)

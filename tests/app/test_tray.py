@@ -65,3 +65,26 @@ def test_real_tray_icon_embeds(qapp: Any, qtbot: QtBot) -> None:
     qtbot.waitUntil(tray.icon.isVisible, timeout=5000)
     assert tray.icon.geometry().width() > 0  # embedded by the tray host, so it has a place on screen
     tray.hide()
+
+
+def test_many_jobs_list_the_first_ones_and_count_the_rest(qtbot: QtBot) -> None:
+    """Issue 17: the menu was rebuilt with an entry per job (1,000 actions) every 250 ms."""
+    from peft_notify.app.tray import MAX_TRAY_JOBS
+
+    tray = Tray()
+    rows = [JobRow(key=f"k{i}", job_id=f"j{i}", name=f"run-{i}", state="running", fraction=0.5) for i in range(1000)]
+    tray.refresh(rows, 0)
+    entries = tray.jobs_menu.actions()
+    assert [a.text() for a in entries[:2]] == ["run-0 — 50%, running", "run-1 — 50%, running"]
+    assert len(entries) == MAX_TRAY_JOBS + 1
+    assert entries[-1].text() == "Show &all 1,000 jobs in the window"
+    with qtbot.waitSignal(tray.show_requested):
+        entries[-1].trigger()
+    tip = tray.icon.toolTip()
+    assert "run-19: 50% — running" in tip and "run-20:" not in tip
+    assert f"… and {1000 - MAX_TRAY_JOBS:,} more jobs" in tip
+    tray.refresh(rows, 0)
+    assert tray.jobs_menu.actions() == entries  # nothing changed: the same entries, not rebuilt
+    rows[0].fraction = 0.6
+    tray.refresh(rows, 0)
+    assert tray.jobs_menu.actions()[0].text() == "run-0 — 60%, running"
