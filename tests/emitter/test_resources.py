@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import psutil
 import pytest
 
 from peft_notify import wire
+from peft_notify.emitter import resources
 from peft_notify.emitter.resources import (
     DiskWatch,
     HostWatch,
@@ -70,6 +72,66 @@ def test_a_pid_that_does_not_exist_is_a_dead_tree_not_an_error() -> None:
     sample = HostWatch(2**22 + 12345).sample(time.monotonic())
     assert not sample.alive
     assert sample.mem_total > 0
+
+
+def test_the_tree_from_the_kernels_children_lists_is_the_one_psutil_walks() -> None:
+    with busy_tree() as (parent, grandchild):
+        watch = HostWatch(parent.pid)
+        expected = {parent.pid} | {p.pid for p in psutil.Process(parent.pid).children(recursive=True)}
+        assert grandchild in expected
+        assert watch.pids() == expected
+        sample = watch.sample(time.monotonic())
+        rss = sum(psutil.Process(pid).memory_info().rss for pid in expected)
+        assert sample.rss is not None and abs(sample.rss - rss) <= 0.05 * rss  # same pages as psutil counts
+        assert watch.last_pids == expected
+
+
+def test_a_child_started_by_another_thread_is_in_the_tree() -> None:
+    """The kernel lists a child under the thread that forked it: every thread's list is read."""
+    started: list[subprocess.Popen[bytes]] = []
+    spawned, checked = threading.Event(), threading.Event()
+
+    def spawn() -> None:  # stays alive while the tree is read (a dead thread's children move to another)
+        started.append(subprocess.Popen(["sleep", "30"]))
+        spawned.set()
+        checked.wait(30)
+
+    thread = threading.Thread(target=spawn)
+    thread.start()
+    try:
+        assert spawned.wait(30)
+        assert started[0].pid in HostWatch(os.getpid()).pids()
+    finally:
+        checked.set()
+        thread.join()
+        started[0].kill()
+        started[0].wait()
+
+
+def test_without_children_lists_psutil_walks_the_tree_and_rewalks_it_at_most_every_10_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The path for kernels without CONFIG_PROC_CHILDREN (and other systems), on real trees: the
+    kernel feature is switched off by replacing its probe, the one substitution here."""
+    monkeypatch.setattr(resources, "_procfs_children", lambda: False)
+    with busy_tree() as (parent, grandchild):
+        tree = HostWatch(parent.pid)
+        assert tree.sample(100.0).alive
+        assert grandchild in tree.last_pids
+    assert not tree.sample(101.0).alive  # a dead root: at once, not at the next walk
+    watch = HostWatch(os.getpid())
+    watch.sample(100.0)
+    late = subprocess.Popen(["sleep", "30"])
+    try:
+        watch.sample(105.0)
+        assert late.pid not in watch.last_pids  # membership is cached between walks
+        watch.sample(110.0)
+        assert late.pid in watch.last_pids  # walked again after TREE_REFRESH_S
+    finally:
+        late.kill()
+        late.wait()
+    watch.sample(111.0)
+    assert late.pid not in watch.last_pids  # a process that ended drops out at once
 
 
 # ----------------------------------------------------------------------------- disk (real tmpfs)
