@@ -20,31 +20,31 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from peft_notify import __version__
-from peft_notify.app.shell import AppShell
-from peft_notify.app.single import SingleInstance
+from peft_notify.app.frame import FirstFrame
 from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
-from peft_notify.desktop.history import HistoryError, SqliteHistoryStore, default_history_path
-from peft_notify.desktop.settings import Settings, default_settings_path, load_settings, save_settings
-from peft_notify.discovery import list_job_files, runtime_dir
-from peft_notify.engine.config import TEMPLATE_NAMES, EngineConfig
-from peft_notify.engine.resources import ResourceThresholds
-from peft_notify.ports import ActionHandler, HistoryStore
-from peft_notify.wire import Envelope, NotificationEvent, NotificationType
 
 if TYPE_CHECKING:
     from peft_notify.app.adapters import Adapters
+    from peft_notify.app.shell import AppShell
+    from peft_notify.app.single import SingleInstance
     from peft_notify.desktop.client import JobClient
     from peft_notify.desktop.frames import ConnectionEvent
     from peft_notify.desktop.monitor import LossCurves
+    from peft_notify.desktop.settings import Settings
+    from peft_notify.engine.config import EngineConfig
+    from peft_notify.ports import ActionHandler, HistoryStore
+    from peft_notify.wire import Envelope, NotificationEvent
 
-# Start-up order (launch → first paint is a benchmark, bench/startup.py): only Qt, the widgets
-# and what they display (settings, history) are imported before the window shows; the window
-# is built and painted without the controller. qasync, websockets (client), the controller and
-# its monitor, desktop-notifier and the platform adapters, the tray's loss-curve renderer and
-# autostart are imported once the window has painted, and the controller is attached then.
+# Start-up order (launch → first window is a benchmark, bench/startup.py): before the first
+# window shows, only QtWidgets, the single-instance check and the settings (does the user start
+# minimized?) are imported; the first window is a light frame (app/frame.py) that looks like the
+# main window with "Loading…" in place of the jobs. Then the history, the widgets, the tray and
+# the real window are built, the window takes the frame's place, and once it has painted, qasync,
+# websockets (client), the controller and its monitor, desktop-notifier and the platform
+# adapters, the tray's loss-curve renderer and autostart are imported and the controller attached.
 
 __all__ = ["AppOptions", "engine_config", "run_app"]
 
@@ -70,6 +70,10 @@ class AppOptions:
 
 def engine_config(settings: Settings) -> EngineConfig:
     """The engine's configuration from the user's settings (empty templates keep the defaults)."""
+    from peft_notify.engine.config import TEMPLATE_NAMES, EngineConfig
+    from peft_notify.engine.resources import ResourceThresholds
+    from peft_notify.wire import NotificationType
+
     templates = {name: getattr(settings, name) for name in TEMPLATE_NAMES if getattr(settings, name)}
     return EngineConfig(
         milestones=settings.milestones,
@@ -85,11 +89,15 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def _engine_defaults() -> dict[str, str]:
+    from peft_notify.engine.config import TEMPLATE_NAMES, EngineConfig
+
     config = EngineConfig()
     return {name: getattr(config, name) for name in TEMPLATE_NAMES}
 
 
 def _open_history(path: Path | None, settings: Settings) -> tuple[HistoryStore, str | None]:
+    from peft_notify.desktop.history import HistoryError, SqliteHistoryStore
+
     try:
         store = SqliteHistoryStore(path, retention_days=settings.retention_days)
     except HistoryError as exc:
@@ -117,6 +125,7 @@ def _loss_curve_attachment(curves: LossCurves) -> Callable[[str, NotificationEve
     import platformdirs
 
     from peft_notify.app.qtplatform import render_loss_curve_png
+    from peft_notify.wire import NotificationType
 
     cache = Path(platformdirs.user_cache_dir("peft-notify", appauthor=False))
 
@@ -158,10 +167,19 @@ class _Parts:
     save: Callable[[Settings], None]
 
 
-def _build(options: AppOptions) -> _Parts:
-    """Settings, history and the shell (window, tray): no controller, no connections yet."""
+def _load_settings(options: AppOptions) -> tuple[Settings, Path]:
+    from peft_notify.desktop.settings import default_settings_path, load_settings
+
     settings_path = options.settings_path or default_settings_path()
-    settings = load_settings(settings_path)
+    return load_settings(settings_path), settings_path
+
+
+def _build(options: AppOptions, settings: Settings, settings_path: Path) -> _Parts:
+    """History and the shell (window, tray): no controller, no connections yet."""
+    from peft_notify.app.shell import AppShell
+    from peft_notify.desktop.settings import save_settings
+    from peft_notify.discovery import list_job_files
+
     history, history_problem = _open_history(options.history_path, settings)
     local = settings.auto_discover if options.local is None else options.local
     settings_for_run = dataclasses.replace(settings, auto_discover=local)
@@ -196,10 +214,15 @@ class _ExposeWaiter(QObject):
 
 
 def _paint_first(window: QWidget, limit_ms: int = 300) -> None:
-    """Let Qt map and paint a just-shown window before the slow imports (input and sockets wait).
+    """Let Qt map and paint the just-shown main window before the slow imports (input and sockets wait).
 
     Returns at once for a hidden window; after ``limit_ms`` at most where no Expose comes.
     """
+    _wait_exposed(window, limit_ms)
+
+
+def _wait_exposed(window: QWidget, limit_ms: int) -> None:
+    """:func:`_paint_first` for any just-shown window (the first frame too)."""
     handle = window.windowHandle()
     if not window.isVisible() or handle is None or handle.isExposed():
         return
@@ -217,7 +240,9 @@ async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> in
     import asyncio
 
     from peft_notify.app.controller import Controller
+    from peft_notify.desktop.history import default_history_path
     from peft_notify.desktop.monitor import ButtonPresses, LossCurves
+    from peft_notify.discovery import list_job_files, runtime_dir
     from peft_notify.engine import Engine
 
     settings, history, shell = parts.settings, parts.history, parts.shell
@@ -279,12 +304,15 @@ def run_app(options: AppOptions | None = None) -> int:
     app.setApplicationDisplayName(CLI_NAME)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(APP_ID)  # Wayland app_id: docks and GNOME match it to <APP_ID>.desktop
-    app.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product icon; the tray shows the status ring
+    icon = QIcon(str(icon_file(".svg")))
+    app.setWindowIcon(icon)  # the product icon; the tray shows the status ring
     if sys.platform == "win32":  # group the taskbar button (and its progress) with the Start-menu shortcut
         import ctypes
 
         ctypes.windll.shell32.SetCurrentProcessExplicitAppUserModelID(APP_ID)  # type: ignore[attr-defined,unused-ignore]
     app.setQuitOnLastWindowClosed(False)
+    from peft_notify.app.single import SingleInstance
+
     single = SingleInstance(options.instance_name or os.environ.get("PEFT_NOTIFY_INSTANCE"))
     message = {
         "urls": list(options.urls),
@@ -299,9 +327,20 @@ def run_app(options: AppOptions | None = None) -> int:
         return 0
     single.listen()
     started = time.monotonic()
-    parts = _build(options)
-    parts.shell.start(options.minimized or parts.settings.start_minimized)
+    settings, settings_path = _load_settings(options)
+    minimized = options.minimized or settings.start_minimized
+    frame: FirstFrame | None = None
+    if not (minimized and QSystemTrayIcon.isSystemTrayAvailable()):  # the shell shows the window then
+        frame = FirstFrame(icon)
+        frame.show()
+        _wait_exposed(frame, 300)
+    parts = _build(options, settings, settings_path)
+    if frame is not None:
+        frame.hand_over(parts.shell.window)
+    parts.shell.start(minimized)
     _paint_first(parts.shell.window)
+    if frame is not None:
+        frame.done()
     import asyncio
 
     import qasync

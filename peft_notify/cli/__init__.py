@@ -104,12 +104,32 @@ def with_default_command(argv: Sequence[str]) -> list[str]:
     return args
 
 
+class _SafeLogFilterOnFirstUse(logging.Filter):
+    """:class:`peft_notify.redact.SafeLogFilter`, imported for the first record that reaches a handler.
+
+    The redaction patterns take ~5 ms to compile, on the path to the app's first window
+    (bench/startup.py); most runs log nothing at the default level.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._filter: logging.Filter | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._filter is None:
+            from peft_notify.redact import SafeLogFilter
+
+            self._filter = SafeLogFilter()
+        return bool(self._filter.filter(record))
+
+
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from peft_notify.redact import install_log_filter
-
-    install_log_filter()  # log lines quote job text: redacted and terminal-safe (issue 10 items 1, 4)
+    # Log lines quote job text: redacted and terminal-safe (issue 10 items 1, 4).
+    for handler in logging.getLogger().handlers:
+        if not any(type(f).__name__ in ("SafeLogFilter", "_SafeLogFilterOnFirstUse") for f in handler.filters):
+            handler.addFilter(_SafeLogFilterOnFirstUse())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
