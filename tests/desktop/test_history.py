@@ -508,3 +508,66 @@ def test_csv_export_makes_formulas_inert(store: SqliteHistoryStore, payload: str
     for column in ("job_id", "job_name", "title", "message"):
         assert row[column] == "'" + payload
     assert float(row["ts"]) == NOW  # numbers stay numbers
+
+
+def test_retention_by_count_keeps_the_newest_even_among_equal_timestamps(tmp_path: Path) -> None:
+    """The count pass keeps the newest max_rows by (ts, id): ties at the cut are decided by id."""
+    s = SqliteHistoryStore(tmp_path / "h.sqlite3", max_rows=3, now=NOW)
+    ids = [s.record("j", "n", event(title=f"e{i}"), ts=NOW + (i >= 2), status=DeliveryStatus.SHOWN) for i in range(5)]
+    assert s.prune(now=NOW + 10) == 2
+    assert [e.id for e in s.query(HistoryQuery())] == [ids[4], ids[3], ids[2]]
+    s.close()
+
+
+def test_nothing_slow_runs_in_the_write_before_a_notification_is_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PENDING record the dispatcher writes right before the notifier is one INSERT: the retention
+    pass (~50 ms at 100,000 rows) and the WAL checkpoint (an fsync: ~3 ms here, more on a busy disk)
+    that fall due run in the set_status after the notification was shown (issue 17, notify latency).
+    SQLite's own checkpoint is off on this connection, so no INSERT commits into one either."""
+    monkeypatch.setattr("peft_notify.desktop.history._PRUNE_EVERY", 5)
+    monkeypatch.setattr("peft_notify.desktop.history._CHECKPOINT_EVERY", 4)
+    store = SqliteHistoryStore(tmp_path / "h.sqlite3", max_rows=3, now=NOW)
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    sql: list[str] = []
+    store._db.set_trace_callback(sql.append)
+    ids = [store.record("j", "n", event(title=f"m{i}"), ts=NOW + i, status=DeliveryStatus.PENDING) for i in range(6)]
+    assert sql and all(s.lstrip().startswith("INSERT") for s in sql)  # no DELETE, no checkpoint
+    sql.clear()
+    store.set_status(ids[-1], DeliveryStatus.SHOWN)  # shown: now the upkeep
+    assert any(s.startswith("DELETE") for s in sql) and any("wal_checkpoint" in s for s in sql)
+    assert [e.id for e in store.query(HistoryQuery())] == ids[:2:-1]
+    store.close()
+
+
+def test_the_notifier_sees_a_recorded_entry_and_no_upkeep_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real dispatcher: when the notifier is called its entry is in history (PENDING),
+    and the retention pass / checkpoint that were due did not run before it; after perform, the
+    entry is SHOWN and the upkeep has run. Every notification is in history."""
+    monkeypatch.setattr("peft_notify.desktop.history._PRUNE_EVERY", 3)
+    monkeypatch.setattr("peft_notify.desktop.history._CHECKPOINT_EVERY", 2)
+    store = SqliteHistoryStore(tmp_path / "h.sqlite3", now=NOW)
+    sql: list[str] = []
+    store._db.set_trace_callback(sql.append)
+    seen: list[tuple[DeliveryStatus | None, list[str]]] = []
+
+    class Checking(RecordingNotifier):
+        async def notify(self, request: Any) -> Any:
+            entry = store.get(request.record_id)
+            seen.append((entry.status if entry else None, [s for s in sql if not s.startswith("SELECT")]))
+            return await super().notify(request)
+
+    dispatcher = Dispatcher(store, [Checking()], RecordingTaskbar(), clock=lambda: NOW)
+    for i in range(4):
+        sql.clear()
+        asyncio.run(dispatcher.perform([Notify("job", event(title=f"n{i}"), key=f"k{i}")]))
+    assert [status for status, _ in seen] == [DeliveryStatus.PENDING] * 4
+    assert all(len(writes) == 1 and writes[0].startswith("INSERT") for _, writes in seen)
+    assert any("wal_checkpoint" in s for s in sql)  # the last one's upkeep: after it was shown
+    entries = store.query(HistoryQuery())
+    assert [e.title for e in entries] == ["n3", "n2", "n1", "n0"]
+    assert {e.status for e in entries} == {DeliveryStatus.SHOWN}
+    store.close()
