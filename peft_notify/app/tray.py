@@ -140,11 +140,11 @@ class Tray(QObject):
         self.paused_until = until
         self.resume_action.setEnabled(until is not None)
         if until is None:
-            self.pause_menu.setTitle("Pause notifications")
+            self.pause_menu.setTitle("&Pause notifications")
         elif until == float("inf"):
-            self.pause_menu.setTitle("Notifications paused (until resumed)")
+            self.pause_menu.setTitle("Notifications &paused (until resumed)")
         else:
-            self.pause_menu.setTitle(f"Notifications paused until {time.strftime('%a %H:%M', time.localtime(until))}")
+            self.pause_menu.setTitle(f"Notifications &paused until {time.strftime('%a %H:%M', time.localtime(until))}")
 
     def set_all_jobs_watched(self, armed: bool) -> None:
         """Check or uncheck the "all running jobs finished" entry (armed, disarmed, or it fired)."""

@@ -25,10 +25,10 @@ def test_menu_entries_emit_what_the_app_needs(qtbot: QtBot) -> None:
     tray = Tray(clock.now)
     pause_actions = [a for a in tray.pause_menu.actions() if a.text()]
     assert [a.text() for a in pause_actions] == [
-        "For 1 hour",
-        "Until tomorrow",
-        "Until resumed",
-        "Resume notifications",
+        "For 1 &hour",
+        "Until &tomorrow",
+        "Until r&esumed",
+        "&Resume notifications",
     ]
     received: list[object] = []
     tray.pause_requested.connect(received.append)
