@@ -15,7 +15,6 @@ thing it needed from it) costs ~7 ms to load and ~2 MiB to keep (bench/startup.p
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import logging
 import os
@@ -45,6 +44,8 @@ def default_server_name() -> str | None:
     launch's URLs and token (issue 10 item 10). The app then runs without a single instance.
     """
     if sys.platform == "win32":
+        import getpass
+
         try:
             user = getpass.getuser()
         except Exception:  # no user name (containers): still one per uid
@@ -65,6 +66,19 @@ def socket_path(name: str) -> str:
         return name
     temp = os.environ.get("TMPDIR") or "/tmp"  # QDir::tempPath() on Unix
     return os.path.join(os.path.normpath(temp), name)
+
+
+def _private_dir(parent: str) -> str:
+    """A new 0700 directory in ``parent`` with an unguessable name (``tempfile.mkdtemp``'s way,
+    without importing tempfile and shutil before the first window). Raises OSError."""
+    for _ in range(20):
+        path = os.path.join(parent, ".pn" + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free private directory name in {parent}")
 
 
 class SingleInstance(QObject):
@@ -128,7 +142,6 @@ class SingleInstance(QObject):
         if sys.platform == "win32":
             return self._listen_qt()
         import socket
-        import tempfile
 
         path = socket_path(self.name)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -136,7 +149,7 @@ class SingleInstance(QObject):
             # Bound in a private directory and moved into place, so the socket is never
             # reachable by others, not even between bind() and chmod() (as QLocalServer's
             # UserAccessOption does); the rename replaces a stale socket of a crashed instance.
-            private = tempfile.mkdtemp(prefix=".pn", dir=os.path.dirname(path) or ".")
+            private = _private_dir(os.path.dirname(path) or ".")
             staged = os.path.join(private, "s")
             try:
                 listener.bind(staged)

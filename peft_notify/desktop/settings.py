@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +204,8 @@ def _channel(index: int, item: Any) -> ChannelSetting:
 
 
 def _keep_backup(path: Path) -> Path:
+    import shutil  # here, not at the top: the app reads its settings before its first window
+
     backup = path.with_name(path.name + ".bak")
     try:
         shutil.copy2(path, backup)
@@ -280,6 +280,8 @@ def _to_toml_dict(settings: Settings) -> dict[str, Any]:
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write ``settings`` atomically (temp file + rename), mode 0600. Raises ``OSError``."""
+    import tempfile
+
     import tomli_w  # desktop extra; only the app and its dialogs save settings
 
     path = path or default_settings_path()
