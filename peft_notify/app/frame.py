@@ -3,9 +3,10 @@
 :func:`peft_notify.app.main.run_app` shows a :class:`FirstFrame` as soon as the single-instance
 check has passed, before the widgets, the history, the tray and the controller are imported
 (launch → first window is a benchmark, bench/startup.py). It looks like the main window before
-its jobs arrive: the same title, size, icon and menu titles, "Loading…" where the job list will
-be and the status line "Starting…". Once the real window is built, :meth:`FirstFrame.hand_over`
-puts it where the frame is and closes the frame after the real window is on screen.
+its jobs arrive: the same title, size and menu titles, "Loading…" where the job list will be and
+the status line "Starting…"; the app's icon reaches it just after its first paint (run_app).
+Once the real window is built, :meth:`FirstFrame.hand_over` puts it where the frame is, and
+:meth:`FirstFrame.done` closes the frame after the real window is on screen.
 
 Only QtWidgets/QtGui classes are used, and no ``Qt`` enum namespace: PySide6 builds every enum
 class of ``Qt`` on its first use (~90 of them, ~10 ms), which the real window pays later.

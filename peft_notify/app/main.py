@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
-from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from peft_notify import __version__
@@ -281,6 +279,8 @@ async def _run(options: AppOptions, single: SingleInstance, parts: _Parts) -> in
             controller.problem.emit("", problem)
     if options.on_started is not None:
         options.on_started(shell)
+    import signal
+
     previous = signal.signal(signal.SIGTERM, lambda *_: shell.quit())  # a clean quit keeps history complete
     if options.quit_after_s is not None:
         asyncio.get_running_loop().call_later(options.quit_after_s, shell.quit)
@@ -304,8 +304,6 @@ def run_app(options: AppOptions | None = None) -> int:
     app.setApplicationDisplayName(CLI_NAME)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(APP_ID)  # Wayland app_id: docks and GNOME match it to <APP_ID>.desktop
-    icon = QIcon(str(icon_file(".svg")))
-    app.setWindowIcon(icon)  # the product icon; the tray shows the status ring
     if sys.platform == "win32":  # group the taskbar button (and its progress) with the Start-menu shortcut
         import ctypes
 
@@ -331,9 +329,12 @@ def run_app(options: AppOptions | None = None) -> int:
     minimized = options.minimized or settings.start_minimized
     frame: FirstFrame | None = None
     if not (minimized and QSystemTrayIcon.isSystemTrayAvailable()):  # the shell shows the window then
-        frame = FirstFrame(icon)
+        frame = FirstFrame()  # without the icon (~5 ms: QIcon's enums, the SVG plugin); the window has it
         frame.show()
         _wait_exposed(frame, 300)
+    from PySide6.QtGui import QIcon
+
+    app.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product icon; the tray shows the status ring
     parts = _build(options, settings, settings_path)
     if frame is not None:
         frame.hand_over(parts.shell.window)
