@@ -225,6 +225,7 @@ class AppChild:
         bare: bool = False,
         lag_timer: bool = True,
         engine_overrides: dict[str, Any] | None = None,
+        trace: bool = False,
     ) -> None:
         self.env = dict(env)
         self.events_path = Path(tempfile.mkstemp(prefix="bench-app-", suffix=".jsonl")[1])
@@ -235,6 +236,8 @@ class AppChild:
             args.append("--lag-timer")
         if engine_overrides:
             args += ["--engine", json.dumps(engine_overrides)]
+        if trace:  # ``trace`` events: a timestamp at each stage of a notification's path (bench.appchild)
+            args.append("--trace")
         self.args = [*args, "--", *app_args]
         self.proc: subprocess.Popen[str] | None = None
         self.launched_ns = 0
