@@ -42,6 +42,7 @@ class ServedJob:
     core: JobCore
     subscribers: set[Subscriber] = field(default_factory=set)
     progress_scheduled: bool = False
+    wake_percent: int = -1  # the whole percent of the latest progress a wake-up saw (training thread)
     timer: asyncio.TimerHandle | None = None
     merge_timer: asyncio.TimerHandle | None = None
     job_file: Path | None = None

@@ -56,6 +56,10 @@ class Mailbox:
         with self._lock:
             self._resource = sample
 
+    def peek_latest(self) -> RawProgress | None:
+        """The coalesced progress not yet taken (any thread; a racy read: it may be replaced meanwhile)."""
+        return self._latest
+
     def put(self, report: Report) -> None:
         """Queue a report that is never dropped; the progress reported before it goes first."""
         with self._lock:

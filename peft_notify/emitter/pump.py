@@ -82,17 +82,22 @@ class EventPump:
     def wake_progress(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
         loop = self._loop
-        if job is None or loop is None or job.progress_scheduled or self._stopped:
+        if job is None or loop is None or self._stopped:
             return
         if not job.listened:
             # Nobody reads the job's progress now (no client, no tap): the latest stays in the
             # mailbox, costing the loop nothing, until someone does (catch_up), a report that is
             # never coalesced takes it along, or the server drains at stop.
             return
+        # A progress that enters a new whole percent may cross a desktop milestone (whole percents):
+        # it goes out now, not on the rate limit's trailing edge (up to 1/progress_hz later).
+        urgent = _entered_percent(job)
+        if job.progress_scheduled and not urgent:
+            return
         # The loop clears this flag *before* taking the latest value, so a wake-up is never lost.
         job.progress_scheduled = True
         with contextlib.suppress(RuntimeError):  # loop closed during interpreter shutdown
-            loop.call_soon_threadsafe(self._flush_progress, job)
+            loop.call_soon_threadsafe(self._flush_progress, job, urgent)
 
     def wake_now(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
@@ -141,11 +146,13 @@ class EventPump:
         asyncio.run_coroutine_threadsafe(switch(), loop).result(timeout=10)
         return run_id
 
-    def _flush_progress(self, job: ServedJob) -> None:
+    def _flush_progress(self, job: ServedJob, urgent: bool = False) -> None:
         loop = asyncio.get_running_loop()
-        job.timer = None
+        if job.timer is not None:  # this call is the timer, or an urgent one that replaces it
+            job.timer.cancel()
+            job.timer = None
         wait = job.core.progress_wait(loop.time())
-        if wait > 0:  # rate limit: send the latest value on the trailing edge
+        if wait > 0 and not urgent:  # rate limit: send the latest value on the trailing edge
             job.timer = loop.call_later(wait, self._flush_progress, job)
             return
         job.progress_scheduled = False
@@ -180,3 +187,20 @@ class EventPump:
         job.mailbox.drop_latest()
         job.core.new_run(start_snapshot(start_step, total))
         job.wake_subscribers()
+
+
+def _entered_percent(job: ServedJob) -> bool:
+    """Whether the job's latest progress is in a higher whole percent than the last one seen (training
+    thread, per progress call while someone listens: a few integer operations). A new run, starting
+    lower, just resets it. Milestones are whole percents (EngineConfig), so at most ~100 a run."""
+    latest = job.mailbox.peek_latest()
+    if latest is None:
+        return False
+    step, total = latest[0], latest[1]
+    if type(step) is not int or type(total) is not int or total <= 0:
+        return False  # unchecked arguments (validated when taken): never fail here
+    percent = step * 100 // total
+    if percent == job.wake_percent:
+        return False
+    entered, job.wake_percent = percent > job.wake_percent, percent
+    return entered

@@ -308,6 +308,29 @@ def test_progress_nobody_listens_to_waits_in_the_mailbox_and_reaches_a_late_clie
     assert job_log.snapshot is not None and job_log.snapshot.current_step == 5_003
 
 
+def test_a_progress_entering_a_new_percent_is_not_held_by_the_rate_limit() -> None:
+    """Milestones are whole percents: a progress that enters a new one goes out at once, not on the
+    rate limit's trailing edge (issue 17, notify latency: up to 1/progress_hz = 50 ms by default).
+    Here the limit is one frame per 100 s, so without the bypass step 110 would not come in time."""
+    srv = JobServer(progress_hz=0.01, discovery_files=False).start()
+    try:
+        handle = srv.add_job("m", total_steps=1000)
+
+        async def main() -> list[dict[str, Any]]:
+            async with connect(srv.url_for("m")) as ws:
+                await recv_json(ws)
+                handle.progress(100)  # 10 %: the first frame goes at once anyway
+                got = await recv_until(ws, lambda m: m["data"].get("current_step") == 100)
+                handle.progress(101)  # still 10 %: held by the 100 s window
+                handle.progress(110)  # 11 %: a milestone may be due, out now (with the latest, 110)
+                return got + await recv_until(ws, lambda m: m["data"].get("current_step") == 110)
+
+        steps = [m["data"]["current_step"] for m in asyncio.run(main()) if m["type"] == "progress"]
+        assert steps == [100, 110]  # 101 was coalesced away, as before
+    finally:
+        srv.stop()
+
+
 def test_evaluations_are_never_coalesced_away(server: JobServer) -> None:
     handle = server.add_job("ev", total_steps=10_000)
 
