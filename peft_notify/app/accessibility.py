@@ -40,13 +40,20 @@ STATUS_ICONS = {
 }
 
 
+_ICONS: dict[str, QIcon] = {}
+
+
 def status_icon(kind: str) -> QIcon:
     """The icon of a notification kind (an empty icon for an unknown kind); never an emoji,
-    which renders as an empty box where no emoji font is installed."""
-    from peft_notify.appinfo import resources_dir
+    which renders as an empty box where no emoji font is installed. One QIcon per kind, shared:
+    the timeline rebuilt after each notification then renders each SVG once, not once a row."""
+    icon = _ICONS.get(kind)
+    if icon is None:
+        from peft_notify.appinfo import resources_dir
 
-    name = STATUS_ICONS.get(kind, ("", ""))[0]
-    return QIcon(str(resources_dir() / "icons" / name)) if name else QIcon()
+        name = STATUS_ICONS.get(kind, ("", ""))[0]
+        icon = _ICONS[kind] = QIcon(str(resources_dir() / "icons" / name)) if name else QIcon()
+    return icon
 
 
 def draw_state_mark(painter: QPainter, tone: str, box: QRectF, color: QColor) -> None:
