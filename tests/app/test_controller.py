@@ -376,3 +376,34 @@ def test_the_settings_file_keeps_every_url_and_stays_private(
     saved = load_settings(path)
     assert [(s.url, s.token) for s in saved.subscriptions] == [(u, f"secret-{i}") for i, u in enumerate(wanted)]
     assert path.stat().st_mode & 0o777 == 0o600  # it holds the tokens
+
+
+def test_a_flush_of_many_jobs_runs_in_slices_and_refreshes_every_one(qapp: Any, client_factory: ClientFactory) -> None:
+    """Issue 17: 1,000 jobs' progress was refreshed in one ~20 ms piece; the loop now runs between slices."""
+    from peft_notify.app.controller import FLUSH_BATCH, UI_REFRESH_S
+
+    rig = Rig(client_factory)
+    wanted = urls(2 * FLUSH_BATCH + 50)
+    seen: list[str] = []
+
+    def on_updated(key: str) -> None:
+        if not seen:  # the first refresh of the flush: mark where the loop next gets a turn
+            asyncio.get_running_loop().call_soon(seen.append, "loop turn")
+        seen.append(key)
+
+    async def scenario() -> None:
+        rig.controller.start()
+        for i, url in enumerate(wanted):
+            rig.controller.subscribe(url, persist=False)
+            rig.push(url, envelope(f"job-{i}", 1, hello(name=f"run-{i}")))
+        await rig.controller.drain()
+        rig.controller.job_updated.connect(on_updated)
+        for i, url in enumerate(wanted):
+            rig.push(url, envelope(f"job-{i}", 2, progress(40)))
+        await asyncio.sleep(UI_REFRESH_S + 0.5)
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    assert seen.index("loop turn") == FLUSH_BATCH  # other work ran after the first slice
+    assert sorted(k for k in seen if k != "loop turn") == sorted(wanted)  # every job once
+    assert all(rig.controller.rows[url].step == 40 for url in wanted)
