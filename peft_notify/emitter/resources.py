@@ -88,13 +88,15 @@ def throttle_reasons(bits: int) -> tuple[str, ...]:
 class HostWatch:
     """RAM, swap and the CPU/RSS of one process tree (root ``pid`` and its descendants).
 
-    On Linux it reads ``/proc`` itself, and only what it needs: ``/proc/meminfo`` once, then one
-    ``stat`` file per process of the tree, found through the kernel's per-thread ``children``
-    lists — about 0.1 ms a sample, however many processes the machine runs (psutil's
-    ``children(recursive=True)`` reads every process's ``stat`` on the machine: ~1 ms with 100
-    processes, 10 ms with 1,000). Elsewhere, or where the kernel has no ``children`` files, psutil
-    does it, and the tree's membership is walked again at most every :data:`TREE_REFRESH_S`
-    seconds (the processes found are re-read every sample; dead ones drop out at once).
+    On Linux it reads ``/proc`` itself, and only what it needs: ``/proc/meminfo`` and one
+    ``stat`` file per process of the tree, kept open and re-read with one ``pread`` each (every
+    system call lets the training thread's GIL go and come back, which costs both threads more
+    than the call); the tree's members are found through the kernel's per-thread ``children``
+    lists. psutil's ``children(recursive=True)`` reads every process's ``stat`` on the machine:
+    ~1 ms with 100 processes, 10 ms with 1,000. Elsewhere, or where the kernel has no
+    ``children`` files, psutil does it. Either way the membership is walked again every
+    :data:`TREE_REFRESH_S` seconds (a new child counts from then; the members are re-read every
+    sample and a dead one drops out at once). Call :meth:`close` to release the open files.
     """
 
     def __init__(self, pid: int) -> None:
@@ -103,18 +105,24 @@ class HostWatch:
         self._last_at: float | None = None
         self.last_pids: frozenset[int] = frozenset()  # the tree at the last sample (the GPU part uses it)
         self._procfs = _procfs_children()
+        self._files = _ProcFiles()
+        self._members: dict[int, float] = {}  # pid -> start time, as of the last walk (procfs)
+        self._walked_at: float | None = None
         self._root_start: float | None = None  # the root's start time: a reused pid is not our root
         self._root: psutil.Process | None = None
         self._cached: list[psutil.Process] = []
-        self._cached_at: float | None = None
         if self._procfs:
-            stat = _proc_stat(pid)
+            stat = self._stat(pid)
             self._root_start = None if stat is None or stat.dead else stat.start
             return
         try:
             self._root = psutil.Process(pid)
         except psutil.Error:
             self._root = None
+
+    def close(self) -> None:
+        """Close the /proc files kept open (idempotent; a later sample opens them again)."""
+        self._files.close()
 
     def tree(self) -> list[psutil.Process]:
         """The root and its living descendants as psutil processes (empty once the root is gone)."""
@@ -125,27 +133,37 @@ class HostWatch:
         return processes
 
     def pids(self) -> set[int]:
-        """The pids of the root and its living descendants (empty once the root is gone)."""
+        """The pids of the root and its living descendants, walked now (empty once the root is gone)."""
+        self._walked_at = None
         if self._procfs:
-            return set(self._proc_tree())
+            return set(self._proc_tree(time.monotonic()))
         return {p.pid for p in self._psutil_tree(time.monotonic())}
+
+    def _walk_due(self, now: float) -> bool:
+        due = self._walked_at is None or not 0 <= now - self._walked_at < TREE_REFRESH_S
+        if due:
+            self._walked_at = now
+        return due
 
     def sample(self, now: float) -> wire.HostSample:
         if self._procfs:
-            mem = _meminfo()
-            if mem is not None:
-                return self._sample_procfs(now, mem)
+            memory = self._meminfo()
+            if memory is None:
+                vm = psutil.virtual_memory()
+                swap_total, swap_used = _psutil_swap()
+                memory = (int(vm.total), int(vm.available), swap_total, swap_used)
+            rss = 0
+            seen: dict[tuple[int, float], float] = {}
+            for pid, stat in self._proc_tree(now).items():
+                rss += stat.rss
+                seen[(pid, stat.start)] = stat.cpu
+            self.last_pids = frozenset(pid for pid, _ in seen)
+            return self._host_sample(now, memory, rss if seen else None, seen)
         vm = psutil.virtual_memory()
-        try:
-            swap = psutil.swap_memory()
-            swap_total, swap_used = int(swap.total), int(swap.used)
-        except (OSError, RuntimeError):  # no /proc/swaps in some containers
-            swap_total = swap_used = 0
-        if self._procfs:
-            return self._sample_procfs(now, (int(vm.total), int(vm.available), swap_total, swap_used))
+        swap_total, swap_used = _psutil_swap()
         procs = self._psutil_tree(now)
         rss = 0
-        seen: dict[tuple[int, float], float] = {}
+        seen = {}
         for proc in procs:
             try:
                 with proc.oneshot():
@@ -158,17 +176,6 @@ class HostWatch:
         self.last_pids = frozenset(p.pid for p in procs)
         memory = (int(vm.total), int(vm.available), swap_total, swap_used)
         return self._host_sample(now, memory, rss if procs else None, seen)
-
-    def _sample_procfs(self, now: float, memory: tuple[int, int, int, int]) -> wire.HostSample:
-        rss = 0
-        seen: dict[tuple[int, float], float] = {}
-        pids = []
-        for pid, stat in self._proc_tree().items():
-            rss += stat.rss
-            seen[(pid, stat.start)] = stat.cpu
-            pids.append(pid)
-        self.last_pids = frozenset(pids)
-        return self._host_sample(now, memory, rss if pids else None, seen)
 
     def _host_sample(
         self,
@@ -193,23 +200,59 @@ class HostWatch:
             alive=rss is not None,
         )
 
-    def _proc_tree(self) -> dict[int, _Stat]:
-        """pid → its stat for the root and its descendants, from /proc (empty once the root is gone)."""
-        root = _proc_stat(self.pid)
+    # ------------------------------------------------------------------ /proc (Linux)
+
+    def _meminfo(self) -> tuple[int, int, int, int] | None:
+        try:
+            return _parse_meminfo(self._files.read("/proc/meminfo"))
+        except OSError:
+            return None
+
+    def _stat(self, pid: int) -> _Stat | None:
+        try:
+            return _parse_stat(self._files.read(f"/proc/{pid}/stat"))
+        except OSError:
+            return None
+
+    def _children(self, pid: int) -> list[int]:
+        """The children of ``pid``: the union of its threads' ``children`` lists (a thread forks too)."""
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return []
+        children: list[int] = []
+        for tid in tids:
+            try:
+                children += [int(c) for c in self._files.read(f"/proc/{pid}/task/{tid}/children").split()]
+            except (OSError, ValueError):
+                continue
+        return children
+
+    def _proc_tree(self, now: float) -> dict[int, _Stat]:
+        """pid → its stat for the root and its descendants (empty once the root is gone)."""
+        root = self._stat(self.pid)
         if root is None or root.dead or self._root_start is None or root.start != self._root_start:
+            self._files.close()
             return {}
         found = {self.pid: root}
-        todo = [self.pid]
-        while todo and len(found) < MAX_TREE:
-            for child in _proc_children(todo.pop()):
-                if child in found:
-                    continue
-                stat = _proc_stat(child)
-                if stat is None or stat.dead:
-                    continue
-                found[child] = stat
-                todo.append(child)
+        if self._walk_due(now):
+            todo = [self.pid]
+            while todo and len(found) < MAX_TREE:
+                for child in self._children(todo.pop()):
+                    stat = None if child in found else self._stat(child)
+                    if stat is not None and not stat.dead:
+                        found[child] = stat
+                        todo.append(child)
+            self._files.keep(found)  # the files of processes and threads that are gone are closed
+        else:
+            for pid, start in self._members.items():
+                stat = None if pid == self.pid else self._stat(pid)
+                if stat is not None and not stat.dead and stat.start == start:
+                    found[pid] = stat
+        self._members = {pid: stat.start for pid, stat in found.items()}
         return found
+
+    # ------------------------------------------------------------------ psutil (elsewhere)
 
     def _psutil_tree(self, now: float) -> list[psutil.Process]:
         """The tree through psutil: its membership walked again every TREE_REFRESH_S at most."""
@@ -217,8 +260,7 @@ class HostWatch:
         if root is None or not _alive(root):
             self._cached = []
             return []
-        if self._cached_at is None or now - self._cached_at >= TREE_REFRESH_S or now < self._cached_at:
-            self._cached_at = now
+        if self._walk_due(now):
             try:
                 self._cached = [root, *root.children(recursive=True)]
             except psutil.Error:
@@ -228,7 +270,8 @@ class HostWatch:
 
 
 MAX_TREE: Final = 4096  # processes in one watched tree at most (a fork bomb must not hold the sampler)
-TREE_REFRESH_S: Final = 10.0  # without /proc children lists: how often psutil walks the tree again
+TREE_REFRESH_S: Final = 5.0  # how often the tree's membership is walked again
+MAX_OPEN_FILES: Final = 64  # /proc files a HostWatch keeps open at most (more are opened per read)
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -242,19 +285,60 @@ class _Stat:
         self.dead, self.cpu, self.start, self.rss = dead, cpu, start, rss
 
 
+class _ProcFiles:
+    """Small /proc files kept open and re-read with one ``pread`` (the kernel regenerates them).
+
+    A file of a process or thread that ended fails with ``ESRCH`` (even if its pid was reused):
+    it is closed and the error raised. At most :data:`MAX_OPEN_FILES` stay open.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def read(self, path: str) -> bytes:
+        """The file's content now. Raises ``OSError``."""
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            if len(self._fds) >= MAX_OPEN_FILES:
+                try:
+                    return os.read(fd, 65536)
+                finally:
+                    os.close(fd)
+            self._fds[path] = fd
+        try:
+            return os.pread(fd, 65536, 0)
+        except OSError:
+            del self._fds[path]
+            os.close(fd)
+            raise
+
+    def keep(self, pids: Iterable[int]) -> None:
+        """Close the files of processes not in ``pids`` (the system-wide ones stay)."""
+        prefixes = tuple(f"/proc/{pid}/" for pid in pids)
+        for path in [p for p in self._fds if p.startswith("/proc/") and p[6:7].isdigit()]:
+            if not path.startswith(prefixes):
+                os.close(self._fds.pop(path))
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+
 def _read(path: str) -> bytes:
     """A small /proc file in one read (no buffered file object). Raises ``OSError``."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         return os.read(fd, 65536)
     finally:
         os.close(fd)
 
 
-def _proc_stat(pid: int) -> _Stat | None:
-    """``/proc/PID/stat``: zombie or dead, CPU seconds, start (clock ticks), RSS bytes; ``None`` if gone."""
+def _parse_stat(data: bytes) -> _Stat | None:
+    """``/proc/PID/stat``: zombie or dead, CPU seconds, start (clock ticks), RSS bytes."""
     try:
-        data = _read(f"/proc/{pid}/stat")
         fields = data[data.rindex(b")") + 2 :].split()  # after "pid (comm) ": the name may hold anything
         return _Stat(
             dead=fields[0] in (b"Z", b"X", b"x"),
@@ -262,23 +346,8 @@ def _proc_stat(pid: int) -> _Stat | None:
             start=float(fields[19]),
             rss=int(fields[21]) * _PAGE_SIZE,
         )
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return None
-
-
-def _proc_children(pid: int) -> list[int]:
-    """The children of ``pid``: the union of its threads' ``children`` lists (a thread forks too)."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    children: list[int] = []
-    for tid in tids:
-        try:
-            children += [int(c) for c in _read(f"/proc/{pid}/task/{tid}/children").split()]
-        except (OSError, ValueError):
-            continue
-    return children
 
 
 def _procfs_children() -> bool:
@@ -290,13 +359,9 @@ def _procfs_children() -> bool:
     return True
 
 
-def _meminfo() -> tuple[int, int, int, int] | None:
+def _parse_meminfo(data: bytes) -> tuple[int, int, int, int] | None:
     """(RAM total, RAM available, swap total, swap used) in bytes from /proc/meminfo, as psutil
     computes them; ``None`` when a line is missing (an old kernel: psutil then)."""
-    try:
-        data = _read("/proc/meminfo")
-    except OSError:
-        return None
     values: dict[bytes, int] = {}
     for line in data.splitlines():
         name, _, rest = line.partition(b":")
@@ -307,12 +372,16 @@ def _meminfo() -> tuple[int, int, int, int] | None:
                 return None
     if len(values) < 4:
         return None
-    return (
-        values[b"MemTotal"],
-        values[b"MemAvailable"],
-        values[b"SwapTotal"],
-        values[b"SwapTotal"] - values[b"SwapFree"],
-    )
+    swap_total = values[b"SwapTotal"]
+    return values[b"MemTotal"], values[b"MemAvailable"], swap_total, swap_total - values[b"SwapFree"]
+
+
+def _psutil_swap() -> tuple[int, int]:
+    try:
+        swap = psutil.swap_memory()
+    except (OSError, RuntimeError):  # no /proc/swaps in some containers
+        return 0, 0
+    return int(swap.total), int(swap.used)
 
 
 def _alive(proc: psutil.Process) -> bool:
@@ -398,6 +467,8 @@ class DiskWatch:
         self.param_bytes = param_bytes if param_bytes and param_bytes > 0 else None
         self._estimate: int | None = None
         self._scanned_at: float | None = None
+        self._absolute = self.output_dir.absolute()
+        self._where: Path | None = None  # the directory, or its nearest existing parent
 
     def _existing(self) -> Path:
         """The output directory, or its nearest existing parent (it may not be created yet)."""
@@ -408,11 +479,17 @@ class DiskWatch:
 
     def sample(self, now: float) -> wire.DiskSample:
         """Raises ``OSError`` when no part of the path can be read."""
-        where = self._existing()
-        usage = shutil.disk_usage(where)
-        if self._scanned_at is None or now - self._scanned_at >= CHECKPOINT_RESCAN_S:
+        rescan = self._scanned_at is None or not 0 <= now - self._scanned_at < CHECKPOINT_RESCAN_S
+        if rescan or self._where is None or self._where != self._absolute:
+            self._where = self._existing()  # until the directory exists, asked again every sample
+        try:
+            usage = shutil.disk_usage(self._where)
+        except OSError:  # removed since: its nearest existing parent again
+            self._where = self._existing()
+            usage = shutil.disk_usage(self._where)
+        if rescan:
             self._scanned_at = now
-            self._estimate = checkpoint_size(where) if where == self.output_dir.absolute() else None
+            self._estimate = checkpoint_size(self._where) if self._where == self._absolute else None
         estimate = self._estimate if self._estimate else self.param_bytes
         return wire.DiskSample(
             path=str(self.output_dir)[: wire.MAX_REASON],
@@ -668,6 +745,7 @@ class ResourceSampler:
             watched.append("gpu")
         self.watched: tuple[str, ...] = tuple(watched)
         self.samples = 0
+        self.cpu_s = 0.0  # CPU seconds the sampler's thread has spent sampling (and in the sink)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed: set[str] = set()
@@ -694,18 +772,22 @@ class ResourceSampler:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
+        if thread is None or not thread.is_alive():
+            self.host.close()
         if self.gpus is not None:
             self.gpus.close()
             self.gpus = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            began = time.thread_time()
             resource = self.sample_once()
             if resource is not None:
                 try:
                     self.sink(resource)
                 except Exception:
                     log.exception("resource sink failed")
+            self.cpu_s += time.thread_time() - began
             self._stop.wait(self.interval)
 
     def sample_once(self) -> wire.Resource | None:

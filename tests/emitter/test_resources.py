@@ -108,12 +108,14 @@ def test_a_child_started_by_another_thread_is_in_the_tree() -> None:
         started[0].wait()
 
 
-def test_without_children_lists_psutil_walks_the_tree_and_rewalks_it_at_most_every_10_s(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("children_lists", [True, False], ids=["proc-children", "psutil"])
+def test_the_tree_is_walked_again_every_refresh_period_and_the_dead_drop_out_at_once(
+    children_lists: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The path for kernels without CONFIG_PROC_CHILDREN (and other systems), on real trees: the
-    kernel feature is switched off by replacing its probe, the one substitution here."""
-    monkeypatch.setattr(resources, "_procfs_children", lambda: False)
+    """Both paths on real trees. ``psutil``: kernels without CONFIG_PROC_CHILDREN (and other
+    systems); the kernel feature is switched off by replacing its probe, the one substitution here."""
+    if not children_lists:
+        monkeypatch.setattr(resources, "_procfs_children", lambda: False)
     with busy_tree() as (parent, grandchild):
         tree = HostWatch(parent.pid)
         assert tree.sample(100.0).alive
@@ -123,15 +125,33 @@ def test_without_children_lists_psutil_walks_the_tree_and_rewalks_it_at_most_eve
     watch.sample(100.0)
     late = subprocess.Popen(["sleep", "30"])
     try:
-        watch.sample(105.0)
-        assert late.pid not in watch.last_pids  # membership is cached between walks
-        watch.sample(110.0)
-        assert late.pid in watch.last_pids  # walked again after TREE_REFRESH_S
+        watch.sample(100.0 + resources.TREE_REFRESH_S / 2)
+        assert late.pid not in watch.last_pids  # membership is kept between walks
+        watch.sample(100.0 + resources.TREE_REFRESH_S)
+        assert late.pid in watch.last_pids  # walked again
     finally:
         late.kill()
         late.wait()
-    watch.sample(111.0)
+    watch.sample(101.0 + resources.TREE_REFRESH_S)
     assert late.pid not in watch.last_pids  # a process that ended drops out at once
+    watch.close()
+
+
+def test_proc_files_kept_open_are_closed_when_their_process_ends_and_at_close() -> None:
+    """The Linux path re-reads /proc files it keeps open: none may leak."""
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    before = fds()
+    with busy_tree() as (parent, _grandchild):
+        watch = HostWatch(parent.pid)
+        for now in (100.0, 101.0):
+            assert watch.sample(now).alive
+        assert before < fds() <= before + resources.MAX_OPEN_FILES
+    assert not watch.sample(102.0).alive
+    assert fds() == before  # the tree is gone: its files are closed
+    own = HostWatch(os.getpid())
+    own.sample(100.0)
+    own.close()
+    assert fds() == before
 
 
 # ----------------------------------------------------------------------------- disk (real tmpfs)
