@@ -174,6 +174,40 @@ def test_bundle_leaves_out_what_the_app_never_imports(unpacked: Path) -> None:
                 "desktop_notifier"} <= tops, tops
 
 
+def test_frozen_start_runs_no_unneeded_runtime_hooks_and_multiprocessing_still_works(
+    unpacked: Path, tmp_path: Path
+) -> None:
+    # The spec leaves out PyInstaller's multiprocessing and inspect runtime hooks (start-up time,
+    # bench/startup.py): neither is in the binary and a start does not import multiprocessing, yet a
+    # spawned worker and its resource tracker still run from the frozen binary (entry.py handles
+    # '--multiprocessing-fork' and '-c CODE').
+    archive = subprocess.run(
+        [sys.executable, "-m", "PyInstaller.utils.cliutils.archive_viewer", "--list", str(binary(unpacked))],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    scripts = set(re.findall(r"'s', '([\w.]+)'", archive.stdout))
+    assert "entry" in scripts and "pyi_rth_pyside6" in scripts, archive.stdout
+    assert not scripts & {"pyi_rth_multiprocessing", "pyi_rth_inspect"}, scripts
+    code = (
+        "import sys\n"
+        "print('loaded', 'multiprocessing' in sys.modules)\n"
+        "import multiprocessing as mp\n"
+        "ctx = mp.get_context('spawn')\n"
+        "queue = ctx.SimpleQueue()\n"
+        "worker = ctx.Process(target=queue.put, args=('from the worker',))\n"
+        "worker.start()\n"
+        "print(queue.get())\n"
+        "worker.join(60)\n"
+        "print('exit', worker.exitcode)\n"
+    )
+    done = subprocess.run(
+        [str(binary(unpacked)), "-c", code],
+        env=clean_env(unpacked, tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == ["loaded False", "from the worker", "exit 0"], done.stdout + done.stderr
+
+
 def test_frozen_binary_prints_its_version_outside_the_checkout(unpacked: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [str(binary(unpacked)), "--version"],
