@@ -177,7 +177,8 @@ def install_trace() -> None:
     from peft_notify.app.window import MainWindow
 
     wrap(MainWindow, "on_history_changed", "hist0", "hist1")
-    wrap(Controller, "flush_updates", "flush0", "flush1")
+    # the 10 Hz row refresh (the controller's timer callback; flush_updates in older versions)
+    wrap(Controller, "_flush_some" if hasattr(Controller, "_flush_some") else "flush_updates", "flush0", "flush1")
 
 
 def experiment_client_coalesce() -> None:

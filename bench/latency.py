@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import time
+from collections.abc import Iterator
 
 from bench.appfixture import text_has
 from bench.harness import P50, P99, Context, Result, Row, bootstrap_ci, bootstrap_ratio, percentile, stats
@@ -23,8 +25,9 @@ from bench.session import AppChild, BenchError, PrivateBus, app_available, isola
 NAME = "latency"
 TITLE = "job.progress() crossing a milestone → Notify at the D-Bus server vs a raw Notify round trip"
 STEPS = 1000
-# Stages of the app side (bench.appchild --trace), in path order; "server" is the recorder's Notify stamp.
-STAGES = ("data", "take", "recv", "fed", "perform", "recorded", "notifier", "call", "server", "reply", "status")
+# Stages in path order: "sent" (the job server handed the frame to websockets, in this process), the
+# app's (bench.appchild --trace), and "server", the recorder's Notify stamp.
+STAGES = ("sent", "data", "take", "recv", "fed", "perform", "recorded", "notifier", "call", "server", "reply", "status")
 UI_WORK = {"hist": "history refresh", "flush": "row refresh"}  # stamped <name>0 … <name>1 around it
 
 
@@ -57,6 +60,29 @@ def stage_offsets(crossings: list[tuple[int, int]], trace: list[dict[str, object
                 out[stage].append((t - t0) / 1e6)
                 at = t
     return out
+
+
+@contextlib.contextmanager
+def stamp_server_sends(stamps: list[int]) -> Iterator[None]:
+    """While inside: the perf_counter_ns at which this process's WebSocket server (the JobServer's
+    loop thread) hands each frame to websockets, appended to ``stamps``."""
+    from websockets.asyncio.server import ServerConnection
+
+    own = ServerConnection.__dict__.get("send")
+    original = ServerConnection.send
+
+    async def send(self: ServerConnection, message: object, *args: object, **kwargs: object) -> None:
+        stamps.append(time.perf_counter_ns())
+        await original(self, message, *args, **kwargs)  # type: ignore[arg-type]
+
+    ServerConnection.send = send  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        if own is None:
+            del ServerConnection.send
+        else:
+            ServerConnection.send = own  # type: ignore[method-assign]
 
 
 def ui_work(trace: list[dict[str, object]]) -> str:
@@ -122,6 +148,7 @@ def run(ctx: Context) -> Result:
     samples: list[float] = []
     crossings: list[tuple[int, int]] = []
     trace: list[dict[str, object]] = []
+    sends: list[int] = []
     server = JobServer(discovery_files=False).start()
     try:
         handles = [server.add_job(f"lat{i}", name=f"latency-{i}", total_steps=STEPS) for i in range(jobs)]
@@ -142,17 +169,19 @@ def run(ctx: Context) -> Result:
                             if time.monotonic() > deadline:
                                 raise BenchError(f"app never connected to {h.url}:\n{app.log_tail()}") from None
                 time.sleep(0.5)
-                for h in handles:
-                    for pct in range(1, per_job + 1):
-                        start = bus.count()
-                        t0 = time.perf_counter_ns()
-                        h.progress(pct * STEPS // 100, loss=1.0)
-                        event = bus.wait_notify(text_has(f"{pct}%"), 30, start)
-                        samples.append((int(event["t"]) - t0) / 1e6)
-                        crossings.append((t0, int(event["t"])))
-                        time.sleep(0.08)
+                with stamp_server_sends(sends):
+                    for h in handles:
+                        for pct in range(1, per_job + 1):
+                            start = bus.count()
+                            t0 = time.perf_counter_ns()
+                            h.progress(pct * STEPS // 100, loss=1.0)
+                            event = bus.wait_notify(text_has(f"{pct}%"), 30, start)
+                            samples.append((int(event["t"]) - t0) / 1e6)
+                            crossings.append((t0, int(event["t"])))
+                            time.sleep(0.08)
                 time.sleep(0.3)  # the child writes its events in batches
                 trace = [e for e in app.events() if e.get("ev") == "trace"]
+                trace += [{"ev": "trace", "s": "sent", "t": t} for t in sends]
             raw = asyncio.run(raw_round_trips(bus.address, ctx.size(300, 20)))
     finally:
         server.stop()
@@ -161,8 +190,9 @@ def run(ctx: Context) -> Result:
     result = Result(NAME, TITLE)
     if trace:
         result.notes.append(
-            "Stages (bench.appchild --trace, ms after progress(), each stage's percentile on its own): data = the "
-            "app read the frame's bytes, take/recv = JobClient got/decoded it, fed = engine and UI callbacks done, "
+            "Stages (bench.appchild --trace, ms after progress(), each stage's percentile on its own): sent = the "
+            "job server handed the frame to websockets (this process), data = the app read the frame's bytes, "
+            "take/recv = JobClient got/decoded it, fed = engine and UI callbacks done, "
             "perform = the dispatcher started, recorded = history INSERT done, notifier/call = the adapter / the "
             "D-Bus Notify call, server = the recorder's stamp, reply/status = the reply and the history update. "
             f"UI work on the same loop during the run: {ui_work(trace) or 'none seen'}."
