@@ -134,11 +134,13 @@ class JobContext:
         """Stop the server if this context started it (after the linger period); the channels send
         what is pending (at most ~15 s, so the completion or the error goes out before exit)."""
         if self.sampler is not None:
-            self.sampler.stop()
+            self.sampler.stop(wait=False)  # it winds down while the server does
         if self._owns_server and self.server is not None:
             self.server.stop(linger=self._linger)
         elif self.server is not None:
             self.server.remove_job(self.job_id)
+        if self.sampler is not None:
+            self.sampler.stop()
         self.handle.close()
         if self._relay is not None:
             self._relay.close()

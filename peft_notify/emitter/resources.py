@@ -766,9 +766,15 @@ class ResourceSampler:
             self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop sampling (idempotent; waits briefly for the thread) and release NVML."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop sampling (idempotent; waits briefly for the thread) and release NVML and /proc files.
+
+        ``wait=False`` only tells the thread to stop (it ends within one sample): do other
+        shutdown work meanwhile, then call ``stop()`` again to wait for it and release.
+        """
         self._stop.set()
+        if not wait:
+            return
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)

@@ -137,14 +137,16 @@ class Reporter:
         """Report completion (unless already finished) and stop an owned server after lingering."""
         if self.handle is not None and completed and not self.handle.finished:
             self.handle.status(wire.JobState.COMPLETED)
-        if self.sampler is not None:
-            self.sampler.stop()
-            self.sampler = None
+        sampler, self.sampler = self.sampler, None
+        if sampler is not None:
+            sampler.stop(wait=False)  # it winds down while the server does
         if sys.excepthook == self._excepthook:
             sys.excepthook = self._previous_hook or sys.__excepthook__
         if self._owns_server and self.server is not None:
             self.server.stop(linger=self.linger)
             self._owns_server = False
+        if sampler is not None:
+            sampler.stop()
         if self.handle is not None:
             self.handle.close()
         if self._relay is not None:  # pending channel sends (the completion or the error) get ~15 s
