@@ -73,6 +73,7 @@ def test_resources_runs(ctx: harness.Context) -> None:
     assert [row.metric for row in result.rows] == [
         "CPU time per step, sampler running",
         "wall time per step, sampler running",
+        "sampler thread's own CPU per step (direct)",
         "one sample, on its thread",
     ]
     assert result.rows[0].reference_name == "same loop without it"
