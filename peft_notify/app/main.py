@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from peft_notify import __version__
 from peft_notify.app.frame import FirstFrame
-from peft_notify.appinfo import APP_ID, CLI_NAME, icon_file
+from peft_notify.appinfo import APP_ID, CLI_NAME
 
 if TYPE_CHECKING:
     from peft_notify.app.adapters import Adapters
@@ -332,9 +332,9 @@ def run_app(options: AppOptions | None = None) -> int:
         frame = FirstFrame()  # without the icon (~5 ms: QIcon's enums, the SVG plugin); the window has it
         frame.show()
         _wait_exposed(frame, 300)
-    from PySide6.QtGui import QIcon
+    from peft_notify.app.shell import product_icon
 
-    app.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product icon; the tray shows the status ring
+    app.setWindowIcon(product_icon())  # the product icon; the tray shows the status ring
     parts = _build(options, settings, settings_path)
     if frame is not None:
         frame.hand_over(parts.shell.window)

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QTimer
-from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QDialog, QMenu, QMessageBox
 
 from peft_notify.app.style import ThemeWatcher
@@ -28,11 +28,29 @@ from peft_notify.ports import HistoryStore
 if TYPE_CHECKING:  # imported after the first paint
     from peft_notify.app.controller import Controller
 
-__all__ = ["AppShell"]
+__all__ = ["AppShell", "product_icon"]
 
 log = logging.getLogger(__name__)
 
 Selections = Sequence[tuple[str, str, Sequence[str]]]
+
+
+def product_icon() -> QIcon:
+    """The product icon for windows: the 256 px PNG scaled once to the sizes X11 and taskbars use.
+
+    Not the SVG: that loads QtSvg and its icon engine (~1.3 MiB of the idle app's RSS,
+    bench/memory.py) for an icon never drawn larger than 256 px. Explicit sizes keep what the SVG
+    gave (``_NET_WM_ICON`` carries 16–128 px images; one file would give only 256 px), and scaling
+    once keeps no decoded 256 px copy per size.
+    """
+    icon = QIcon()
+    image = QImage(str(icon_file(".png")))
+    if image.isNull():
+        return icon
+    smooth = Qt.TransformationMode.SmoothTransformation
+    for size in (16, 24, 32, 48, 64, 128):
+        icon.addPixmap(QPixmap.fromImage(image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, smooth)))
+    return icon
 
 
 def doctor_command() -> list[str]:
@@ -96,7 +114,7 @@ class AppShell(QObject):
         self.window = MainWindow(history)
         if self.theme is not None:
             self.theme.changed.connect(self.window.apply_theme)
-        self.window.setWindowIcon(QIcon(str(icon_file(".svg"))))  # the product's icon; the tray shows status
+        self.window.setWindowIcon(product_icon())  # the product's icon; the tray shows status
         self.tray = Tray(clock)
         self._quit = _QuitSignal()
         # Owned by the window, so it cannot fire after the window is gone.

@@ -78,3 +78,15 @@ def test_mute_and_tray_refresh(qtbot: QtBot, tmp_path: Path) -> None:
     shell.refresh_tray()
     assert "llama: 50% — running" in shell.tray.icon.toolTip()
     assert not shell.window.windowIcon().isNull()
+
+
+def test_the_product_icon_comes_at_the_window_icon_sizes_without_the_svg_engine(qtbot: QtBot) -> None:
+    from PySide6.QtCore import QSize
+
+    from peft_notify.app.shell import product_icon
+
+    icon = product_icon()
+    # What X11 (_NET_WM_ICON) and taskbars ask for, as the SVG gave; made from the PNG, so showing
+    # it does not load QtSvg and its icon engine (bench/memory.py).
+    assert {QSize(s, s) for s in (16, 32, 64, 128)} <= set(icon.availableSizes())
+    assert not icon.pixmap(128, 128).isNull()
