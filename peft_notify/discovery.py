@@ -24,7 +24,6 @@ import importlib
 import json
 import logging
 import os
-import secrets
 import socket
 import stat
 import tempfile
@@ -136,6 +135,8 @@ def write_private_file(path: Path, data: str) -> None:
     A symlink or file planted under the temp name makes the open fail rather than write
     through it. Raises ``OSError``.
     """
+    import secrets  # here: hmac/hashlib load libcrypto (~5 ms), and the app asks runtime_dir() before its first window
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, 0o600)

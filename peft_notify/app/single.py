@@ -69,10 +69,10 @@ def socket_path(name: str) -> str:
 
 
 def _private_dir(parent: str) -> str:
-    """A new 0700 directory in ``parent`` with an unguessable name (``tempfile.mkdtemp``'s way,
-    without importing tempfile and shutil before the first window). Raises OSError."""
+    """A new 0700 directory in ``parent`` with a random 6-character name, as QLocalServer's
+    QTemporaryDir (a socket path has ~108 bytes: the staged one is only 9 longer). Raises OSError."""
     for _ in range(20):
-        path = os.path.join(parent, ".pn" + os.urandom(6).hex())
+        path = os.path.join(parent, os.urandom(3).hex())
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:

@@ -21,6 +21,7 @@ from peft_notify.testing import MemoryHistoryStore
 HEAVY = (
     "asyncio",
     "ssl",
+    "_hashlib",  # loads libcrypto
     "qasync",
     "websockets",
     "dbus_fast",
@@ -76,9 +77,10 @@ def started(shell):
                        "job_list": shell.window.job_list.accessibleName()}
 
 m._wait_exposed, m._paint_first, m.FirstFrame = wait_spy, paint_spy, Frame
+# The default single-instance name (a socket in the private runtime dir, here under the test's
+# XDG_RUNTIME_DIR), as a real launch has it.
 status = m.run_app(m.AppOptions(local=False, settings_path=tmp / "settings.toml", history_path=tmp / "h.sqlite3",
-                                instance_name=f"{tmp}/instance.sock", quit_after_s=0.3, persist_urls=False,
-                                minimized=minimized, on_started=started))
+                                quit_after_s=0.3, persist_urls=False, minimized=minimized, on_started=started))
 seen["frames"] = len(seen["frames"])
 print(json.dumps({"status": status, **seen}))
 """

@@ -141,3 +141,17 @@ def _forward_script(name: str) -> str:
         raise SystemExit(0 if ok else 3)
         """
     )
+
+
+def test_a_long_socket_path_works_as_with_qlocalserver(qtbot: QtBot, tmp_path: Path) -> None:
+    # sun_path holds 107 bytes; the socket is staged in a 6-character directory next to it (as
+    # QLocalServer's QTemporaryDir), so a 98-byte name works (a launch under pytest's deep tmp dirs failed).
+    base = str(tmp_path / "x")
+    name = base + "d" * (98 - len(base) - len("/app.sock")) + "/app.sock"
+    assert len(name) == 98
+    Path(name).parent.mkdir(mode=0o700)
+    instance = SingleInstance(name)
+    assert instance.listen()
+    with qtbot.waitSignal(instance.message_received, timeout=10000):
+        assert SingleInstance(name).forward({"urls": []})
+    instance.close()
