@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
 from peft_notify import wire
 from peft_notify.emitter.reports import Ranked, RawProgress
@@ -38,43 +38,42 @@ class Waker(Protocol):
 
 
 class Mailbox:
-    """One job's reports in order; progress is coalesced (latest wins) unless it carries metrics."""
+    """One job's reports in order; progress is coalesced (latest wins) unless it carries metrics.
+
+    The coalesced progress and resource sample sit in a dict, replaced and taken with single
+    dict operations (atomic in CPython): the per-step :meth:`set_latest` takes no lock and can
+    never lose a value to a concurrent :meth:`take`. The queue of reports that are never dropped
+    has a lock.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._latest: RawProgress | None = None  # coalesced progress, not yet taken
-        self._resource: wire.Resource | None = None  # coalesced resource sample (docs/resources.md)
+        self._latest: dict[str, RawProgress | wire.Resource] = {}  # _PROGRESS / _RESOURCE: not taken yet
         self._pending: deque[Report] = deque()
 
     def set_latest(self, progress: RawProgress) -> None:
         """Replace the coalesced progress (training thread; its arguments, checked when taken)."""
-        with self._lock:
-            self._latest = progress
+        self._latest[_PROGRESS] = progress
 
     def set_resource(self, sample: wire.Resource) -> None:
         """Replace the coalesced resource sample (sampler thread); sent with the next progress flush."""
-        with self._lock:
-            self._resource = sample
+        self._latest[_RESOURCE] = sample
 
     def peek_latest(self) -> RawProgress | None:
         """The coalesced progress not yet taken (any thread; a racy read: it may be replaced meanwhile)."""
-        return self._latest
+        latest = self._latest.get(_PROGRESS)
+        return latest if isinstance(latest, tuple) else None
 
     def put(self, report: Report) -> None:
         """Queue a report that is never dropped; the progress reported before it goes first."""
         with self._lock:
-            if self._latest is not None:
-                self._pending.append(self._latest)
-                self._latest = None
-            if self._resource is not None:  # likewise the sample taken before it
-                self._pending.append(self._resource)
-                self._resource = None
+            self._take_latest(self._pending)  # likewise the sample taken before it
             self._pending.append(report)
 
     def put_superseding(self, progress: wire.Progress) -> None:
         """Queue a progress that must not be coalesced away (an evaluation); the older latest is dropped."""
         with self._lock:
-            self._latest = None
+            self._latest.pop(_PROGRESS, None)
             self._pending.append(progress)
 
     def take(self, *, include_latest: bool) -> list[Report]:
@@ -82,18 +81,25 @@ class Mailbox:
         with self._lock:
             items: list[Report] = list(self._pending)
             self._pending.clear()
-            if include_latest and self._latest is not None:
-                items.append(self._latest)
-                self._latest = None
-            if include_latest and self._resource is not None:
-                items.append(self._resource)
-                self._resource = None
+            if include_latest:
+                self._take_latest(items)
         return items
+
+    def _take_latest(self, into: list[Report] | deque[Report]) -> None:
+        progress = self._latest.pop(_PROGRESS, None)
+        if progress is not None:
+            into.append(progress)
+        sample = self._latest.pop(_RESOURCE, None)
+        if sample is not None:
+            into.append(sample)
 
     def drop_latest(self) -> None:
         """Forget the coalesced progress (a new run starts)."""
-        with self._lock:
-            self._latest = None
+        self._latest.pop(_PROGRESS, None)
+
+
+_PROGRESS: Final = "progress"
+_RESOURCE: Final = "resource"
 
 
 @dataclass(eq=False)

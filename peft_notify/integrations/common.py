@@ -102,8 +102,11 @@ class Reporter:
             self._diverged = True
             handle.error(f"loss is {loss} at step {step}", "loss_divergence")
         if grad is not None and not is_divergent(grad):
-            if len(self._grad_norms) >= 10:
-                median = statistics.median(self._grad_norms)
+            # The median is only worth sorting for when the norm is above factor × the smallest
+            # recent one (the median is at least that): most logs skip the sort.
+            norms = self._grad_norms
+            if len(norms) >= 10 and grad > self.grad_spike_factor * min(norms):
+                median = statistics.median(norms)
                 if median > 0 and grad > self.grad_spike_factor * median:
                     handle.warning(
                         f"gradient norm {grad:.3g} at step {step} is {grad / median:.0f}× its running median",

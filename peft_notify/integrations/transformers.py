@@ -62,6 +62,7 @@ class NotifyCallback(TrainerCallback):
             notify_level=notify_level,
         )
         self._active = False
+        self._stepping: TrainingHandle | None = None  # the handle while a run is active
 
     @property
     def handle(self) -> TrainingHandle | None:
@@ -79,10 +80,13 @@ class NotifyCallback(TrainerCallback):
             param_bytes=param_bytes(kwargs.get("model")),
         )
         handle.progress(state.global_step, total)  # resumed runs start past 0: no retroactive milestones
+        self._stepping = handle
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._active:
-            self.reporter.active_handle.progress(state.global_step, _total(state))
+        handle = self._stepping  # every step: the fewest calls that report it
+        if handle is not None:
+            steps = state.max_steps
+            handle.progress(state.global_step, steps if steps and steps > 0 else None)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if self._active and logs:
@@ -100,7 +104,7 @@ class NotifyCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._active:
-            self._active = False
+            self._active, self._stepping = False, None
             self.reporter.active_handle.progress(state.global_step, _total(state))
             self.reporter.finish(completed=True)
 
@@ -111,7 +115,7 @@ class NotifyCallback(TrainerCallback):
             yield self
         except BaseException as exc:
             if self._active:
-                self._active = False
+                self._active, self._stepping = False, None
                 self.reporter.crashed(exc)
             raise
 

@@ -155,3 +155,32 @@ def test_action_callbacks_run_and_their_errors_are_logged(caplog: pytest.LogCapt
     registry.dispatch(wire.ActionRequest("cancel"))
     assert got == ["cancel"]
     assert "callback bug" in caplog.text
+
+
+def test_the_latest_progress_is_never_lost_to_a_concurrent_take() -> None:
+    """set_latest takes no lock (one dict store per step): a take racing it on another thread
+    either gets a value or leaves it for the next take, never drops it; order is kept."""
+    import sys
+    import threading
+
+    mailbox = Mailbox()
+    last = 200_000
+    seen: list[int] = []
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL back and forth as often as possible
+    try:
+
+        def train() -> None:
+            for step in range(1, last + 1):
+                mailbox.set_latest((step, None, None, None, None, None))
+
+        writer = threading.Thread(target=train)
+        writer.start()
+        while writer.is_alive():
+            seen += [item[0] for item in mailbox.take(include_latest=True) if isinstance(item, tuple)]
+        writer.join()
+    finally:
+        sys.setswitchinterval(switch)
+    seen += [item[0] for item in mailbox.take(include_latest=True) if isinstance(item, tuple)]
+    assert seen and seen[-1] == last
+    assert seen == sorted(set(seen))
