@@ -8,7 +8,6 @@ so the formatting is tested without a display.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from peft_notify.app.resources_view import ResourceHistory
+from peft_notify.desktop.curve import Curve
 from peft_notify.engine.config import format_eta
 from peft_notify.engine.resources import ResourceView
 from peft_notify.ports import HistoryEntry
@@ -71,7 +71,7 @@ class JobRow:
     errors: int = 0
     token: str | None = None
     local: bool = False  # discovered from this machine's job files
-    losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=MAX_LOSS_POINTS))
+    losses: Curve = field(default_factory=lambda: Curve(MAX_LOSS_POINTS))  # the monitor's (desktop/curve.py)
     resources: ResourceView | None = None  # Engine.resources(): latest sample, worst condition
     resource_history: ResourceHistory = field(default_factory=ResourceHistory)
     run_started_at: float | None = None  # when the current run started: older events are the previous run's

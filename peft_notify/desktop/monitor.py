@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
+from peft_notify.desktop.curve import Curve
 from peft_notify.desktop.dispatch import Route, SendToJob, ShowDetails
 from peft_notify.desktop.frames import ClientState, ConnectionEvent, JobUrl, parse_job_url, shown_url
 from peft_notify.desktop.nats_sources import NatsSources
@@ -188,13 +189,13 @@ class LossCurves:
 
     def __init__(self, max_points: int = MAX_LOSS_POINTS) -> None:
         self.max_points = max_points
-        self._curves: dict[str, deque[tuple[int, float]]] = {}
+        self._curves: dict[str, Curve] = {}  # 16 bytes a point, not a deque of tuples (issue 17)
 
-    def curve(self, job_key: str) -> deque[tuple[int, float]]:
+    def curve(self, job_key: str) -> Curve:
         """The live curve of ``job_key`` (created empty): one object for as long as the job is followed."""
         curve = self._curves.get(job_key)
         if curve is None:
-            curve = self._curves[job_key] = deque(maxlen=self.max_points)
+            curve = self._curves[job_key] = Curve(self.max_points)
         return curve
 
     def add(self, job_key: str, step: int, loss: float) -> None:
