@@ -84,6 +84,9 @@ def test_the_tree_from_the_kernels_children_lists_is_the_one_psutil_walks() -> N
         rss = sum(psutil.Process(pid).memory_info().rss for pid in expected)
         assert sample.rss is not None and abs(sample.rss - rss) <= 0.05 * rss  # same pages as psutil counts
         assert watch.last_pids == expected
+        swap = psutil.swap_memory()  # /proc/meminfo read directly: the figures psutil gives
+        assert (sample.mem_total, sample.swap_total) == (psutil.virtual_memory().total, swap.total)
+        assert abs(sample.swap_used - swap.used) <= 64 << 20
 
 
 def test_a_child_started_by_another_thread_is_in_the_tree() -> None:
