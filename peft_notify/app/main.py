@@ -329,7 +329,7 @@ def run_app(options: AppOptions | None = None) -> int:
     minimized = options.minimized or settings.start_minimized
     frame: FirstFrame | None = None
     if not (minimized and QSystemTrayIcon.isSystemTrayAvailable()):  # the shell shows the window then
-        frame = FirstFrame()  # without the icon (~5 ms: QIcon's enums, the SVG plugin); the window has it
+        frame = FirstFrame()  # without the icon (~5 ms: QIcon's enums, decoding and scaling it): set below
         frame.show()
         _wait_exposed(frame, 300)
     from peft_notify.app.shell import product_icon
