@@ -9,9 +9,9 @@ GPU memory and host RAM that the detail pane charts. Call :meth:`ResourceHistory
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 
+from peft_notify.desktop.curve import Curve
 from peft_notify.engine.resources import Level, ResourceView, format_bytes
 from peft_notify.wire import Resource
 
@@ -21,11 +21,15 @@ HISTORY_POINTS = 900  # 15 min at one sample a second
 
 
 class ResourceHistory:
-    """Recent GPU memory (highest of the job's GPUs) and host RAM, in percent, per second."""
+    """Recent GPU memory (highest of the job's GPUs) and host RAM, in percent, per second.
+
+    Each series is a :class:`~peft_notify.desktop.curve.Curve`, 16 bytes a point: tuples in a deque
+    were ~180 KiB a job after 15 minutes, ~175 MiB for 1,000 sampling jobs (issue 17).
+    """
 
     def __init__(self, maxlen: int = HISTORY_POINTS) -> None:
-        self.gpu: deque[tuple[int, float]] = deque(maxlen=maxlen)
-        self.ram: deque[tuple[int, float]] = deque(maxlen=maxlen)
+        self.gpu = Curve(maxlen)
+        self.ram = Curve(maxlen)
         self._t0: float | None = None
 
     def add(self, t: float, sample: Resource) -> None:
@@ -39,7 +43,7 @@ class ResourceHistory:
             _put(self.gpu, x, max(gpu))
 
 
-def _put(series: deque[tuple[int, float]], x: int, value: float) -> None:
+def _put(series: Curve, x: int, value: float) -> None:
     if series and series[-1][0] == x:
         series[-1] = (x, value)  # two samples in one second (a replay burst): keep the later
     else:

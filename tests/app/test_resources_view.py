@@ -71,6 +71,29 @@ def test_history_keeps_one_point_a_second_and_the_highest_gpu() -> None:
     assert history.ram[-1][1] == 75.0
 
 
+def test_a_full_history_costs_16_bytes_a_point() -> None:
+    """Issue 17: two deques of (int, float) tuples were ~180 KiB a job after 15 minutes (~175 MiB for
+    1,000 jobs sampling their machines); the series are Curves now."""
+    import tracemalloc
+
+    from peft_notify.app.resources_view import HISTORY_POINTS
+
+    sample = Resource(host=HOST, gpus=(GPU,))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        histories = [ResourceHistory() for _ in range(20)]
+        for history in histories:
+            for t in range(HISTORY_POINTS + 100):
+                history.add(T0 + t, sample)
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert all(len(h.gpu) == len(h.ram) == HISTORY_POINTS for h in histories)
+    assert [x for x, _ in histories[0].gpu][:2] == [100, 101]  # the last 15 minutes
+    assert used / (20 * 2 * HISTORY_POINTS) < 16 * 1.3 + 10
+
+
 def test_charts_show_only_with_data(qtbot: QtBot) -> None:
     charts = ResourceCharts()
     qtbot.addWidget(charts)
