@@ -16,11 +16,10 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +69,7 @@ UI_REFRESH_S = 0.1
 # (1,000 URLs on the command line were 1,000 writes of a growing file: quadratic, issue 17).
 SAVE_INTERVAL_S = 0.5
 FLUSH_BATCH = 100  # rows refreshed in one go of the UI flush (then the loop runs other work)
+BACKGROUND_REFRESH_S = 1.0  # a job the window does not show in full is refreshed at most this often
 
 AttachmentFor = Callable[[str, NotificationEvent], Path | None]
 
@@ -125,6 +125,8 @@ class Controller(QObject):
         self._saved_at = -SAVE_INTERVAL_S  # time.monotonic() of the last write
         self._save_handle: asyncio.TimerHandle | None = None  # a write is due (the latest settings)
         self._dirty: dict[str, None] = {}  # keys whose progress changed since they were shown (in order)
+        self._shown: frozenset[str] | None = None  # what the window shows in full (None: everything)
+        self._refreshed_at: dict[str, float] = {}  # time.monotonic() of each key's last refresh
         self._flush_handle: asyncio.Handle | None = None
         self.dispatcher = Dispatcher(
             history,
@@ -401,6 +403,7 @@ class Controller(QObject):
         elif isinstance(event, ConnectionRemoved):
             self.rows.pop(event.connection.url, None)
             self._dirty.pop(event.connection.url, None)
+            self._refreshed_at.pop(event.connection.url, None)
             self.job_removed.emit(event.connection.url)
         elif isinstance(event, Ticked):
             self._on_ticked()
@@ -515,24 +518,50 @@ class Controller(QObject):
         machine) in one piece; in slices, timers, input and repaints run between them (issue 17).
         """
         self._flush_handle = None
-        self._flush(FLUSH_BATCH)
-        if self._dirty:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_some)
+        loop = asyncio.get_running_loop()
+        if self._flush(FLUSH_BATCH, due_only=True):
+            self._flush_handle = loop.call_soon(self._flush_some)
+        elif self._dirty:  # jobs out of view whose refresh is not due yet
+            self._flush_handle = loop.call_later(UI_REFRESH_S, self._flush_some)
 
     def flush_updates(self) -> None:
         """Refresh the row of every job whose progress changed since the last flush; emit ``job_updated``."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._flush(len(self._dirty))
+        self._flush(len(self._dirty), due_only=False)
 
-    def _flush(self, count: int) -> None:
-        for key in list(itertools.islice(self._dirty, count)):
+    def set_shown(self, keys: Iterable[str]) -> None:
+        """The jobs the window shows in full now (cards in view, the detail pane): refreshed at every
+        UI flush; the others (list entries out of view, the tray) at most every BACKGROUND_REFRESH_S.
+
+        With 1,000 jobs reporting, refreshing every row ~5 times a second was most of the UI's work
+        for rows nobody sees (issue 17). Never called: every job is refreshed at every flush.
+        """
+        self._shown = frozenset(keys)
+
+    def _flush(self, count: int, *, due_only: bool) -> bool:
+        """Refresh up to ``count`` dirty rows (``due_only``: skip hidden ones refreshed lately);
+        True when rows that are due remain."""
+        now, shown, done = time.monotonic(), self._shown, 0
+        for key in list(self._dirty):
+            if (
+                due_only
+                and shown is not None
+                and key not in shown
+                and now - self._refreshed_at.get(key, -BACKGROUND_REFRESH_S) < BACKGROUND_REFRESH_S
+            ):
+                continue
+            if done == count:
+                return True
+            done += 1
             del self._dirty[key]
+            self._refreshed_at[key] = now
             row = self.rows.get(key)
             if row is not None:
                 self._refresh_row(row)
                 self.job_updated.emit(key)
+        return False
 
 
 def _quiet_hours(settings: Settings) -> QuietHours:

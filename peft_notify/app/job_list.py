@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from PySide6.QtCore import QPoint, QSize, Qt, QTimer
+from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
@@ -33,6 +33,8 @@ MIN_BUILT: Final = 8  # rows with a card before the list has a size (a window no
 
 class JobList(QListWidget):
     """See the module docstring. ``row_for(key)`` gives the current row of a job (None: gone)."""
+
+    cards_changed = Signal()  # a card was built or dropped: ``cards`` holds other jobs now
 
     def __init__(self, row_for: Callable[[str], JobRow | None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -75,7 +77,8 @@ class JobList(QListWidget):
 
     def remove_job(self, key: str) -> None:
         item = self.by_key.pop(key, None)
-        self.cards.pop(key, None)
+        if self.cards.pop(key, None) is not None:
+            self.cards_changed.emit()
         self._hints.pop(key, None)
         if item is not None:
             self.takeItem(self.row(item))
@@ -121,9 +124,12 @@ class JobList(QListWidget):
             row = self.row_for(key)
             if row is not None:
                 self._build(key, item, row)
-        for key in [k for k in self.cards if not low - KEEP_ROWS <= self.row(self.by_key[k]) <= high + KEEP_ROWS]:
+        far = [k for k in self.cards if not low - KEEP_ROWS <= self.row(self.by_key[k]) <= high + KEEP_ROWS]
+        for key in far:
             del self.cards[key]
             self.removeItemWidget(self.by_key[key])  # Qt deletes the card
+        if far:
+            self.cards_changed.emit()
 
     def _top(self, index: int) -> int:
         return self.visualItemRect(self.item(index)).top()
@@ -155,6 +161,7 @@ class JobList(QListWidget):
             self._hints[key] = hint
             item.setSizeHint(hint)
         self._estimates.setdefault(card.resources.isVisibleTo(card), hint)
+        self.cards_changed.emit()
 
     def _estimate(self, row: JobRow) -> QSize:
         """The size a card for ``row`` would have (measured on a card with the same lines)."""

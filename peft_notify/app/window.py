@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self.remove_button.clicked.connect(self.on_remove)
         self.pause_button.clicked.connect(self.on_pause_toggle)
         self.job_list.currentItemChanged.connect(self.on_current_changed)
+        self.job_list.cards_changed.connect(self.tell_shown)
         self.job_list.itemActivated.connect(self.open_detail)  # Enter on a card: into its detail
         # Right-click on a card: Pause/Resume and Remove, e.g. for a subscription that is dead.
         self.job_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -177,6 +178,7 @@ class MainWindow(QMainWindow):
         controller.pause_changed.connect(self.on_state_changed)
         for key in controller.rows:
             self.on_job_updated(key)
+        self.tell_shown()
         self.update_buttons()
         self.update_status()
 
@@ -245,7 +247,15 @@ class MainWindow(QMainWindow):
 
     def on_current_changed(self, current: QListWidgetItem | None, previous: QListWidgetItem | None) -> None:
         self.job_list.mark_current(current)
+        self.tell_shown()
         self.refresh_detail()
+
+    def tell_shown(self) -> None:
+        """Tell the controller which jobs are shown in full (cards in view, the detail pane's job): those
+        are refreshed at every UI flush, the others less often (1,000 jobs: issue 17)."""
+        if self.controller is not None:
+            current = self.current_key()
+            self.controller.set_shown([*self.cards, *([current] if current else [])])
 
     def on_job_removed(self, key: str) -> None:
         self.job_list.remove_job(key)

@@ -407,3 +407,34 @@ def test_a_flush_of_many_jobs_runs_in_slices_and_refreshes_every_one(qapp: Any, 
     assert seen.index("loop turn") == FLUSH_BATCH  # other work ran after the first slice
     assert sorted(k for k in seen if k != "loop turn") == sorted(wanted)  # every job once
     assert all(rig.controller.rows[url].step == 40 for url in wanted)
+
+
+def test_jobs_the_window_does_not_show_are_refreshed_once_a_second(qapp: Any, client_factory: ClientFactory) -> None:
+    """Issue 17: with 1,000 jobs, refreshing every row at every flush was most of the UI's work for rows
+    nobody sees. The window says which jobs it shows in full; the others wait up to BACKGROUND_REFRESH_S."""
+    from peft_notify.app.controller import BACKGROUND_REFRESH_S, UI_REFRESH_S
+
+    rig = Rig(client_factory)
+    shown, hidden = urls(2)
+    rows = rig.controller.rows
+
+    async def scenario() -> None:
+        rig.controller.start()
+        for i, url in enumerate((shown, hidden)):
+            rig.controller.subscribe(url, persist=False)
+            rig.push(url, envelope(f"job-{i}", 1, hello()))
+        await rig.controller.drain()
+        rig.controller.set_shown([shown])
+        for step in (10, 20):
+            for i, url in enumerate((shown, hidden)):
+                rig.push(url, envelope(f"job-{i}", step, progress(step)))
+            await asyncio.sleep(UI_REFRESH_S + 0.15)
+        assert (rows[shown].step, rows[hidden].step) == (20, 10)  # the hidden one was refreshed just now
+        await asyncio.sleep(BACKGROUND_REFRESH_S)
+        assert rows[hidden].step == 20  # ... and again a second later
+        rig.push(hidden, envelope("job-1", 30, progress(30)))
+        await rig.controller.drain()  # draining (quitting, tests) refreshes everything at once
+        assert rows[hidden].step == 30
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)

@@ -7,6 +7,7 @@ card: every item carries its card's accessible name, and arrow keys / End / Ente
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import QApplication
@@ -74,11 +75,16 @@ def test_an_item_without_a_card_is_sized_like_its_card(qtbot: QtBot) -> None:
     assert win.items[key].sizeHint().height() == estimated.height()
 
 
-def test_scrolling_builds_the_cards_in_view_and_drops_far_ones(qtbot: QtBot) -> None:
+def test_scrolling_builds_the_cards_in_view_and_drops_far_ones(qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
     win = many_jobs(qtbot)
+    assert win.controller is not None
+    told: list[set[str]] = []  # what the controller refreshes at every flush (the rest once a second)
+    monkeypatch.setattr(win.controller, "set_shown", lambda keys: told.append(set(keys)))
     first, last = url(0), url(JOBS - 1)
     assert first in win.cards and last not in win.cards
     win.job_list.scrollToBottom()
+    assert last in told[-1] and url(500) not in told[-1]
+    assert first in told[-1]  # still the current job: the detail pane shows it
     assert last in win.cards
     assert first not in win.cards  # dropped: far out of view
     assert len(win.cards) <= 30
