@@ -14,8 +14,13 @@ class of ``Qt`` on its first use (~90 of them, ~10 ms), which the real window pa
 
 from __future__ import annotations
 
-from PySide6.QtGui import QCloseEvent, QIcon
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QWidget
+
+if TYPE_CHECKING:  # QIcon's first use builds its ~100-member ThemeIcon enum (~1.5 ms)
+    from PySide6.QtGui import QIcon
 
 __all__ = ["MENU_TITLES", "FirstFrame", "first_size"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from peft_notify import __version__
 from peft_notify.app.frame import FirstFrame
@@ -211,6 +211,12 @@ class _ExposeWaiter(QObject):
         return False
 
 
+def _tray_available() -> bool:
+    from PySide6.QtWidgets import QSystemTrayIcon  # only asked when starting minimized
+
+    return QSystemTrayIcon.isSystemTrayAvailable()
+
+
 def _paint_first(window: QWidget, limit_ms: int = 300) -> None:
     """Let Qt map and paint the just-shown main window before the slow imports (input and sockets wait).
 
@@ -328,7 +334,7 @@ def run_app(options: AppOptions | None = None) -> int:
     settings, settings_path = _load_settings(options)
     minimized = options.minimized or settings.start_minimized
     frame: FirstFrame | None = None
-    if not (minimized and QSystemTrayIcon.isSystemTrayAvailable()):  # the shell shows the window then
+    if not (minimized and _tray_available()):  # the shell shows the window then
         frame = FirstFrame()  # without the icon (~5 ms: QIcon's enums, decoding and scaling it): set below
         frame.show()
         _wait_exposed(frame, 300)
