@@ -28,12 +28,33 @@ def settled_rss(app: AppChild, settle_s: float) -> float:
     return statistics.median(samples)
 
 
-def _bare_rss(ctx: Context, settle: float, index: int) -> float:
+def rss_split(app: AppChild) -> dict[str, float]:
+    """Diagnostics: the process's resident memory split into anonymous (Python objects, Qt's heap,
+    thread arenas) and file-backed (libraries' pages), MiB, from ``/proc/PID/smaps_rollup`` (Linux)."""
+    assert app.proc is not None
+    fields: dict[str, float] = {}
+    try:
+        with open(f"/proc/{app.proc.pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                name, _, rest = line.partition(":")
+                if name in ("Rss", "Anonymous"):
+                    fields[name] = int(rest.split()[0]) / 1024
+    except OSError:
+        return {}
+    if "Rss" not in fields or "Anonymous" not in fields:
+        return {}
+    return {"anonymous": fields["Anonymous"], "file": fields["Rss"] - fields["Anonymous"]}
+
+
+def _bare_rss(ctx: Context, settle: float, index: int, split: dict[str, dict[str, float]] | None = None) -> float:
     with PrivateBus() as bus:
         env = isolated_env(ctx.workdir / f"mem-bare-{index}", bus.address)
         with AppChild(env, bare=True, lag_timer=False) as bare:
             bare.wait_shown()
-            return settled_rss(bare, settle)
+            rss = settled_rss(bare, settle)
+            if split is not None:
+                split["bare"] = rss_split(bare)
+            return rss
 
 
 def run(ctx: Context) -> Result:
@@ -48,9 +69,11 @@ def run(ctx: Context) -> Result:
         bare_rss_all.append(_bare_rss(ctx, settle, pair))
         with running_app(ctx, jobs=1, tag=f"memory-idle-{pair}") as app:
             idle_rss_all.append(settled_rss(app.app, settle))
-    bare_rss_all.append(_bare_rss(ctx, settle, pairs))
+    split: dict[str, dict[str, float]] = {}
+    bare_rss_all.append(_bare_rss(ctx, settle, pairs, split))
     with running_app(ctx, jobs=1, tag="memory") as app:
         idle_rss_all.append(settled_rss(app.app, settle))
+        split["app"] = rss_split(app.app)
         app.flood_and_wait([0], warm, duration=10.0)
         before = settled_rss(app.app, 1.0)
         sent = 0
@@ -101,7 +124,15 @@ def run(ctx: Context) -> Result:
             detail=f"{before:.1f} → {after:.1f} MiB; {per_million:.1f} MiB per 1M messages (linear)",
         )
     )
+    if split.get("app") and split.get("bare"):
+        a, b = split["app"], split["bare"]
+        result.notes.append(
+            f"Where the idle RSS is (last pair, /proc/PID/smaps_rollup): app {a['anonymous']:.1f} MiB anonymous "
+            f"(Python objects, Qt's heap, thread arenas) + {a['file']:.1f} MiB file-backed (libraries' pages); "
+            f"bare window {b['anonymous']:.1f} + {b['file']:.1f} MiB."
+        )
     result.raw = {
+        "rss_split": split,
         "bare_rss": bare_rss_all,
         "idle_rss": idle_rss_all,
         "before": before,
