@@ -98,7 +98,8 @@ def run(ctx: Context) -> Result:
                 reference_name="train() without callback",
                 unit="ms",
                 ratio=1 + total / b.median,
-                detail=f"median of {len(probed)} instrumented runs, ms: {parts} "
+                detail=f"{100 * total / b.median:.2f} % of train(); median of {len(probed)} instrumented runs, "
+                f"ms: {parts} "
                 "(hooks: wall clock inside NotifyCallback; threads: their CPU from /proc/self/task/*/schedstat)",
             )
         )
