@@ -51,6 +51,7 @@ class DetailPane(QWidget):
         self._tone = ""
         self._shown_events: Sequence[HistoryEntry] | None = None
         self._shown_key = ""
+        self._entries: list[HistoryEntry] = []  # the timeline's rows' entries, newest first
         self.title = QLabel("Select a job")
         self.title.setObjectName("DetailTitle")
         self.title.setWordWrap(True)
@@ -118,6 +119,7 @@ class DetailPane(QWidget):
             self.chart.set_points([])
             self.resource_charts.show_history(None)
             self.timeline.clear()
+            self._entries = []
             self._shown_events, self._shown_key, self._tone = None, "", ""
             self.retry.setVisible(False)
             self.cancel.setVisible(False)
@@ -149,20 +151,61 @@ class DetailPane(QWidget):
         self.cancel.setEnabled(connected and not row.finished)
         if self._shown_events is events and self._shown_key == row.key:
             return  # a progress update: the timeline has not changed
+        same_job = self._shown_key == row.key
         self._shown_events, self._shown_key = events, row.key
+        if not (same_job and self._update_timeline(events)):
+            self._rebuild_timeline(events)
+
+    def _rebuild_timeline(self, events: Sequence[HistoryEntry]) -> None:
+        """A row per entry (another job shown, or entries that moved)."""
         self.timeline.clear()
         for entry in events:
-            stamp = time.strftime("%H:%M:%S", time.localtime(entry.ts))
-            repeat = f" ×{entry.repeat}" if entry.repeat > 1 else ""
-            status = STATUS_TEXT.get(entry.status, entry.status.value)
-            word = STATUS_ICONS.get(entry.kind, ("", entry.kind))[1]
-            item = QListWidgetItem(status_icon(entry.kind), f"{stamp}  {entry.title}{repeat}  — {status}")
-            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{word}, {stamp}, {entry.title}{repeat}, {status}")
-            item.setToolTip(plain_tooltip(entry.message))
-            item.setData(Qt.ItemDataRole.UserRole, entry.id)
-            self.timeline.addItem(item)
+            self.timeline.addItem(self._item(entry))
+        self._entries = list(events)
         if not events:
             self.timeline.addItem(QListWidgetItem("No notifications for this job yet"))
+
+    def _update_timeline(self, events: Sequence[HistoryEntry]) -> bool:
+        """Show ``events`` of the job shown by adding rows for the new entries at the top and
+        updating the rows whose entry changed (PENDING → SHOWN, a repeat) in place; the other rows
+        and their widgets stay. False when the rows cannot be kept (entries moved or went): rebuild.
+
+        After each notification this costs a row or two, not one per entry (issue 17).
+        """
+        old = self._entries
+        if not old:
+            return not events  # the placeholder: a rebuild is as cheap
+        added = 0
+        while added < len(events) and events[added].id != old[0].id:
+            added += 1
+        same = min(len(old), len(events) - added)
+        if same == 0 or any(events[added + i].id != old[i].id for i in range(same)):
+            return False
+        for i in range(same):
+            if events[added + i] is not old[i] and events[added + i] != old[i]:
+                self._fill(self.timeline.item(i), events[added + i])
+        for i in range(len(old) - 1, same - 1, -1):  # the oldest, beyond the timeline's limit
+            self.timeline.takeItem(i)
+        for entry in reversed(events[:added]):
+            self.timeline.insertItem(0, self._item(entry))
+        self._entries = list(events)
+        return True
+
+    def _item(self, entry: HistoryEntry) -> QListWidgetItem:
+        item = QListWidgetItem(status_icon(entry.kind), "")
+        item.setData(Qt.ItemDataRole.UserRole, entry.id)
+        self._fill(item, entry)
+        return item
+
+    @staticmethod
+    def _fill(item: QListWidgetItem, entry: HistoryEntry) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(entry.ts))
+        repeat = f" ×{entry.repeat}" if entry.repeat > 1 else ""
+        status = STATUS_TEXT.get(entry.status, entry.status.value)
+        word = STATUS_ICONS.get(entry.kind, ("", entry.kind))[1]
+        item.setText(f"{stamp}  {entry.title}{repeat}  — {status}")
+        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{word}, {stamp}, {entry.title}{repeat}, {status}")
+        item.setToolTip(plain_tooltip(entry.message))
 
     def focus_first(self) -> None:
         """Move the keyboard focus into the pane (Enter on a job card): the timeline of its events."""

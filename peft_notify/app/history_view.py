@@ -1,20 +1,26 @@
 """The history tab: every notification, filterable, searchable, unread in bold.
 
-:class:`HistoryView` reads from a ``HistoryStore`` (``query``/``mark_read``) whenever
-:meth:`refresh` is called (the controller's ``history_changed`` signal). Filters: job, kind,
-urgency, delivery status, free text, unread only. "Mark read" / "Mark all read" and Export
-(JSON/CSV) act on the store. ``entry_activated(job_id, entry_id)`` fires on double-click/Enter.
+:class:`HistoryView` reads from a ``HistoryStore`` (``query``/``mark_read``): all of it (up to
+:data:`LIMIT` entries) when :meth:`refresh` is called (filters changed, marked read, shown
+again), and only the newest :data:`PAGE` on :meth:`on_history_changed` (the controller's
+``history_changed``, after every notification), merged into what it shows; while the tab is
+not on screen that does nothing but note that the view is stale, and the view refreshes once
+when it is shown again (issue 17: this ran on the loop that reads the next frame). Filters:
+job, kind, urgency, delivery status, free text, unread only. "Mark read" / "Mark all read" and
+Export (JSON/CSV) act on the store. ``entry_activated(job_id, entry_id)`` fires on
+double-click/Enter.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Container, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QFont
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -35,7 +41,7 @@ from peft_notify.app.style import tone_color
 from peft_notify.desktop.history import export_csv, export_json
 from peft_notify.ports import DeliveryStatus, HistoryEntry, HistoryQuery, HistoryStore
 
-__all__ = ["STATUS_TEXT", "HistoryModel", "HistoryView"]
+__all__ = ["LIMIT", "PAGE", "STATUS_TEXT", "HistoryModel", "HistoryView", "entry_order", "merge_newest"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,49 @@ _HEADERS = ("Time", "Job", "Kind", "Urgency", "Title", "Status", "Channels")
 _ANY = "Any"
 _KIND_TONES = {"error": "error", "warning": "warn"}  # coloured by the current theme (app/style.py)
 _SearchRole = Qt.ItemDataRole.UserRole
+LIMIT = 2000  # entries the table holds (newest first)
+PAGE = 50  # entries a notification's refresh reads; more new ones than this: everything is read again
+
+
+def entry_order(entry: HistoryEntry) -> tuple[float, int]:
+    """The key history is sorted by, newest first (``ORDER BY ts DESC, id DESC``)."""
+    return (entry.ts, entry.id)
+
+
+def merge_newest(
+    shown: Sequence[HistoryEntry],
+    newest: Sequence[HistoryEntry],
+    page: int,
+    limit: int,
+    *,
+    keep: Callable[[HistoryEntry], bool] | None = None,
+    shown_ids: Container[int] | None = None,
+) -> list[HistoryEntry] | None:
+    """What a query of ``limit`` entries would return now, from the one shown (``shown``) and the
+    ``page`` newest entries read now with the same filters (``newest``); both newest first.
+
+    ``keep`` filters the entries read (a filter the store does not apply); ``shown_ids`` (the ids
+    in ``shown``, when the caller keeps them) saves a pass over ``shown``. The newest entries
+    replace the shown ones they overlap (a status, repeat or channel change shows); the older
+    shown ones stay as they were. None when the two do not meet (more than ``page`` entries
+    are new): read everything again. Costs O(page) unless an older entry moved to the top
+    (a merged repeat).
+    """
+    kept = list(newest) if keep is None else [e for e in newest if keep(e)]
+    if len(newest) < page:  # every entry there is
+        return kept[:limit]
+    boundary = entry_order(newest[-1])
+    if not shown or boundary > entry_order(shown[0]):
+        return None
+    head = 0  # the shown entries the newest cover (the rest are older)
+    while head < len(shown) and entry_order(shown[head]) >= boundary:
+        head += 1
+    if shown_ids is None:
+        shown_ids = {e.id for e in shown}
+    head_ids = {e.id for e in shown[:head]}
+    moved = {e.id for e in newest if e.id in shown_ids and e.id not in head_ids}
+    rest = shown[head : head + limit - len(kept)] if not moved else [e for e in shown[head:] if e.id not in moved]
+    return [*kept, *rest[: max(0, limit - len(kept))]]
 
 
 def _combo(name: str) -> QComboBox:
@@ -86,13 +135,50 @@ class HistoryModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.entries: list[HistoryEntry] = []
+        self.ids: set[int] = set()  # of the entries
         self._bold = QFont()
         self._bold.setBold(True)
 
     def set_entries(self, entries: list[HistoryEntry]) -> None:
         self.beginResetModel()
         self.entries = entries
+        self.ids = {e.id for e in entries}
         self.endResetModel()
+
+    def update_entries(self, entries: list[HistoryEntry]) -> None:
+        """Show ``entries``: new ones at the top inserted, changed ones updated in place, the oldest
+        ones beyond the list removed; a reset only when rows moved (the view keeps its rows,
+        selection and scroll position, and re-measures only what changed)."""
+        old = self.entries
+        added = 0
+        while added < len(entries) and entries[added].id not in self.ids:
+            added += 1
+        same = min(len(old), len(entries) - added)
+        changed: list[int] = []
+        for i in range(same):
+            now, was = entries[added + i], old[i]
+            if now is was:  # merge_newest keeps the older entries as they were
+                continue
+            if now.id != was.id:
+                self.set_entries(entries)  # rows moved or left the filter: rare (a merged repeat)
+                return
+            if now != was:
+                changed.append(i)
+        if len(old) > same:
+            self.beginRemoveRows(QModelIndex(), same, len(old) - 1)
+            self.entries = old[:same]
+            self.endRemoveRows()
+        self.entries = entries[added : added + same]  # the same rows, their newest versions
+        if changed:
+            first, last = min(changed), max(changed)
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(_HEADERS) - 1))
+        if added:
+            self.beginInsertRows(QModelIndex(), 0, added - 1)
+            self.entries = entries
+            self.endInsertRows()
+        self.entries = entries
+        self.ids.difference_update(e.id for e in old[same:])
+        self.ids.update(e.id for e in entries[:added])
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.entries)
@@ -144,6 +230,9 @@ class HistoryView(QWidget):
     def __init__(self, history: HistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.history = history
+        self._jobs: set[str | None] = {None}  # the job filter's choices
+        self._stale = False  # history changed while the view was not on screen
+        self._watched: QWidget | None = None  # the window whose minimizing and restoring we follow
         self.search = QLineEdit(placeholderText="Search titles and messages…  (Ctrl+F)", clearButtonEnabled=True)
         self.search.setAccessibleName("Search history")
         for action in self.search.findChildren(QAction):  # the clear button: named for screen readers
@@ -210,7 +299,7 @@ class HistoryView(QWidget):
         self.job.addItem(_ANY, None)
         self.refresh()
 
-    def current_query(self) -> HistoryQuery:
+    def current_query(self, limit: int = LIMIT) -> HistoryQuery:
         kind, urgency = self.kind.currentText(), self.urgency.currentText()
         return HistoryQuery(
             job_id=self.job.currentData(),
@@ -218,11 +307,62 @@ class HistoryView(QWidget):
             urgencies=() if urgency == _ANY else (urgency,),
             text=self.search.text().strip(),
             unread_only=self.unread_only.isChecked(),
-            limit=2000,
+            limit=limit,
         )
+
+    def on_screen(self) -> bool:
+        """The tab is shown, in a window that is neither hidden (in the tray) nor minimized."""
+        return self.isVisible() and not self.window().isMinimized()
+
+    def on_history_changed(self) -> None:
+        """History changed (after every notification): on screen, read the newest :data:`PAGE`
+        entries into the table; off screen, only note it (:meth:`refresh` runs once it is shown)."""
+        if not self.on_screen():
+            self._stale = True
+            return
+        status = self.status.currentData()
+        try:
+            newest = self.history.query(self.current_query(PAGE))
+        except Exception:
+            log.error("could not read history", exc_info=True)
+            return
+        merged = merge_newest(
+            self.model.entries,
+            newest,
+            PAGE,
+            LIMIT,
+            keep=None if status is None else (lambda e: e.status is status),
+            shown_ids=self.model.ids,
+        )
+        if merged is None:  # more than a page is new
+            self.refresh()
+            return
+        self._add_jobs((e.job_id, e.job_name) for e in newest)
+        self.model.update_entries(merged)
+        self.table.setVisible(bool(merged))
+        self.empty.setVisible(not merged)
+        self.unread_changed.emit(self.unread_count())
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        window = self.window()
+        if window is not self and window is not self._watched:  # restored from minimized: see eventFilter
+            window.installEventFilter(self)
+            self._watched = window
+        self._refresh_if_stale()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() is QEvent.Type.WindowStateChange:
+            self._refresh_if_stale()
+        return False
+
+    def _refresh_if_stale(self) -> None:
+        if self._stale and self.on_screen():
+            self.refresh()
 
     def refresh(self) -> None:
         """Re-read the store with the current filters (keeps the selection where it can)."""
+        self._stale = False
         self._refresh_jobs()
         try:
             entries = self.history.query(self.current_query())
@@ -255,15 +395,22 @@ class HistoryView(QWidget):
 
     def _refresh_jobs(self) -> None:
         jobs = getattr(self.history, "jobs", None)
-        known = {self.job.itemData(i) for i in range(self.job.count())}
         pairs: list[tuple[str, str]] = (
             jobs()
             if callable(jobs)
             else sorted({(e.job_id, e.job_name) for e in self.history.query(HistoryQuery(limit=5000))})
         )
+        self._add_jobs(pairs)
+
+    def _add_jobs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Offer the jobs of ``pairs`` (job_id, name) in the job filter that it does not offer yet."""
+        new = [(job_id, name) for job_id, name in pairs if job_id not in self._jobs]
+        if not new:
+            return
         self.job.blockSignals(True)
-        for job_id, name in pairs:
-            if job_id not in known:
+        for job_id, name in new:
+            if job_id not in self._jobs:
+                self._jobs.add(job_id)
                 self.job.addItem(name or job_id or "(app)", job_id)
         self.job.blockSignals(False)
 

@@ -9,6 +9,7 @@ its methods for user commands. Closing it hides it to the tray when the settings
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from peft_notify.app.detail_pane import DetailPane
 from peft_notify.app.group_card import GroupCards
-from peft_notify.app.history_view import HistoryView
+from peft_notify.app.history_view import PAGE, HistoryView, merge_newest
 from peft_notify.app.job_list import JobList
 from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.app.style import style_sheet
@@ -48,6 +49,7 @@ __all__ = ["MainWindow"]
 
 log = logging.getLogger(__name__)
 
+TIMELINE_LIMIT = 200  # entries of the current job the detail pane's timeline shows (newest first)
 DOCS_URL = "https://github.com/peft-notify/peft-notify/blob/main/docs/app.md"
 
 
@@ -264,8 +266,10 @@ class MainWindow(QMainWindow):
         self.refresh_detail()
 
     def on_history_changed(self) -> None:
-        self.history_view.refresh()
-        self.refresh_detail()
+        """After every notification: both views read only the newest entries (the history tab
+        nothing while it is not on screen), so this stays small with a long history (issue 17)."""
+        self.history_view.on_history_changed()
+        self.refresh_detail(newest=True)
 
     def on_problem(self, key: str, message: str) -> None:
         """Show a problem in the banner strip (and the status bar for a while)."""
@@ -291,8 +295,9 @@ class MainWindow(QMainWindow):
         key = self.current_key()
         return None if key is None or self.controller is None else self.controller.rows.get(key)
 
-    def refresh_detail(self, events: bool = True) -> None:
-        """Show the current job; ``events=False`` reuses its cached timeline (progress updates)."""
+    def refresh_detail(self, events: bool = True, newest: bool = False) -> None:
+        """Show the current job; ``events=False`` reuses its cached timeline (progress updates),
+        ``newest`` reads only its newest entries into it (after a notification)."""
         row = self.current_row()
         if row is None:
             self._events = []
@@ -302,7 +307,12 @@ class MainWindow(QMainWindow):
         if events or self.detail.key != row.key:
             try:
                 # The current run's events: a relaunched job starts a fresh timeline (history keeps all).
-                self._events = row.this_run(self.history.query(HistoryQuery(job_id=row.job_id, limit=200)))
+                query = HistoryQuery(job_id=row.job_id, limit=TIMELINE_LIMIT)
+                merged = None
+                if newest and self.detail.key == row.key:
+                    read = self.history.query(dataclasses.replace(query, limit=PAGE))
+                    merged = merge_newest(self._events, read, PAGE, TIMELINE_LIMIT)
+                self._events = row.this_run(self.history.query(query) if merged is None else merged)
             except Exception:
                 log.warning("could not read the job's history", exc_info=True)
                 self._events = []
