@@ -9,7 +9,6 @@ its methods for user commands. Closing it hides it to the tray when the settings
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from peft_notify.app.detail_pane import DetailPane
 from peft_notify.app.group_card import GroupCards
-from peft_notify.app.history_view import PAGE, HistoryView, merge_newest
+from peft_notify.app.history_view import PAGE, HistoryView, entry_order, merge_newest
 from peft_notify.app.job_list import JobList
 from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.app.style import style_sheet
@@ -86,6 +85,7 @@ class MainWindow(QMainWindow):
         self.resize(min(1080, available.width() * 9 // 10), min(680, available.height() * 9 // 10))
         self.allow_close = False  # set by the app when quitting for real
         self._events: list[HistoryEntry] = []
+        self._seen: tuple[float, int] | None = None  # the newest entry read for the timeline (merge_newest)
 
         self.banner = QFrame()
         self.banner.setObjectName("Banner")
@@ -307,12 +307,15 @@ class MainWindow(QMainWindow):
         if events or self.detail.key != row.key:
             try:
                 # The current run's events: a relaunched job starts a fresh timeline (history keeps all).
-                query = HistoryQuery(job_id=row.job_id, limit=TIMELINE_LIMIT)
-                merged = None
-                if newest and self.detail.key == row.key:
-                    read = self.history.query(dataclasses.replace(query, limit=PAGE))
-                    merged = merge_newest(self._events, read, PAGE, TIMELINE_LIMIT)
-                self._events = row.this_run(self.history.query(query) if merged is None else merged)
+                merged, job_id, seen = None, row.job_id, None
+                if newest and self.detail.key == row.key:  # the newest of all jobs: no scan for this job's
+                    read = self.history.query(HistoryQuery(limit=PAGE))
+                    keep = lambda e: e.job_id == job_id  # noqa: E731
+                    merged = merge_newest(self._events, read, PAGE, TIMELINE_LIMIT, keep=keep, seen=self._seen)
+                    seen = entry_order(read[0]) if read else None
+                if merged is None:
+                    merged = self.history.query(HistoryQuery(job_id=job_id, limit=TIMELINE_LIMIT))
+                self._events, self._seen = row.this_run(merged), seen
             except Exception:
                 log.warning("could not read the job's history", exc_info=True)
                 self._events = []

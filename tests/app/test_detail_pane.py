@@ -118,3 +118,23 @@ def test_show_row_updates_changed_rows_in_place(qtbot: QtBot) -> None:
     assert texts(pane) == ["t1  — pending"]
     pane.show_row(row, [])
     assert pane.timeline.item(0).text() == "No notifications for this job yet"
+
+
+def test_a_quiet_job_shown_while_others_report_reads_no_job_scan(qtbot: QtBot, tmp_path: Path) -> None:
+    """The job's own entries need a scan of history (~5 ms at 100,000 entries); the newest of all
+    jobs do not, and what was read last time says the shown job had nothing new in between."""
+    store = CountingStore(tmp_path / "h.sqlite3")
+    record(store, "mine", 1.0)
+    win = with_jobs(qtbot, store)
+    pane = win.detail
+    first = items(pane)
+    store.queries.clear()
+    for i in range(3 * PAGE):
+        record(store, f"busy {i}", 2.0 + i, job_id="job-2")
+        win.on_history_changed()
+    assert {q.job_id for q in store.queries} == {None}  # the newest of all jobs only, never a scan for this job
+    assert texts(pane) == ["mine  — shown"] and items(pane)[0] is first[0]
+    record(store, "mine again", 1000.0)
+    win.on_history_changed()
+    assert texts(pane) == ["mine again  — shown", "mine  — shown"]
+    store.close()

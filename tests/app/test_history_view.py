@@ -144,7 +144,7 @@ def test_a_history_tab_on_screen_reads_one_page_and_keeps_its_rows(qtbot: QtBot,
 STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SHOWN, DeliveryStatus.FAILED)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     ops=st.lists(
         st.tuples(st.sampled_from(["record", "status", "repeat"]), st.integers(0, 30), st.sampled_from(STATUSES)),
@@ -152,34 +152,39 @@ STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SHOWN, DeliveryStatus.FAILED)
     ),
     page=st.integers(1, 6),
     limit=st.integers(1, 15),
-    only=st.sampled_from([None, DeliveryStatus.SHOWN]),
+    only=st.sampled_from(["all", "shown", "job-2"]),
 )
 def test_merging_the_newest_page_equals_reading_everything(
-    ops: list[tuple[str, int, DeliveryStatus]], page: int, limit: int, only: DeliveryStatus | None
+    ops: list[tuple[str, int, DeliveryStatus]], page: int, limit: int, only: str
 ) -> None:
     """After records, status changes of the newest ``page`` entries and merged repeats (which move
-    an older entry to the top), the merge is what a full query returns, or None (read it all)."""
+    an older entry to the top), the merge is what a full read returns, or None (read it all).
+    ``only``: a filter the store does not apply (the history tab's status, the detail pane's job),
+    with ``seen`` kept as the views keep it."""
     store = MemoryHistoryStore()
     ts = 0.0
 
-    def full() -> list[HistoryEntry]:
-        entries = store.query(HistoryQuery(limit=10_000))
-        return [e for e in entries if only is None or e.status is only][:limit]
+    def keep(e: HistoryEntry) -> bool:
+        return only == "all" or (e.status is DeliveryStatus.SHOWN if only == "shown" else e.job_id == only)
 
-    keep = None if only is None else (lambda e: e.status is only)
-    shown = full()
+    def full() -> list[HistoryEntry]:
+        return [e for e in store.query(HistoryQuery(limit=10_000)) if keep(e)][:limit]
+
+    shown, seen = full(), None
     for op, n, status in ops:
         ts += 1.0
+        job = f"job-{1 + n % 2}"
         if op == "record":
-            record(store, f"e{ts}", ts, status=status, key=f"k{n % 4}")
+            record(store, f"e{ts}", ts, status=status, key=f"k{n % 4}", job_id=job)
         elif op == "status":
             newest = store.query(HistoryQuery(limit=page))
             if newest:
                 store.set_status(newest[n % len(newest)].id, status)
         else:
-            store.merge_repeat("job-1", f"k{n % 4}", ts=ts, repeat=n + 2)
-        merged = merge_newest(shown, store.query(HistoryQuery(limit=page)), page, limit, keep=keep)
-        shown = full() if merged is None else merged
+            store.merge_repeat(job, f"k{n % 4}", ts=ts, repeat=n + 2)
+        read = store.query(HistoryQuery(limit=page))
+        merged = merge_newest(shown, read, page, limit, keep=keep, seen=seen)
+        shown, seen = (full() if merged is None else merged), (read[0].ts, read[0].id) if read else None
         assert shown == full()
 
 
@@ -192,5 +197,10 @@ def test_merge_newest_says_when_the_page_does_not_reach_what_is_shown() -> None:
     assert merge_newest(shown, [entry(6), entry(5)], 2, 10) == [entry(i) for i in (6, 5, 4, 3)]
     assert merge_newest(shown, [entry(6)], 2, 10) == [entry(6)]  # less than a page: all there is
     assert merge_newest([], [entry(6), entry(5)], 2, 10) is None
+    # Entries the filter leaves out: joined up by what was read last time.
+    assert merge_newest(shown, [entry(8), entry(7)], 2, 10, keep=lambda e: e.id != 7, seen=(7.0, 7)) == [
+        entry(8),
+        *shown,
+    ]
     moved = replace(entry(3), ts=9.0)
     assert merge_newest(shown, [moved, entry(5)], 2, 3) == [moved, entry(5), entry(4)]
