@@ -32,10 +32,16 @@ from peft_notify.app.plain import plain_label, plain_tooltip
 from peft_notify.app.resource_charts import ResourceCharts
 from peft_notify.app.resources_view import detail_text
 from peft_notify.app.style import tone_color
+from peft_notify.desktop.curve import Curve
 from peft_notify.desktop.frames import shown_url
 from peft_notify.ports import HistoryEntry
 
 __all__ = ["DetailPane"]
+
+
+def _last(series: Curve) -> tuple[int, tuple[int, float] | None]:
+    """A series' length and newest point: what says it changed (appended, or its last replaced)."""
+    return len(series), series[-1] if series else None
 
 
 class DetailPane(QWidget):
@@ -52,6 +58,7 @@ class DetailPane(QWidget):
         self._shown_events: Sequence[HistoryEntry] | None = None
         self._shown_key = ""
         self._entries: list[HistoryEntry] = []  # the timeline's rows' entries, newest first
+        self._charted: tuple[tuple[object, ...], tuple[object, ...]] = ((), ())  # what the charts show
         self.title = QLabel("Select a job")
         self.title.setObjectName("DetailTitle")
         self.title.setWordWrap(True)
@@ -118,6 +125,7 @@ class DetailPane(QWidget):
                 label.setText("—")
             self.chart.set_points([])
             self.resource_charts.show_history(None)
+            self._charted = ((), ())
             self.timeline.clear()
             self._entries = []
             self._shown_events, self._shown_key, self._tone = None, "", ""
@@ -139,9 +147,17 @@ class DetailPane(QWidget):
         link = row.link.value + (f" ({row.link_detail})" if show_detail else "")
         self.facts["Connection"].setText(link)
         self.facts["URL"].setText(shown_url(row.key))  # never the token: screens are shared and screenshotted
-        self.chart.set_points(row.losses, QColor(color))
+        # The charts only when their series changed: this runs at every UI flush (10/s) for the
+        # shown job, and each set_points repaints (a 900-point sparkline ~5-10 ms; issue 17).
+        losses = (id(row.losses), len(row.losses), row.losses[-1] if row.losses else None, color)
+        if losses != self._charted[0]:
+            self.chart.set_points(row.losses, QColor(color))
         self.facts["Resources"].setText(detail_text(row.resources))
-        self.resource_charts.show_history(row.resource_history)
+        history = row.resource_history
+        resources = (id(history), *(_last(series) for series in (history.gpu, history.ram)))
+        if resources != self._charted[1]:
+            self.resource_charts.show_history(history)
+        self._charted = (losses, resources)
         connected = row.link is Link.CONNECTED
         self.retry.setVisible("retry" in row.capabilities)
         self.cancel.setVisible("cancel" in row.capabilities)

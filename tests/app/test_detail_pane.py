@@ -138,3 +138,31 @@ def test_a_quiet_job_shown_while_others_report_reads_no_job_scan(qtbot: QtBot, t
     win.on_history_changed()
     assert texts(pane) == ["mine again  — shown", "mine  — shown"]
     store.close()
+
+
+def test_the_charts_are_redrawn_only_when_their_series_change(qtbot: QtBot) -> None:
+    """show_row runs at every UI flush (10/s) for the shown job; a chart is set (and repainted,
+    ~5-10 ms for a full 900-point series) only when a point was added or replaced."""
+    pane = DetailPane()
+    qtbot.addWidget(pane)
+    row = JobRow(key="k", job_id="j", name="j", state="running")
+    for step in range(1, 4):
+        row.add_loss(step, 1.0 / step)
+    row.resource_history.gpu.append((0, 50.0))
+    pane.show_row(row, [])
+    loss, gpu, ram = pane.chart.points, pane.resource_charts.gpu.points, pane.resource_charts.ram.points
+    assert len(loss) == 3 and gpu == [(0, 50.0)]
+    row.step = 10  # a progress update without a new loss or resource sample
+    pane.show_row(row, [])
+    assert pane.chart.points is loss and pane.resource_charts.gpu.points is gpu
+    row.add_loss(3, 0.2)  # the newest point replaced
+    pane.show_row(row, [])
+    assert pane.chart.points[-1] == (3, 0.2) and pane.resource_charts.gpu.points is gpu
+    row.resource_history.ram.append((1, 30.0))
+    pane.show_row(row, [])
+    assert pane.resource_charts.ram.points == [(1, 30.0)] and pane.resource_charts.ram.points is not ram
+    other = JobRow(key="k2", job_id="j2", name="j2", state="running")
+    pane.show_row(other, [])
+    assert pane.chart.points == [] and pane.resource_charts.isHidden()
+    pane.show_row(row, [])
+    assert len(pane.chart.points) == 3 and not pane.resource_charts.isHidden()
