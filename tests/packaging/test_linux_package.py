@@ -392,8 +392,8 @@ def test_frozen_app_follows_a_simulated_job_to_dunst(unpacked: Path, tmp_path: P
         assert {n["appname"]["data"] for n in ours.values()} == {CLI_NAME}
         assert ours[f"{name}: 50% complete"]["icon_path"]["data"].endswith(f"{APP_ID}.png")
         # The window: WM_CLASS matches the desktop entry's StartupWMClass, and its icon is the
-        # product's SVG (rendered at 128 px too — the svg icon engine made it into the bundle;
-        # the status ring the window used to show is a 64 px pixmap).
+        # product's (16-128 px, scaled from the bundled PNG by app/shell.py's product_icon; the
+        # status ring the window used to show is a 64 px pixmap).
         windows = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(app.pid)],
                                  capture_output=True, text=True, check=False).stdout.split()
         props = [subprocess.run(["xprop", "-id", w, "WM_CLASS", "_NET_WM_ICON"], capture_output=True, text=True,
