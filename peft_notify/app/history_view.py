@@ -298,10 +298,12 @@ class HistoryView(QWidget):
         layout.addWidget(self.empty, 1)
         layout.addLayout(buttons)
 
-        self.search.textChanged.connect(self.refresh)
+        # Filters and marks re-read the entries, not the job list (GROUP BY over all of history:
+        # ~140 ms at 100,000 entries on this machine, on every key typed in the search field).
+        self.search.textChanged.connect(self.reread)
         for combo in (self.job, self.kind, self.urgency, self.status):
-            combo.currentIndexChanged.connect(self.refresh)
-        self.unread_only.toggled.connect(self.refresh)
+            combo.currentIndexChanged.connect(self.reread)
+        self.unread_only.toggled.connect(self.reread)
         self.mark_read_button.clicked.connect(self.on_mark_read)
         self.mark_all_button.clicked.connect(self.on_mark_all_read)
         self.export_button.clicked.connect(self.on_export)
@@ -374,9 +376,14 @@ class HistoryView(QWidget):
             self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the store with the current filters (keeps the selection where it can)."""
+        """Re-read the store with the current filters, and its jobs for the job filter (keeps the
+        selection where it can)."""
         self._stale = False
         self._refresh_jobs()
+        self.reread()
+
+    def reread(self) -> None:
+        """Re-read the entries with the current filters (keeps the selection where it can)."""
         try:
             entries = self.history.query(self.current_query())
         except Exception as exc:
@@ -446,17 +453,17 @@ class HistoryView(QWidget):
         ids = self.selected_ids()
         if ids:
             self.history.mark_read(ids)
-            self.refresh()
+            self.reread()
 
     def on_mark_all_read(self) -> None:
         self.history.mark_read(None)
-        self.refresh()
+        self.reread()
 
     def on_activated(self, index: QModelIndex) -> None:
         entry = self.model.entries[index.row()]
         self.history.mark_read([entry.id])
         self.entry_activated.emit(entry.job_id, entry.id)
-        self.refresh()
+        self.reread()
 
     def on_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(

@@ -35,9 +35,15 @@ class CountingStore(SqliteHistoryStore):
         super().__init__(path)
         self.queries: list[HistoryQuery] = []
 
+        self.jobs_read = 0
+
     def query(self, query: HistoryQuery, **kwargs: Any) -> list[HistoryEntry]:
         self.queries.append(query)
         return super().query(query, **kwargs)
+
+    def jobs(self) -> list[tuple[str, str]]:
+        self.jobs_read += 1
+        return super().jobs()
 
 
 def record(store: Any, title: str, ts: float, status: DeliveryStatus = DeliveryStatus.SHOWN, **kw: Any) -> int:
@@ -204,3 +210,21 @@ def test_merge_newest_says_when_the_page_does_not_reach_what_is_shown() -> None:
     ]
     moved = replace(entry(3), ts=9.0)
     assert merge_newest(shown, [moved, entry(5)], 2, 3) == [moved, entry(5), entry(4)]
+
+
+def test_filters_and_marks_reread_the_entries_not_the_job_list(qtbot: QtBot, tmp_path: Path) -> None:
+    """The job list is a GROUP BY over all of history (~140 ms at 100,000 entries): not per key typed."""
+    store = CountingStore(tmp_path / "h.sqlite3")
+    record(store, "alpha", 1.0)
+    record(store, "beta", 2.0, job_id="job-2")
+    view = HistoryView(store)
+    qtbot.addWidget(view)
+    assert store.jobs_read == 1 and view.job.findData("job-2") > 0
+    for text in ("a", "al", "alp"):
+        view.search.setText(text)
+    assert titles(view) == ["alpha"]
+    view.search.clear()
+    view.unread_only.setChecked(True)
+    view.on_mark_all_read()
+    assert titles(view) == [] and store.jobs_read == 1
+    store.close()
