@@ -21,12 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, Signal
 
 from peft_notify.app.jobs_model import JobRow, Link
-from peft_notify.desktop.channels import ChannelHistory, DesktopChannels
 from peft_notify.desktop.dispatch import Dispatcher
 from peft_notify.desktop.frames import ClientState
 from peft_notify.desktop.history import SqliteHistoryStore
@@ -61,6 +60,9 @@ from peft_notify.ports import DndProbe, DndState, HistoryStore, Notifier, Taskba
 from peft_notify.wire import Hello, NotificationEvent, NotificationType, Progress, Resource
 
 __all__ = ["Controller"]
+
+if TYPE_CHECKING:  # the channel layer (apprise glue, statistics/decimal) loads only when a channel is on
+    from peft_notify.desktop.channels import DesktopChannels
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +361,8 @@ class Controller(QObject):
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop yet: start() builds them
             return
+        from peft_notify.desktop.channels import ChannelHistory, DesktopChannels
+
         history = self.history if isinstance(self.history, ChannelHistory) else None
 
         def post(write: Callable[[], None]) -> None:  # from channel threads: write on the loop, then refresh
