@@ -1,11 +1,12 @@
 """The history tab: every notification, filterable, searchable, unread in bold.
 
-:class:`HistoryView` reads from a ``HistoryStore`` (``query``/``mark_read``): all of it (up to
-:data:`LIMIT` entries) when :meth:`refresh` is called (filters changed, marked read, shown
-again), and only the newest :data:`PAGE` on :meth:`on_history_changed` (the controller's
-``history_changed``, after every notification), merged into what it shows; while the tab is
-not on screen that does nothing but note that the view is stale, and the view refreshes once
-when it is shown again (issue 17: this ran on the loop that reads the next frame). Filters:
+:class:`HistoryView` reads from a ``HistoryStore`` (``query``/``mark_read``/``jobs``): up to
+:data:`LIMIT` entries with the current filters on :meth:`reread` (filters changed, marked
+read) and on :meth:`refresh` (also the jobs for the job filter: built, shown again), and only
+the newest :data:`PAGE` on :meth:`on_history_changed` (the controller's ``history_changed``,
+after every notification), merged into what it shows; while the tab is not on screen that
+does nothing but note that the view is stale, and the view refreshes once when it is shown
+again (issue 17: this ran on the loop that reads the next frame). Filters:
 job, kind, urgency, delivery status, free text, unread only. "Mark read" / "Mark all read" and
 Export (JSON/CSV) act on the store. ``entry_activated(job_id, entry_id)`` fires on
 double-click/Enter.
@@ -348,7 +349,7 @@ class HistoryView(QWidget):
             seen=self._seen,
         )
         if merged is None:  # more than a page is new
-            self.refresh()
+            self.reread()
             return
         self._seen = entry_order(newest[0]) if newest else None
         self._add_jobs((e.job_id, e.job_name) for e in newest)
@@ -391,6 +392,7 @@ class HistoryView(QWidget):
             self.empty.setText(f"Could not read the history: {exc}")
             entries = []
         self._seen = entry_order(entries[0]) if entries else None
+        self._add_jobs((e.job_id, e.job_name) for e in entries)
         status = self.status.currentData()
         if status is not None:
             entries = [e for e in entries if e.status is status]
