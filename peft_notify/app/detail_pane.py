@@ -1,7 +1,9 @@
 """The selected job in detail: facts, live loss curve, event timeline, Retry/Cancel buttons.
 
-:meth:`DetailPane.show_row` fills it from a :class:`JobRow` plus that job's history entries;
-``action_requested(key, action)`` fires when Retry/Cancel is pressed. Each is shown when the
+:meth:`DetailPane.show_row` fills it from a :class:`JobRow` plus that job's history entries
+(called at every UI flush and after every notification: for the job already shown it adds
+timeline rows for new entries, updates changed ones in place, and sets a chart only when its
+series changed); ``action_requested(key, action)`` fires when Retry/Cancel is pressed. Each is shown when the
 job's hello advertised it; Cancel is enabled while the run is live, Retry only while the job
 can take it (:attr:`JobRow.can_retry`: failed and still connected).
 """
