@@ -48,12 +48,21 @@ class Mailbox:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._latest: dict[str, RawProgress | wire.Resource] = {}  # _PROGRESS / _RESOURCE: not taken yet
+        self._latest: dict[str, RawProgress | wire.Resource] = {}  # _PROGRESS / _LOGGED / _RESOURCE: not taken yet
         self._pending: deque[Report] = deque()
+        self._taken: RawProgress | None = None  # the last latest taken (never sent twice as "logged")
 
     def set_latest(self, progress: RawProgress) -> None:
-        """Replace the coalesced progress (training thread; its arguments, checked when taken)."""
-        self._latest[_PROGRESS] = progress
+        """Replace the coalesced progress (training thread; its arguments, checked when taken).
+
+        A progress with a loss is also kept in its own slot, so the next plain step (a Trainer
+        reports every step, the loss only at its logging steps) does not coalesce the loss away:
+        the flush sends the newest logged one, then the latest step.
+        """
+        latest = self._latest
+        latest[_PROGRESS] = progress  # first: a take between the two stores sends it as the latest
+        if progress[3] is not None:
+            latest[_LOGGED] = progress
 
     def set_resource(self, sample: wire.Resource) -> None:
         """Replace the coalesced resource sample (sampler thread); sent with the next progress flush."""
@@ -73,7 +82,10 @@ class Mailbox:
     def put_superseding(self, progress: wire.Progress) -> None:
         """Queue a progress that must not be coalesced away (an evaluation); the older latest is dropped."""
         with self._lock:
+            logged = self._latest.pop(_LOGGED, None)
             self._latest.pop(_PROGRESS, None)
+            if isinstance(logged, tuple) and logged is not self._taken:
+                self._pending.append(logged)  # a logged loss before it still goes out, in order
             self._pending.append(progress)
 
     def take(self, *, include_latest: bool) -> list[Report]:
@@ -86,9 +98,13 @@ class Mailbox:
         return items
 
     def _take_latest(self, into: list[Report] | deque[Report]) -> None:
+        logged = self._latest.pop(_LOGGED, None)  # before the latest (see set_latest's order)
         progress = self._latest.pop(_PROGRESS, None)
-        if progress is not None:
+        if isinstance(logged, tuple) and logged is not progress and logged is not self._taken:
+            into.append(logged)  # the newest logged loss, older than the latest step
+        if isinstance(progress, tuple):
             into.append(progress)
+            self._taken = progress
         sample = self._latest.pop(_RESOURCE, None)
         if sample is not None:
             into.append(sample)
@@ -96,10 +112,12 @@ class Mailbox:
     def drop_latest(self) -> None:
         """Forget the coalesced progress (a new run starts)."""
         self._latest.pop(_PROGRESS, None)
+        self._latest.pop(_LOGGED, None)
 
 
 _PROGRESS: Final = "progress"
 _RESOURCE: Final = "resource"
+_LOGGED: Final = "logged"  # the newest progress with a loss, not taken yet
 
 
 @dataclass(eq=False)

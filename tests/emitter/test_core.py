@@ -184,3 +184,34 @@ def test_the_latest_progress_is_never_lost_to_a_concurrent_take() -> None:
     seen += [item[0] for item in mailbox.take(include_latest=True) if isinstance(item, tuple)]
     assert seen and seen[-1] == last
     assert seen == sorted(set(seen))
+
+
+def test_a_logged_loss_survives_the_next_plain_step_and_goes_out_once_in_order() -> None:
+    """set_latest keeps the newest progress with a loss in its own slot: a take sends it, then the
+    latest step; never twice, never after a later step, and before an evaluation queued after it."""
+    mailbox = Mailbox()
+
+    def steps(items: list[object]) -> list[tuple[int, float | None]]:
+        out = []
+        for item in items:
+            if isinstance(item, tuple):
+                out.append((item[0], item[3]))
+            elif isinstance(item, wire.Progress):
+                out.append((item.current_step, item.loss))
+        return out
+
+    plain = lambda step: (step, 100, None, None, None, None)  # noqa: E731
+    logged = lambda step: (step, 100, None, 1.0 / step, None, None)  # noqa: E731
+    for report in (plain(1), logged(2), plain(3)):
+        mailbox.set_latest(report)
+    assert steps(mailbox.take(include_latest=True)) == [(2, 0.5), (3, None)]
+    mailbox.set_latest(logged(4))
+    assert steps(mailbox.take(include_latest=True)) == [(4, 0.25)]  # the latest itself: once
+    assert mailbox.take(include_latest=True) == []
+    mailbox.set_latest(logged(5))
+    mailbox.set_latest(plain(6))
+    mailbox.put_superseding(reports.progress(6, 100, metrics={"eval_loss": 0.1}))
+    assert steps(mailbox.take(include_latest=True)) == [(5, 0.2), (6, None)]
+    mailbox.set_latest(logged(7))
+    mailbox.drop_latest()  # a new run: nothing of the old one goes out
+    assert mailbox.take(include_latest=True) == []

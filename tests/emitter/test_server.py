@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -421,3 +422,34 @@ def test_new_run_sends_a_fresh_hello_on_the_open_connection(server: JobServer) -
     assert got[0]["data"]["run_id"] != got[3]["data"]["run_id"]
     seqs = [m["seq"] for m in got[1:3]] + [got[4]["seq"]]
     assert seqs == sorted(seqs)  # numbering continues: a reconnecting client misses nothing
+
+
+def test_a_logged_loss_is_not_coalesced_away_by_the_next_plain_step() -> None:
+    """The Transformers callback reports every step without a loss (on_step_end) and the loss only
+    at its logging steps (on_log, right after): in a fast loop the next plain step replaced the
+    logged one before the 20 Hz flush, so the app saw almost no loss. A logged loss now goes out
+    (at most the latest one per flush), then the latest step."""
+    srv = JobServer(discovery_files=False).start()
+    try:
+        handle = srv.add_job("fast", total_steps=3000)
+
+        async def main() -> list[dict[str, Any]]:
+            async with connect(srv.url_for("fast")) as ws:
+                await recv_json(ws)
+                for step in range(1, 3001):
+                    handle.progress(step)
+                    if step % 7 == 0:
+                        handle.progress(step, loss=1.0 / step)  # on_log of the same step
+                    time.sleep(0.0005)
+                return await recv_until(ws, lambda m: m["data"].get("current_step") == 3000)
+
+        got = [m["data"] for m in asyncio.run(main()) if m["type"] == "progress"]
+        with_loss = [d for d in got if d.get("loss") is not None]
+        assert all(d["loss"] == 1.0 / d["current_step"] for d in with_loss)  # the loss of its own step
+        frames = len(got)
+        # Nearly every flush carries the newest logged loss (one is logged every ~4 ms here).
+        assert len(with_loss) >= frames // 2 - 2, (len(with_loss), frames)
+        steps = [d["current_step"] for d in got]
+        assert steps == sorted(steps)
+    finally:
+        srv.stop()
