@@ -1,7 +1,8 @@
 """PyTorch Lightning: ``Trainer(callbacks=[NotifyCallback("my-run")])``.
 
 Same behaviour as the Transformers callback: progress per batch, loss from
-``trainer.callback_metrics`` (NaN → ``loss_divergence``), ``on_exception`` → classified
+``trainer.callback_metrics`` (NaN → ``loss_divergence``) read at most every
+:data:`METRICS_EVERY_S` and at the last step (each read is a GPU sync), ``on_exception`` → classified
 error + failed, completion at ``on_train_end``; only global rank zero serves, the other
 ranks forward their errors to it.
 Importing this module imports ``lightning`` (or ``pytorch_lightning``).
@@ -9,6 +10,7 @@ Importing this module imports ``lightning`` (or ``pytorch_lightning``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +23,9 @@ from peft_notify.emitter.handle import TrainingHandle
 from peft_notify.emitter.server import JobServer
 from peft_notify.integrations.common import Reporter, as_number, param_bytes
 
-__all__ = ["NotifyCallback"]
+__all__ = ["METRICS_EVERY_S", "NotifyCallback"]
+
+METRICS_EVERY_S = 0.25  # the loss and logged metrics are read at most this often, and at the last step
 
 
 class NotifyCallback(Callback):
@@ -57,9 +61,10 @@ class NotifyCallback(Callback):
             notify_level=notify_level,
         )
         self._active = False
+        self._next_read = 0.0  # monotonic time of the next metrics read (the first batch reads)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        self._active = True
+        self._active, self._next_read = True, 0.0
         total = trainer.estimated_stepping_batches
         total = int(total) if isinstance(total, (int, float)) and 0 < total < float("inf") else None
         rank = 0 if trainer.is_global_zero else max(1, int(getattr(trainer, "global_rank", 1) or 1))
@@ -75,6 +80,14 @@ class NotifyCallback(Callback):
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._active:
             return
+        handle = self.reporter.active_handle
+        step, now = trainer.global_step, time.monotonic()
+        if now < self._next_read and (handle.total_steps is None or step < handle.total_steps):
+            # Reading a metric means float() of a tensor: on a GPU a sync that stops the CPU from
+            # queueing the next step's kernels. Between reads only the step goes out.
+            handle.progress(step)
+            return
+        self._next_read = now + METRICS_EVERY_S
         logs = {k: as_number(v) for k, v in trainer.callback_metrics.items()}
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:

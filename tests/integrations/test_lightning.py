@@ -119,3 +119,65 @@ def test_the_default_root_dir_and_the_parameter_bytes_are_watched(
     assert disk is not None
     assert disk.path == str(tmp_path)
     assert disk.next_checkpoint == 5 * 4  # Linear(4, 1): 5 float32 parameters
+
+
+def test_metrics_are_read_a_few_times_a_second_not_every_batch(
+    served: tuple[JobServer, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the loss is float() of a tensor, on a GPU a sync every batch: the callback reads the
+    metrics on the first batch, at most every METRICS_EVERY_S, and at the last step; every batch's
+    step still goes out, and the last loss arrives."""
+    from peft_notify.integrations import lightning as pl_callback
+
+    reads: list[int] = []
+    real = pl_callback.as_number
+
+    def counting(value: Any) -> float | None:  # instrumentation around the real conversion
+        reads.append(1)
+        return real(value)
+
+    monkeypatch.setattr(pl_callback, "as_number", counting)
+    monkeypatch.setattr(pl_callback, "METRICS_EVERY_S", 3600.0)
+    _server, handle = served
+    listener = Listener(handle.url)
+    _fit(pl_callback.NotifyCallback("tiny-pl", handle=handle), steps=40)
+    _wait_for(listener, lambda m: isinstance(m.data, wire.Status) and m.data.state.finished)
+    listener.close()
+    progress = [m.data for m in listener.messages if isinstance(m.data, wire.Progress)]
+    assert progress[-1].current_step == 40 and progress[-1].loss is not None  # the last step reads
+    # Two reads (first batch, last step) of train_loss and the step's loss: 4 conversions, not 80.
+    assert len(reads) == 4, len(reads)
+
+
+def test_a_nan_loss_is_still_caught_between_reads(
+    served: tuple[JobServer, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peft_notify.integrations import lightning as pl_callback
+
+    monkeypatch.setattr(pl_callback, "METRICS_EVERY_S", 0.0)  # every batch: what a slow step gives
+
+    class Diverging(Tiny):  # type: ignore[misc,valid-type]
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            loss = super().training_step(batch, batch_idx)
+            return loss * float("nan") if self.global_step >= 5 else loss
+
+    _server, handle = served
+    listener = Listener(handle.url)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=gen)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=2)
+    trainer = lightning.Trainer(
+        max_steps=10,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[pl_callback.NotifyCallback("tiny-pl", handle=handle)],
+    )
+    trainer.fit(Diverging(), loader)
+    _wait_for(listener, lambda m: isinstance(m.data, wire.Status) and m.data.state.finished)
+    listener.close()
+    errors = [m.data for m in listener.messages if isinstance(m.data, wire.NotificationEvent)]
+    assert [e.error_type for e in errors] == ["loss_divergence"]
