@@ -9,7 +9,9 @@ envelope; time always comes in as ``now``.
 
 from __future__ import annotations
 
+import heapq
 import logging
+import math
 from collections.abc import Iterable
 from typing import Final
 
@@ -43,6 +45,11 @@ class Engine:
         self.templates = Templates()
         self.unknown_count = 0
         self._jobs: dict[str, Job] = {}
+        # Stall timers (see _arm): a heap of (deadline, job id) and each armed job's entry in it.
+        self._stalls: list[tuple[float, str]] = []
+        self._armed: dict[str, float] = {}
+        self._order: dict[str, int] = {}  # job id -> creation number (stalls due together fire in job order)
+        self._created = 0
         self._quiet = QuietPeriods(self.config.respect_dnd)
         self._gate = Gate(self.config, self._quiet)
         self._taskbar = Coalescer(self.config.taskbar_interval_s)
@@ -72,6 +79,19 @@ class Engine:
             self.unknown_count += 1
             return actions
         job = self._job(job_id or envelope.job_id or LEGACY_JOB_ID)
+        try:
+            return self._feed_job(job, envelope, body, now, actions)
+        finally:
+            self._arm(job)
+
+    def _feed_job(
+        self,
+        job: Job,
+        envelope: Envelope,
+        body: Hello | Progress | NotificationEvent | Status | Resource,
+        now: float,
+        actions: list[Action],
+    ) -> list[Action]:
         if envelope.seq is not None:
             job.last_seq = envelope.seq
         ts = envelope.ts if envelope.ts is not None else now
@@ -98,8 +118,14 @@ class Engine:
         ``dnd`` ``None`` keeps the last state the engine was given.
         """
         actions = self._observe(now, dnd)
-        for job in self._jobs.values():
+        due: list[Job] = []
+        while self._settle_stalls() and self._stalls[0][0] <= now:
+            _, job_id = heapq.heappop(self._stalls)
+            del self._armed[job_id]
+            due.append(self._jobs[job_id])
+        for job in sorted(due, key=lambda j: self._order[j.job_id]):
             actions += self._check_stall(job, now)
+            self._arm(job)
         actions += self._gate.flush_floods(now)
         actions += self._group_summaries(self._groups.due(now), now)
         actions += self._taskbar.tick(now, self._indicator)
@@ -114,9 +140,8 @@ class Engine:
             self._gate.floods.next_due_at(),
             self._groups.next_due_at(),
         ]
-        for job in self._jobs.values():
-            if job.state is JobState.RUNNING and not job.stalled and job.last_progress_at is not None:
-                due.append(job.last_progress_at + job.stall_after(self.config.stall_min_s, self.config.stall_factor))
+        if self._settle_stalls():
+            due.append(self._stalls[0][0])
         times = [t for t in due if t is not None]
         return min(times) if times else None
 
@@ -149,6 +174,9 @@ class Engine:
         for job in self._jobs.values():
             if job.baselined:
                 job.milestones_done.update(reached(job.current_step, job.total_steps, config.progress_milestones))
+        self._stalls, self._armed = [], {}  # the stall minimum and factor may have changed
+        for job in self._jobs.values():
+            self._arm(job)
         self._rules.check_templates()
 
     def set_user_pause(self, until: float | None, *, now: float) -> list[Action]:
@@ -170,6 +198,8 @@ class Engine:
         """Drop ``job_id`` (unsubscribed) and re-aggregate the taskbar."""
         if self._jobs.pop(job_id, None) is None:
             return []
+        self._armed.pop(job_id, None)  # its heap entry is dropped when it comes up
+        self._order.pop(job_id, None)
         self._gate.dedup.forget(job_id)
         self._gate.floods.forget(job_id)
         self._resources.forget(job_id)
@@ -243,6 +273,7 @@ class Engine:
         if job is None:
             bucket = TokenBucket(self.config.rate_capacity, self.config.rate_refill_s, self._now)
             job = self._jobs[job_id] = Job(job_id=job_id, bucket=bucket)
+            self._order[job_id] = self._created = self._created + 1
         return job
 
     def _observe(self, now: float, dnd: DndState | None) -> list[Action]:
@@ -314,6 +345,49 @@ class Engine:
                 job.job_id, job.display_name, decision.event, key, now, seq=seq, bucket=bucket
             )
         return actions
+
+    # Stall timers. A job's stall deadline changes only through feed(), process_exited() and
+    # set_config(); feed() arms the job afterwards and set_config() re-arms every job. Entries are
+    # lazy: a deadline that moved later (new progress: nearly every frame) leaves the old entry,
+    # which is corrected when it reaches the top; one that moved earlier or appeared is pushed. So
+    # the heap holds about one entry per armed job, and a timer pass touches only the jobs due.
+
+    def _stall_deadline(self, job: Job) -> float | None:
+        """When ``job`` counts as stalled, or ``None`` when it cannot stall now (same rule as _check_stall)."""
+        if job.state is not JobState.RUNNING or job.stalled or job.last_progress_at is None:
+            return None
+        deadline = job.last_progress_at + job.stall_after(self.config.stall_min_s, self.config.stall_factor)
+        return None if math.isnan(deadline) else deadline
+
+    def _arm(self, job: Job) -> None:
+        """Make sure the heap holds an entry for ``job`` no later than its stall deadline."""
+        deadline = self._stall_deadline(job)
+        if deadline is None:
+            return  # an entry it may have is dropped when it comes up
+        armed = self._armed.get(job.job_id)
+        if armed is None or deadline < armed:
+            self._armed[job.job_id] = deadline
+            heapq.heappush(self._stalls, (deadline, job.job_id))
+
+    def _settle_stalls(self) -> bool:
+        """Drop or correct heap entries until the top is an armed job's exact deadline; False when empty."""
+        stalls = self._stalls
+        while stalls:
+            at, job_id = stalls[0]
+            if self._armed.get(job_id) != at:
+                heapq.heappop(stalls)  # superseded by an earlier entry, or the job was forgotten
+                continue
+            job = self._jobs.get(job_id)
+            deadline = None if job is None else self._stall_deadline(job)
+            if deadline == at:
+                return True
+            if deadline is None:
+                heapq.heappop(stalls)
+                del self._armed[job_id]
+            else:
+                self._armed[job_id] = deadline
+                heapq.heapreplace(stalls, (deadline, job_id))
+        return False
 
     def _check_stall(self, job: Job, now: float) -> list[Action]:
         if job.state is not JobState.RUNNING or job.stalled or job.last_progress_at is None:

@@ -6,8 +6,8 @@ frozen snapshot it hands out (``Engine.job`` / ``Engine.jobs``).
 
 from __future__ import annotations
 
+import bisect
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
@@ -50,12 +50,14 @@ class StepRate:
     """Smoothed (EWMA) step rate and the recent intervals between progress messages.
 
     Call :meth:`observe` with each progress step and its timestamp. Timestamps
-    that go backwards or repeat (a replayed burst) add no sample.
+    that go backwards or repeat (a replayed burst) add no sample. The intervals are also
+    kept sorted, so the median (asked for on every timer pass) is a lookup, not a sort.
     """
 
     def __init__(self) -> None:
         self.rate: float | None = None  # steps per second, smoothed
         self.intervals: deque[float] = deque(maxlen=MAX_INTERVALS)
+        self._sorted: list[float] = []  # the same intervals, ascending
         self._last: tuple[int, float] | None = None
 
     def observe(self, step: int, ts: float) -> None:
@@ -64,16 +66,23 @@ class StepRate:
             return
         last_step, last_ts = self._last
         steps, elapsed = step - last_step, ts - last_ts
-        if steps <= 0 or elapsed <= 0:
+        if steps <= 0 or not elapsed > 0:  # (not > 0: a NaN would break the sorted intervals)
             return
         sample = steps / elapsed
         self.rate = sample if self.rate is None else EWMA_ALPHA * sample + (1 - EWMA_ALPHA) * self.rate
+        if len(self.intervals) == MAX_INTERVALS:
+            del self._sorted[bisect.bisect_left(self._sorted, self.intervals[0])]
         self.intervals.append(elapsed)
+        bisect.insort(self._sorted, elapsed)
         self._last = (step, ts)
 
     def median_interval(self) -> float | None:
         """Median seconds between two advancing progress messages, or ``None`` before two."""
-        return statistics.median(self.intervals) if self.intervals else None
+        values, n = self._sorted, len(self._sorted)
+        if n == 0:
+            return None
+        half = n // 2
+        return values[half] if n % 2 else (values[half - 1] + values[half]) / 2
 
     def eta(self, step: int, total: int | None) -> float | None:
         """Seconds left at the smoothed rate, or ``None`` when unknown."""

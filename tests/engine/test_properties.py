@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import types
 
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from peft_notify.engine import ClearTaskbar, Engine, EngineConfig, MergeRepeat, Notify, Record, SetTaskbar
 from peft_notify.engine.actions import Action
 from peft_notify.engine.floods import FLOOD_ERROR_TYPE
+from peft_notify.engine.job import MAX_INTERVALS, StepRate
 from peft_notify.engine.taskbar import Coalescer, aggregate
 from peft_notify.ports import DeliveryStatus, DndState, TaskbarState
 from peft_notify.wire import (
@@ -25,7 +27,7 @@ from peft_notify.wire import (
     UrgencyLevel,
 )
 
-from .factories import T0, hello, note, notifies, progress, status
+from .factories import T0, decided, hello, note, notifies, progress, status
 
 MERGED = DeliveryStatus.MERGED
 
@@ -343,3 +345,80 @@ def test_lazy_taskbar_aggregation_settles_on_the_eager_aggregate(
             now = max(now, due)
             shown += engine.tick(now=now)
     assert _last_indicator(shown) == _eager_indicator(engine)
+
+
+def _stall_deadlines(engine: Engine) -> dict[str, float]:
+    """Every job's stall deadline, the slow way: a scan of every job (config: the median never matters)."""
+    return {
+        v.job_id: v.last_progress_at + engine.config.stall_min_s
+        for v in engine.jobs()
+        if v.state is JobState.RUNNING and not v.stalled and v.last_progress_at is not None
+    }
+
+
+stall_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("progress"), JOB_IDS, st.integers(0, 3), st.floats(0.0, 50.0)),
+        st.tuples(st.just("status"), JOB_IDS, st.sampled_from(JobState), st.floats(0.0, 50.0)),
+        st.tuples(st.just("hello"), JOB_IDS, st.sampled_from(["r1", "r2"]), st.floats(0.0, 50.0)),
+        st.tuples(st.just("tick"), st.just(""), st.just(0), st.floats(0.0, 400.0)),
+        st.tuples(st.just("forget"), JOB_IDS, st.just(0), st.just(0.0)),
+        st.tuples(st.just("exited"), JOB_IDS, st.just(0), st.floats(0.0, 5.0)),
+        st.tuples(st.just("config"), st.just(""), st.sampled_from([1, 30, 120]), st.just(0.0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=stall_ops)
+def test_stall_timers_match_a_scan_of_every_job(ops: list[tuple[str, str, object, float]]) -> None:
+    """The stall heap (a timer pass touches only the jobs due) decides what a scan of every job would.
+
+    After any mix of progress (advancing or not), status changes, new runs, forgotten jobs, exited
+    processes, config changes and ticks: ``next_tick_at`` is never later than the earliest stall
+    deadline, and a tick fires a stall warning for exactly the jobs whose deadline has passed.
+    (A stall factor of 0 keeps every deadline at last progress + ``stall_min_s``, so the scan
+    needs only the public job views; the median has its own property below.)
+    """
+    config = EngineConfig(stall_min_s=60.0, stall_factor=0.0, taskbar_max_hz=0.0)
+    engine = Engine(config)
+    now, steps = T0, dict.fromkeys(["j1", "j2", "job.3"], 0)
+    for kind, job_id, arg, gap in ops:
+        now += gap
+        if kind == "progress":
+            steps[job_id] += int(str(arg))
+            engine.feed(progress(steps[job_id], job_id=job_id), now=now)
+        elif kind == "status":
+            assert isinstance(arg, JobState)
+            engine.feed(status(arg, job_id=job_id), now=now)
+        elif kind == "hello":
+            steps[job_id] = 0
+            engine.feed(hello(job_id=job_id, run_id=str(arg), step=0), now=now)
+        elif kind == "forget":
+            engine.forget(job_id)
+        elif kind == "exited":
+            engine.process_exited(job_id, now=now)
+        elif kind == "config":
+            engine.set_config(EngineConfig(stall_min_s=float(str(arg)), stall_factor=0.0, taskbar_max_hz=0.0))
+        else:
+            expected = {job for job, at in _stall_deadlines(engine).items() if at <= now}
+            fired = {a.job_id for a in decided(engine.tick(now=now)) if a.key == "stall"}
+            assert fired == expected
+        deadlines = _stall_deadlines(engine)
+        due = engine.next_tick_at()
+        if deadlines:
+            assert due is not None and due <= min(deadlines.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.floats(-1.0, 100.0)), max_size=200))
+def test_step_rate_median_is_the_median_of_the_kept_intervals(samples: list[tuple[int, float]]) -> None:
+    """The sorted copy StepRate keeps gives statistics.median of its last MAX_INTERVALS intervals."""
+    rate, step, ts = StepRate(), 0, 0.0
+    for advance, gap in samples:
+        step, ts = step + advance, ts + gap
+        rate.observe(step, ts)
+        assert len(rate.intervals) <= MAX_INTERVALS
+        expected = statistics.median(rate.intervals) if rate.intervals else None
+        assert rate.median_interval() == expected
