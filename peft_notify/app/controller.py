@@ -494,9 +494,13 @@ class Controller(QObject):
                 self.problem.emit(key, f"⚠ {action.event.title}: {action.event.message}".rstrip(": "))
 
     def _on_ticked(self) -> None:
+        # A timer pass changes at most a job's state or stall flag: compare those (cheap) and build
+        # a full snapshot only for the rows that changed (a JobView of every job was ~7 ms at 1,000).
+        engine = self.engine
         for key, row in self.rows.items():
-            view = self.engine.job(row.job_id)
-            if view is not None and (view.stalled != row.stalled or view.state != row.state):
+            flags = engine.job_flags(row.job_id)
+            if flags is not None and (flags[1] != row.stalled or flags[0] != row.state):
+                view = engine.job(row.job_id)
                 row.update_from_view(view)
                 self.job_updated.emit(key)
 

@@ -215,6 +215,11 @@ class Engine:
         job = self._jobs.get(job_id)
         return job.view() if job is not None else None
 
+    def job_flags(self, job_id: str) -> tuple[JobState, bool] | None:
+        """``(state, stalled)`` of ``job_id`` (``None``: unknown): what a timer pass changes, without a snapshot."""
+        job = self._jobs.get(job_id)
+        return None if job is None else (job.state, job.stalled)
+
     def jobs(self) -> list[JobView]:
         """Snapshots of every known job, in the order they were first seen."""
         return [job.view() for job in self._jobs.values()]

@@ -438,3 +438,27 @@ def test_jobs_the_window_does_not_show_are_refreshed_once_a_second(qapp: Any, cl
         await rig.controller.shutdown()
 
     run(qapp, scenario)
+
+
+def test_a_stall_found_by_a_timer_pass_updates_only_that_row(qapp: Any, client_factory: ClientFactory) -> None:
+    """A timer pass reads each job's (state, stalled) and rebuilds only the rows that changed."""
+    rig = Rig(client_factory)
+    other = URL.replace("job-1", "job-2")
+    updated: list[str] = []
+
+    async def scenario() -> None:
+        rig.controller.start()
+        assert rig.controller.subscribe(URL, "tok")
+        assert rig.controller.subscribe(other, "tok")
+        rig.push(URL, envelope("job-1", 1, hello()), envelope("job-1", 2, progress(10)))
+        rig.push(other, envelope("job-2", 1, hello()), envelope("job-2", 2, progress(10)))
+        await rig.controller.drain()
+        rig.controller.job_updated.connect(updated.append)
+        rig.clock.advance(EngineConfig().stall_min_s - 1.5)  # job-1's deadline has passed, job-2's not
+        rig.controller.tick()
+        await rig.controller.drain()
+        await rig.controller.shutdown()
+
+    run(qapp, scenario)
+    assert rig.controller.rows[URL].stalled and not rig.controller.rows[other].stalled
+    assert URL in updated and other not in updated
