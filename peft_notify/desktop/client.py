@@ -18,6 +18,11 @@ between the previous and the latest step. Every other frame (hello, notification
 unknown types) is always decoded and delivered, in order. While frames are buffered the
 receive loop still lets the event loop run every ``JobClient.yield_every`` frames, so a
 flood cannot starve Qt timers and repaints.
+
+Parked frames are delivered by one loop callback per event-loop turn for all the clients of
+that loop (:class:`_Flusher`), not one per frame: with 1,000 jobs each sending a few frames a
+second nearly every read is one frame, and under qasync every ready callback is a Qt timer of
+its own (issue 17: the loop's plumbing was a quarter of the app's time).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,7 +104,6 @@ class JobClient:
         self._attempt: asyncio.Future[tuple[ClientState | None, str, bool]] | None = None
         self._parked: str | None = None  # the latest progress frame of a burst, not decoded yet
         self._parked_job = ""
-        self._flush_handle: asyncio.Handle | None = None
         self._owners: frozenset[int] | None = None  # uids listening on a loopback job's port when first seen
 
     # The tracker's bookkeeping, read by the app, watch and tests.
@@ -270,14 +275,11 @@ class JobClient:
             return False
         self._flush()
         self._parked, self._parked_job = frame, job
-        self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        _Flusher.of(asyncio.get_running_loop()).add(self)
         return False
 
     def _flush(self) -> None:
         """Decode and deliver the parked progress frame, if any."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
         frame, self._parked = self._parked, None
         if frame is not None:
             self._receive(frame)
@@ -309,6 +311,46 @@ class JobClient:
             except Exception:
                 log.exception("on_event callback failed")
         return state
+
+
+class _Flusher:
+    """Delivers the parked frames of every client of one event loop in one callback per loop turn.
+
+    The first client that parks a frame schedules :meth:`run`; clients parking before it runs
+    join the batch. A client that flushed itself meanwhile (another frame came) has nothing
+    parked and is skipped, as its cancelled callback was before. Each client is flushed in the
+    order it parked, and one client's failure does not keep the others' frames back.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._clients: list[JobClient] = []
+        self._scheduled = False
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Flusher:
+        flusher = _FLUSHERS.get(loop)
+        if flusher is None:
+            flusher = _FLUSHERS[loop] = cls(loop)
+        return flusher
+
+    def add(self, client: JobClient) -> None:
+        self._clients.append(client)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.run)
+
+    def run(self) -> None:
+        self._scheduled = False
+        clients, self._clients = self._clients, []
+        for client in clients:
+            try:
+                client._flush()
+            except Exception:
+                log.exception("delivering a progress frame failed for %s", client.url)
+
+
+_FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()
 
 
 def _response_reason(exc: InvalidStatus) -> str:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -429,3 +430,74 @@ def test_the_receive_loop_yields_to_the_event_loop_during_a_burst() -> None:
     client = _burst_after_hello(frames, rec, setup)
     assert client.coalesced + len([m for m in rec.messages if isinstance(m.data, wire.Progress)]) == 60
     assert seen and seen[0] < 8  # without yielding it would only run after all 60 frames (coalesced 59)
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """The standard loop, counting the callbacks the client module schedules (instrumentation, not a mock)."""
+
+    client_callbacks = 0
+
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
+        if getattr(callback, "__module__", "") == "peft_notify.desktop.client":
+            self.client_callbacks += 1
+        return super().call_soon(callback, *args, context=context)
+
+
+def test_progress_parked_by_many_clients_in_one_loop_turn_is_delivered_by_one_callback() -> None:
+    """20 jobs' progress frames arriving in the same loop turn: all delivered, by one loop callback, not 20.
+
+    Under qasync every ready callback is a Qt timer of its own; with 1,000 jobs that was one per frame.
+    """
+    jobs = 20
+    go, all_sent = threading.Event(), threading.Event()
+    sent, lock = [0], threading.Lock()
+    hellos: list[str] = []
+    progress_seen: list[str] = []
+    at_unblock: list[int] = []
+
+    def handler(ws: SyncServerConnection) -> None:
+        job = ws.request.path.rsplit("/", 1)[-1] if ws.request is not None else "?"
+        ws.send(wire.encode(wire.Envelope(type="hello", data=wire.Hello(name=job, run_id="r"), seq=0, job_id=job)))
+        go.wait(10)
+        ws.send(wire.encode(wire.Envelope(type="progress", data=wire.Progress(current_step=5), seq=1, job_id=job)))
+        with lock:
+            sent[0] += 1
+            if sent[0] == jobs:
+                all_sent.set()
+        with contextlib.suppress(Exception):
+            ws.recv()  # until the client closes
+
+    loop = _CountingLoop()
+
+    def on_message(env: wire.Envelope) -> None:
+        if isinstance(env.data, wire.Hello):
+            hellos.append(env.data.name)
+            if len(hellos) == jobs:  # block the loop until every job's progress is in its socket
+                go.set()
+                all_sent.wait(10)
+                time.sleep(0.1)
+                at_unblock.append(loop.client_callbacks)
+        elif isinstance(env.data, wire.Progress):
+            progress_seen.append(env.job_id or "")
+
+    with sync_serve(handler, "127.0.0.1", 0) as srv:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        port = srv.socket.getsockname()[1]
+        clients = [
+            JobClient(f"ws://127.0.0.1:{port}/ws/notifications/j{i}", on_message=on_message) for i in range(jobs)
+        ]
+
+        async def main() -> None:
+            tasks = [asyncio.create_task(c.run()) for c in clients]
+            async with asyncio.timeout(20):
+                while len(progress_seen) < jobs:
+                    await asyncio.sleep(0.01)
+            for c in clients:
+                c.stop()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+        with asyncio.Runner(loop_factory=lambda: loop) as runner:
+            runner.run(main())
+        srv.shutdown()
+    assert sorted(progress_seen) == sorted(f"j{i}" for i in range(jobs))
+    assert at_unblock and loop.client_callbacks - at_unblock[0] == 1
