@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
@@ -31,12 +32,14 @@ from peft_notify.app.charts import LossChart
 from peft_notify.app.history_view import STATUS_TEXT
 from peft_notify.app.jobs_model import JobRow, Link, format_duration
 from peft_notify.app.plain import plain_label, plain_tooltip
-from peft_notify.app.resource_charts import ResourceCharts
 from peft_notify.app.resources_view import detail_text
 from peft_notify.app.style import tone_color
 from peft_notify.desktop.curve import Curve
 from peft_notify.desktop.frames import shown_url
 from peft_notify.ports import HistoryEntry
+
+if TYPE_CHECKING:  # built with the charts, when a job is first shown
+    from peft_notify.app.resource_charts import ResourceCharts
 
 __all__ = ["DetailPane"]
 
@@ -82,8 +85,9 @@ class DetailPane(QWidget):
             caption.setBuddy(value)
             value.setAccessibleName(name)
             form.addRow(caption, value)
-        self.chart = LossChart(detailed=True)
-        self.resource_charts = ResourceCharts()  # GPU memory and host RAM over time (docs/resources.md)
+        # The charts are built when a job is first shown (issue 17, idle RSS): _charts().
+        self.chart: LossChart | None = None
+        self.resource_charts: ResourceCharts | None = None
         self.timeline = QListWidget()
         self.timeline.setAccessibleName("Event timeline")
         self.timeline.itemActivated.connect(self._on_item)
@@ -100,33 +104,47 @@ class DetailPane(QWidget):
         buttons.addWidget(self.cancel)
         timeline_label = QLabel("Events")
         timeline_label.setObjectName("Section")
-        loss_label = QLabel("Loss")
-        loss_label.setObjectName("Section")
-        layout = QVBoxLayout(self)
+        self._layout = layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(head)
         layout.addLayout(form)
-        layout.addWidget(loss_label)
-        layout.addWidget(self.chart, 3)
-        layout.addWidget(self.resource_charts, 1)
         layout.addWidget(timeline_label)
         layout.addWidget(self.timeline, 2)
         layout.addLayout(buttons)
         self.show_row(None, [])
 
+    def _charts(self) -> tuple[LossChart, ResourceCharts]:
+        """The loss chart and the resource charts, built (between the facts and the timeline) the
+        first time a job is shown: with no job there is nothing to chart."""
+        if self.chart is None or self.resource_charts is None:
+            from peft_notify.app.resource_charts import ResourceCharts
+
+            loss_label = QLabel("Loss")
+            loss_label.setObjectName("Section")
+            self.chart = LossChart(detailed=True)
+            self.resource_charts = ResourceCharts()  # GPU memory and host RAM over time (docs/resources.md)
+            self.resource_charts.setVisible(False)  # until the job has samples (show_history)
+            at = self._layout.indexOf(self.timeline) - 1  # before the timeline's caption
+            for offset, (widget, stretch) in enumerate(((loss_label, 0), (self.chart, 3), (self.resource_charts, 1))):
+                self._layout.insertWidget(at + offset, widget, stretch)
+            self._charted = ((), ())
+        return self.chart, self.resource_charts
+
     def show_row(self, row: JobRow | None, events: Sequence[HistoryEntry]) -> None:
         """Show ``row`` (None: the empty state) and its ``events`` (newest first)."""
         enabled = row is not None
-        for widget in (self.chart, self.timeline):
-            widget.setEnabled(enabled)
+        self.timeline.setEnabled(enabled)
+        if self.chart is not None:
+            self.chart.setEnabled(enabled)
         if row is None:
             self.key = self.job_id = ""
             self.title.setText("No job selected")
             self.state.clear()
             for label in self.facts.values():
                 label.setText("—")
-            self.chart.set_points([])
-            self.resource_charts.show_history(None)
+            if self.chart is not None and self.resource_charts is not None:
+                self.chart.set_points([])
+                self.resource_charts.show_history(None)
             self._charted = ((), ())
             self.timeline.clear()
             self._entries = []
@@ -151,14 +169,15 @@ class DetailPane(QWidget):
         self.facts["URL"].setText(shown_url(row.key))  # never the token: screens are shared and screenshotted
         # The charts only when their series changed: this runs at every UI flush (10/s) for the
         # shown job, and each set_points repaints (a 900-point sparkline ~5-10 ms; issue 17).
+        chart, resource_charts = self._charts()
         losses = (id(row.losses), len(row.losses), row.losses[-1] if row.losses else None, color)
         if losses != self._charted[0]:
-            self.chart.set_points(row.losses, QColor(color))
+            chart.set_points(row.losses, QColor(color))
         self.facts["Resources"].setText(detail_text(row.resources))
         history = row.resource_history
         resources = (id(history), *(_last(series) for series in (history.gpu, history.ram)))
         if resources != self._charted[1]:
-            self.resource_charts.show_history(history)
+            resource_charts.show_history(history)
         self._charted = (losses, resources)
         connected = row.link is Link.CONNECTED
         self.retry.setVisible("retry" in row.capabilities)

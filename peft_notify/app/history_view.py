@@ -42,7 +42,16 @@ from peft_notify.app.style import tone_color
 from peft_notify.desktop.history import export_csv, export_json
 from peft_notify.ports import DeliveryStatus, HistoryEntry, HistoryQuery, HistoryStore
 
-__all__ = ["LIMIT", "PAGE", "STATUS_TEXT", "HistoryModel", "HistoryView", "entry_order", "merge_newest"]
+__all__ = [
+    "LIMIT",
+    "PAGE",
+    "STATUS_TEXT",
+    "HistoryModel",
+    "HistoryView",
+    "entry_order",
+    "merge_newest",
+    "unread_count",
+]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +124,18 @@ def merge_newest(
     if len(merged) < limit <= len(shown):  # entries left the filter: those below the shown ones are unknown
         return None
     return merged
+
+
+def unread_count(history: HistoryStore) -> int:
+    """Unread entries in the whole of ``history`` (0, logged, when it cannot be read)."""
+    counter = getattr(history, "unread_count", None)
+    try:
+        if callable(counter):
+            return int(counter())
+        return len(history.query(HistoryQuery(unread_only=True, limit=100_000)))
+    except Exception:
+        log.warning("could not count unread history", exc_info=True)
+        return 0
 
 
 def _combo(name: str) -> QComboBox:
@@ -249,6 +270,7 @@ class HistoryView(QWidget):
         for action in self.search.findChildren(QAction):  # the clear button: named for screen readers
             action.setText("Clear search")
         self.job = _combo("Job filter")
+        self.job.addItem(_ANY, None)  # before its signal is connected: building reads the store once
         self.kind = _combo("Kind filter")
         self.kind.addItems([_ANY, "progress", "completion", "warning", "error"])
         self.urgency = _combo("Urgency filter")
@@ -309,7 +331,6 @@ class HistoryView(QWidget):
         self.mark_all_button.clicked.connect(self.on_mark_all_read)
         self.export_button.clicked.connect(self.on_export)
         self.table.activated.connect(self.on_activated)
-        self.job.addItem(_ANY, None)
         self.refresh()
 
     def current_query(self, limit: int = LIMIT) -> HistoryQuery:
@@ -407,14 +428,7 @@ class HistoryView(QWidget):
 
     def unread_count(self) -> int:
         """Unread entries in the whole store (not just the filtered ones)."""
-        counter = getattr(self.history, "unread_count", None)
-        try:
-            if callable(counter):
-                return int(counter())
-            return len(self.history.query(HistoryQuery(unread_only=True, limit=100_000)))
-        except Exception:
-            log.warning("could not count unread history", exc_info=True)
-            return 0
+        return unread_count(self.history)
 
     def _refresh_jobs(self) -> None:
         jobs = getattr(self.history, "jobs", None)

@@ -128,7 +128,7 @@ class AppShell(QObject):
         w.report_requested.connect(self.on_report)
         w.quit_requested.connect(self.quit)
         w.close_requested.connect(self.on_close_requested)
-        w.history_view.unread_changed.connect(lambda _n: self.schedule_tray_refresh())
+        w.unread_changed.connect(lambda _n: self.schedule_tray_refresh())
         t.show_requested.connect(self.show_window)
         self._mirror_tray_menu()
         t.mute_toggled.connect(self.on_mute)
@@ -200,7 +200,7 @@ class AppShell(QObject):
 
     def refresh_tray(self) -> None:
         rows = list(self.controller.rows.values()) if self.controller is not None else []
-        unread = self.window.history_view.unread_count()
+        unread = self.window.unread_count()
         self.tray.refresh(rows, unread)
 
     def on_close_requested(self) -> None:

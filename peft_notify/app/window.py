@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from peft_notify.app.detail_pane import DetailPane
 from peft_notify.app.group_card import GroupCards
-from peft_notify.app.history_view import PAGE, HistoryView, entry_order, merge_newest
+from peft_notify.app.history_view import PAGE, HistoryView, entry_order, merge_newest, unread_count
 from peft_notify.app.job_list import JobList
 from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.app.style import style_sheet
@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
     report_requested = Signal()  # Help → Report a problem (the shell copies doctor's report)
     quit_requested = Signal()
     close_requested = Signal()
+    unread_changed = Signal(int)  # the History tab marked entries read (or re-read): the unread count
 
     def __init__(self, history: HistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -138,10 +139,18 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([520, 560])
-        self.history_view = HistoryView(history)
+        # The History tab's view is built when the tab is first shown (issue 17, idle RSS: ~2.7 MiB
+        # of widgets, its model and a read of the store, for a tab most runs never open).
+        self.history_view: HistoryView | None = None
+        self._select_entry = 0  # "View Details" asked for this entry before the view was built
+        self.history_page = QWidget()
+        self.history_page.setObjectName("HistoryPage")
+        self._history_layout = QVBoxLayout(self.history_page)
+        self._history_layout.setContentsMargins(0, 0, 0, 0)
         self.tabs = QTabWidget(documentMode=True)
         self.tabs.addTab(splitter, "Jobs")
-        self.tabs.addTab(self.history_view, "History")
+        self.tabs.addTab(self.history_page, "History")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
@@ -163,7 +172,6 @@ class MainWindow(QMainWindow):
         self.job_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.job_list.customContextMenuRequested.connect(self.on_card_menu)
         self.detail.entry_activated.connect(self.show_entry)
-        self.history_view.entry_activated.connect(self.show_entry)
         self.update_buttons()
         self.update_status()
 
@@ -183,6 +191,27 @@ class MainWindow(QMainWindow):
         self.tell_shown()
         self.update_buttons()
         self.update_status()
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.history_page:
+            self.history_tab()
+
+    def history_tab(self) -> HistoryView:
+        """The History tab's view, built (and reading the store) the first time it is needed: the tab
+        is shown, or Ctrl+F searches it. Until then the tab holds an empty page."""
+        if self.history_view is None:
+            view = self.history_view = HistoryView(self.history)
+            view.entry_activated.connect(self.show_entry)
+            view.unread_changed.connect(self.unread_changed)
+            self._history_layout.addWidget(view)
+            view.show()  # now, not when the layout's queued show runs: it is on screen at once
+            if self._select_entry:
+                view.select_entry(self._select_entry)
+        return self.history_view
+
+    def unread_count(self) -> int:
+        """Unread entries in the whole history (the tray's count), whether or not the tab was built."""
+        return unread_count(self.history)
 
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -268,7 +297,8 @@ class MainWindow(QMainWindow):
     def on_history_changed(self) -> None:
         """After every notification: both views read only the newest entries (the history tab
         nothing while it is not on screen), so this stays small with a long history (issue 17)."""
-        self.history_view.on_history_changed()
+        if self.history_view is not None:  # not built yet: it reads everything when it is
+            self.history_view.on_history_changed()
         self.refresh_detail(newest=True)
 
     def on_problem(self, key: str, message: str) -> None:
@@ -283,7 +313,10 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentIndex(0)
             self.job_list.setCurrentItem(self.items[key])
         if record_id:
-            self.history_view.select_entry(record_id)
+            if self.history_view is None:
+                self._select_entry = record_id  # selected when the tab is first shown
+            else:
+                self.history_view.select_entry(record_id)
 
     # -- user commands -------------------------------------------------------------------
 
@@ -352,9 +385,10 @@ class MainWindow(QMainWindow):
 
     def focus_search(self) -> None:
         """Ctrl+F: the History tab with its search field focused."""
-        self.tabs.setCurrentWidget(self.history_view)
-        self.history_view.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.history_view.search.selectAll()
+        self.tabs.setCurrentWidget(self.history_page)
+        view = self.history_tab()
+        view.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        view.search.selectAll()
 
     def open_docs(self) -> None:
         """Help → Documentation: docs/app.md of this checkout when it is there, else the online page."""

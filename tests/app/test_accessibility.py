@@ -285,7 +285,8 @@ def test_shortcuts_search_arrows_enter_and_delete(qtbot: QtBot, monkeypatch: pyt
 
     activate(qtbot, win)
     QTest.keySequence(win, QKeySequence("Ctrl+F"))  # Ctrl+F: search the history
-    assert win.tabs.currentWidget() is win.history_view
+    assert win.tabs.currentWidget() is win.history_page and win.history_view is not None
+    assert win.history_view.isVisible()
     assert QApplication.focusWidget() is win.history_view.search
 
 
@@ -347,6 +348,8 @@ row.add_loss(0, 2.6)
 row.add_loss(400, 0.46)
 w.controller.job_updated.emit(row.key)
 w.show()
+w.tabs.setCurrentIndex(1)  # the History tab's view is built when the tab is first shown (issue 17)
+w.tabs.setCurrentIndex(0)  # back on the Jobs tab: the reader sees both tabs' controls, as before
 
 
 def later():  # the test touches this file once it has read the tree: the job moves on

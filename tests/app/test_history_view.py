@@ -79,16 +79,25 @@ def test_a_history_tab_off_screen_reads_nothing_on_a_notification_and_is_current
     store = CountingStore(tmp_path / "h.sqlite3")
     record(store, "first", 1.0)
     win = shown_window(qtbot, store)
-    view = win.history_view
-    assert win.tabs.currentIndex() == 0 and not view.isVisible()  # the Jobs tab is shown
+    assert win.tabs.currentIndex() == 0  # the Jobs tab is shown
+    assert win.history_view is None  # not built before the History tab is first shown (idle RSS)
     store.queries.clear()
     for i in range(3):
         record(store, f"n{i}", 2.0 + i)
         win.on_history_changed()  # what the controller's history_changed does
     assert store.queries == []  # no job in the detail pane, and the history tab is not shown
-    assert titles(view) == ["first"]
-    win.tabs.setCurrentWidget(view)
-    assert titles(view) == ["n2", "n1", "n0", "first"]  # refreshed once as it is shown
+    win.tabs.setCurrentWidget(win.history_page)
+    view = win.history_view
+    assert view is not None and view.isVisible()
+    assert titles(view) == ["n2", "n1", "n0", "first"]  # read once as it is shown
+    assert len(store.queries) == 1
+    win.tabs.setCurrentIndex(0)
+    store.queries.clear()
+    record(store, "while on the Jobs tab", 6.0)
+    win.on_history_changed()
+    assert store.queries == []  # built, but off screen: nothing read
+    win.tabs.setCurrentWidget(win.history_page)
+    assert titles(view)[0] == "while on the Jobs tab"  # refreshed once as it is shown again
     assert len(store.queries) == 1
     # Minimized, then hidden to the tray: nothing read; restored: refreshed at once.
     win.showMinimized()
@@ -114,8 +123,9 @@ def test_a_history_tab_on_screen_reads_one_page_and_keeps_its_rows(qtbot: QtBot,
     for i in range(300):
         record(store, f"old {i}", float(i))
     win = shown_window(qtbot, store)
+    win.tabs.setCurrentWidget(win.history_page)
     view = win.history_view
-    win.tabs.setCurrentWidget(view)
+    assert view is not None
     assert len(view.model.entries) == 300
     view.table.selectRow(5)
     selected = view.selected_ids()
@@ -227,4 +237,41 @@ def test_filters_and_marks_reread_the_entries_not_the_job_list(qtbot: QtBot, tmp
     view.unread_only.setChecked(True)
     view.on_mark_all_read()
     assert titles(view) == [] and store.jobs_read == 1
+    store.close()
+
+
+def test_the_history_tab_is_built_when_first_shown_and_reached_by_keyboard(qtbot: QtBot, tmp_path: Path) -> None:
+    """Issue 17 (idle RSS): the History tab's view is built the first time the tab is shown, not at
+    start; the tab is there and named from the start, Ctrl+2 opens it, Tab walks its controls,
+    and an entry "View Details" asked for before it was built is selected when it is."""
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    store = CountingStore(tmp_path / "h.sqlite3")
+    wanted = record(store, "wanted", 1.0)
+    record(store, "newer", 2.0)
+    win = shown_window(qtbot, store)
+    assert [win.tabs.tabText(i) for i in range(win.tabs.count())] == ["Jobs", "History"]
+    assert win.history_view is None and store.jobs_read == 0
+    assert win.unread_count() == 2  # the tray's count without the view
+    win.on_show_job("", wanted)  # "View Details" on a notification: the view is not built for it
+    assert win.history_view is None
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    QTest.keySequence(win, QKeySequence("Ctrl+2"))
+    view = win.history_view
+    assert view is not None and win.tabs.currentIndex() == 1 and view.isVisible()
+    assert view.selected_ids() == [wanted]
+    assert view.search.accessibleName() == "Search history" and view.job.accessibleName() == "Job filter"
+    win.tabs.tabBar().setFocus()
+    reached = []
+    for _ in range(12):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        reached.append(QApplication.focusWidget())
+    for widget in (view.search, view.job, view.kind, view.urgency, view.status, view.unread_only, view.table):
+        assert widget in reached, widget.accessibleName() or widget
+    with qtbot.waitSignal(win.unread_changed) as unread:
+        view.on_mark_all_read()
+    assert unread.args == [0] and win.unread_count() == 0
     store.close()

@@ -169,8 +169,9 @@ def test_history_view_filters_marks_read_and_exports(qtbot: QtBot, tmp_path: Pat
     )
     win = make_window(store)
     qtbot.addWidget(win)
+    win.tabs.setCurrentWidget(win.history_page)  # the view is built when the tab is first shown
     view = win.history_view
-    view.refresh()
+    assert view is not None
     assert [e.title for e in view.model.entries] == ["beta OOM", "alpha 25%"]
     assert view.model.data(view.model.index(0, 5)) == "withheld (DND)"
     assert view.model.data(view.model.index(0, 0), Qt.ItemDataRole.FontRole).bold()  # unread in bold
@@ -200,6 +201,8 @@ def test_history_view_filters_marks_read_and_exports(qtbot: QtBot, tmp_path: Pat
 def test_empty_history_has_an_empty_state(qtbot: QtBot) -> None:
     win = make_window()
     qtbot.addWidget(win)
+    win.tabs.setCurrentIndex(1)
+    assert win.tabs.tabText(1) == "History" and win.history_view is not None
     assert win.history_view.table.isHidden()
     assert not win.history_view.empty.isHidden()
 
