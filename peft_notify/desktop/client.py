@@ -49,7 +49,7 @@ from peft_notify.desktop.frames import (
     normalize_url,
     parse_job_url,
 )
-from peft_notify.desktop.portowner import is_loopback_host, listener_uids
+from peft_notify.desktop.portowner import TurnSnapshot, is_loopback_host
 
 # The Sans-I/O names are re-exported: callers that start a client use them with it.
 __all__ = ["ClientState", "ConnectionEvent", "JobClient", "backoff", "normalize_url", "parse_job_url"]
@@ -217,7 +217,7 @@ class JobClient:
         if not is_loopback_host(parts.hostname or ""):
             return None
         port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
-        uids = listener_uids(port)
+        uids = _LISTENERS.uids(port)  # one read for the jobs (re)connecting in this loop turn
         if not uids:
             return None
         if self._owners is None:
@@ -350,6 +350,7 @@ class _Flusher:
                 log.exception("delivering a progress frame failed for %s", client.url)
 
 
+_LISTENERS = TurnSnapshot()
 _FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()
 
 
