@@ -208,6 +208,36 @@ def test_frozen_start_runs_no_unneeded_runtime_hooks_and_multiprocessing_still_w
     assert done.stdout.splitlines() == ["loaded False", "from the worker", "exit 0"], done.stdout + done.stderr
 
 
+def test_start_up_modules_are_pyc_files_and_the_rest_stays_compressed(unpacked: Path, tmp_path: Path) -> None:
+    # Start-up time (issue 17): the modules the app imports while it starts are .pyc files next to
+    # the binary (SourcelessFileLoader), not PYZ entries (PyiFrozenLoader) or base_library.zip
+    # (zipimporter, which is not made at all); the rest stays in the compressed PYZ (installed size,
+    # issue 12), also submodules of a package whose __init__ is a .pyc (urllib.request).
+    listing = Path(__file__).resolve().parents[2] / "packaging" / "startup-modules.txt"
+    listed = listing.read_text(encoding="utf-8").splitlines()
+    code = (
+        "import sys, json\n"
+        "import peft_notify.app.main, peft_notify.app.shell, peft_notify.cli\n"
+        "import urllib.request, apprise\n"
+        "print(json.dumps({n: type(getattr(m, '__loader__', None)).__name__ for n, m in list(sys.modules.items())}))\n"
+    )
+    done = subprocess.run(
+        [str(binary(unpacked)), "-c", code],
+        env=clean_env(unpacked, tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaders: dict[str, str] = json.loads(done.stdout)
+    start_up = {n for n in loaders if n.startswith("peft_notify")} | (
+        {line.strip() for line in listed if not line.startswith("#")} & set(loaders)
+    )
+    archived = sorted(n for n in start_up if loaders[n] in ("PyiFrozenLoader", "zipimporter"))
+    assert not archived, archived
+    assert loaders["peft_notify.app.shell"] == loaders["asyncio"] == "SourcelessFileLoader", loaders
+    assert loaders["urllib.parse"] == "SourcelessFileLoader" and loaders["urllib.request"] == "PyiFrozenLoader"
+    assert loaders["apprise"] == "PyiFrozenLoader"
+    assert not list(unpacked.glob("usr/lib/peft-notify/_internal/base_library.zip"))
+
+
 def test_frozen_binary_prints_its_version_outside_the_checkout(unpacked: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [str(binary(unpacked)), "--version"],
