@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from peft_notify.app.accessibility import STATUS_ICONS, status_icon
 from peft_notify.app.charts import LossChart
-from peft_notify.app.history_view import STATUS_TEXT
+from peft_notify.app.history_merge import STATUS_TEXT
 from peft_notify.app.jobs_model import JobRow, Link, format_duration
 from peft_notify.app.plain import plain_label, plain_tooltip
 from peft_notify.app.resources_view import detail_text

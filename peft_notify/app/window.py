@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from peft_notify.app.detail_pane import DetailPane
 from peft_notify.app.group_card import GroupCards
-from peft_notify.app.history_view import PAGE, HistoryView, entry_order, merge_newest, unread_count
+from peft_notify.app.history_merge import PAGE, entry_order, merge_newest, unread_count
 from peft_notify.app.job_list import JobList
 from peft_notify.app.jobs_model import JobRow, Link
 from peft_notify.app.style import style_sheet
@@ -43,6 +43,7 @@ from peft_notify.ports import HistoryEntry, HistoryQuery, HistoryStore
 
 if TYPE_CHECKING:  # the controller (websockets, the engine) is imported after the first paint
     from peft_notify.app.controller import Controller
+    from peft_notify.app.history_view import HistoryView  # imported when the tab is first shown
 
 __all__ = ["MainWindow"]
 
@@ -200,6 +201,8 @@ class MainWindow(QMainWindow):
         """The History tab's view, built (and reading the store) the first time it is needed: the tab
         is shown, or Ctrl+F searches it. Until then the tab holds an empty page."""
         if self.history_view is None:
+            from peft_notify.app.history_view import HistoryView
+
             view = self.history_view = HistoryView(self.history)
             view.entry_activated.connect(self.show_entry)
             view.unread_changed.connect(self.unread_changed)

@@ -41,6 +41,8 @@ def check(shell):
 def started(shell):
     from PySide6.QtCore import QTimer
     seen["frozen_at_start"] = gc.get_freeze_count()
+    seen["history_tab_module_at_start"] = "peft_notify.app.history_view" in sys.modules
+    seen["resource_charts_module_at_start"] = "peft_notify.app.resource_charts" in sys.modules
     QTimer.singleShot(900, lambda: check(shell))
 
 status = m.run_app(m.AppOptions(local=False, settings_path=tmp / "settings.toml", history_path=tmp / "h.sqlite3",
@@ -70,3 +72,6 @@ def test_start_up_objects_are_frozen_once_started_and_later_garbage_is_still_col
     assert seen["sources"] < 20  # the module sources PySide6's import hook read are dropped too
     assert seen["cycle_collected"] is True
     assert seen["window_visible"] is True and seen["history_built"] is True
+    # No job shown and the History tab never opened at start: neither is even imported (idle RSS).
+    assert seen["history_tab_module_at_start"] is False
+    assert seen["resource_charts_module_at_start"] is False
