@@ -112,7 +112,9 @@ def draw(data: dict[str, Any], target: Path) -> None:
             painter.drawText(QRectF(0 + index * PANEL_W, y - 9, 62, 18), Qt.AlignmentFlag.AlignRight, f"{tick:.3g}")
         painter.setPen(QPen(QColor("#b91c1c"), 1, Qt.PenStyle.DashLine))
         painter.drawLine(QPointF(left, fy(limit)), QPointF(left + width, fy(limit)))
-        painter.drawText(QRectF(left + 6, fy(limit) - 18, width, 16), Qt.AlignmentFlag.AlignLeft, limit_text)
+        # Right-aligned: the legend is at the top left, where a high limit line would put it too.
+        label_y = fy(limit) - 18 if fy(limit) - top > 20 else fy(limit) + 2  # below the line near the top
+        painter.drawText(QRectF(left, label_y, width - 6, 16), Qt.AlignmentFlag.AlignRight, limit_text)
         for row, (name, pts) in enumerate(sorted(lines.items(), key=lambda kv: kv[0] != "WebSocket")):
             painter.setPen(QPen(colours.get(name, QColor("black")), 2))
             painter.setBrush(colours.get(name, QColor("black")))
