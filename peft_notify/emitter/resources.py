@@ -95,12 +95,17 @@ class HostWatch:
     lists. psutil's ``children(recursive=True)`` reads every process's ``stat`` on the machine:
     ~1 ms with 100 processes, 10 ms with 1,000. Elsewhere, or where the kernel has no
     ``children`` files, psutil does it. Either way the membership is walked again every
-    :data:`TREE_REFRESH_S` seconds (a new child counts from then; the members are re-read every
-    sample and a dead one drops out at once). Call :meth:`close` to release the open files.
+    :data:`TREE_REFRESH_S` seconds when it watches its own process (a new child counts from then;
+    the members are re-read every sample and a dead one drops out at once), every sample when it
+    watches another (``peft-notify run``'s child). Call :meth:`close` to release the open files.
     """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+        # Watching this process (job(), the callbacks): the walk waits, to spare the training
+        # thread's GIL. Watching another (``run``'s child; the wrapper trains nothing): every sample,
+        # so a data-loader worker or a launcher's child counts at once.
+        self.refresh_s = TREE_REFRESH_S if pid == os.getpid() else 0.0
         self._cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> cpu seconds seen
         self._last_at: float | None = None
         self.last_pids: frozenset[int] = frozenset()  # the tree at the last sample (the GPU part uses it)
@@ -140,7 +145,7 @@ class HostWatch:
         return {p.pid for p in self._psutil_tree(time.monotonic())}
 
     def _walk_due(self, now: float) -> bool:
-        due = self._walked_at is None or not 0 <= now - self._walked_at < TREE_REFRESH_S
+        due = self._walked_at is None or not 0 <= now - self._walked_at < self.refresh_s
         if due:
             self._walked_at = now
         return due
