@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from peft_notify import wire
 
-__all__ = ["ClientFactory", "FakeClient", "envelope", "hello", "progress"]
+__all__ = ["ClientFactory", "FakeClient", "envelope", "hello", "progress", "run_app_child"]
 
 
 class FakeClient:
@@ -73,3 +78,19 @@ def hello(
 
 def progress(step: int, total: int = 100, loss: float | None = 1.0) -> wire.Progress:
     return wire.Progress(current_step=step, total_steps=total, loss=loss)
+
+
+def run_app_child(tmp_path: Path, code: str, *args: str, timeout: float = 60) -> Any:
+    """Run ``python -c code args...`` with its own XDG dirs under ``tmp_path`` (offscreen without a
+    display); assert it exited 0 and return the JSON of its last stdout line."""
+    env = dict(os.environ)
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
+        (tmp_path / name).mkdir(mode=0o700)
+        env[name] = str(tmp_path / name)
+    if not env.get("DISPLAY"):
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from PySide6.QtGui import QCloseEvent
@@ -15,6 +12,7 @@ from peft_notify.app.frame import LOADING_TEXT, MENU_TITLES, FirstFrame
 from peft_notify.app.shell import AppShell
 from peft_notify.desktop.settings import Settings
 from peft_notify.testing import MemoryHistoryStore
+from tests.app.app_support import run_app_child
 
 # Modules that must not be loaded when the first frame paints: the connection and notification
 # machinery, the widgets and the history (each costs start-up time: bench/startup.py).
@@ -95,16 +93,9 @@ print(json.dumps({"status": status, **seen}))
 
 
 def _run_child(tmp_path: Path, minimized: bool) -> dict[str, object]:
-    env = dict(os.environ)
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
-        (tmp_path / name).mkdir(mode=0o700)
-        env[name] = str(tmp_path / name)
-    if not env.get("DISPLAY"):
-        env["QT_QPA_PLATFORM"] = "offscreen"
-    args = [sys.executable, "-c", _CHILD, str(tmp_path), "1" if minimized else "0", json.dumps(HEAVY)]
-    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, object] = run_app_child(
+        tmp_path, _CHILD, str(tmp_path), "1" if minimized else "0", json.dumps(HEAVY)
+    )
     return result
 
 

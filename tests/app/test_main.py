@@ -3,14 +3,12 @@ controller, its monitor and websockets are imported (start-up time)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 # Runs in a child process (one QApplication per process): records whether the window was
 # already visible when run_app asked for the adapters, then quits.
+from tests.app.app_support import run_app_child
+
 _CHILD = """
 import json, sys
 from pathlib import Path
@@ -38,15 +36,5 @@ print(json.dumps({"status": status, "visible": seen}))
 
 
 def test_the_window_shows_before_adapters_are_selected(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
-        (tmp_path / name).mkdir(mode=0o700)
-        env[name] = str(tmp_path / name)
-    if not env.get("DISPLAY"):
-        env["QT_QPA_PLATFORM"] = "offscreen"
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
     # [controller or websockets imported at the first paint, window visible when adapters are chosen]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"status": 0, "visible": [False, True]}
+    assert run_app_child(tmp_path, _CHILD, str(tmp_path)) == {"status": 0, "visible": [False, True]}

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +14,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from peft_notify import wire
 from peft_notify.desktop.history import SqliteHistoryStore
 from peft_notify.ports import HistoryQuery
+from tests.app.app_support import run_app_child
 
 pytestmark = [pytest.mark.slow]
 
@@ -106,22 +103,7 @@ print(json.dumps(result))
 
 def test_event_loop_stays_responsive_under_a_progress_flood(tmp_path: Path, flood: FloodServer) -> None:
     url = f"ws://127.0.0.1:{flood.port}/ws/notifications/flood"
-    env = dict(os.environ)
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
-        (tmp_path / name).mkdir(mode=0o700)
-        env[name] = str(tmp_path / name)
-    if not env.get("DISPLAY"):
-        env["QT_QPA_PLATFORM"] = "offscreen"
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, url, str(tmp_path), str(STEPS)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_app_child(tmp_path, _CHILD, url, str(tmp_path), str(STEPS), timeout=120)
     assert result["done"], f"the app saw only part of the flood (server sent {flood.sent})"
     # Behaviour, not timing (latency numbers live in bench/responsiveness.py): the loop kept running
     # the timer *during* the flood, and each tick saw the UI model further along - no starvation.

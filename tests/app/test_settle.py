@@ -6,11 +6,9 @@ UI thread each time, bench ``scale``); frozen, it walks only what was made since
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.app.app_support import run_app_child
 
 _CHILD = """
 import gc, json, sys, weakref
@@ -52,17 +50,7 @@ print(json.dumps({"status": status, **seen}))
 
 
 def test_start_up_objects_are_frozen_once_started_and_later_garbage_is_still_collected(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
-        (tmp_path / name).mkdir(mode=0o700)
-        env[name] = str(tmp_path / name)
-    if not env.get("DISPLAY"):
-        env["QT_QPA_PLATFORM"] = "offscreen"
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = run_app_child(tmp_path, _CHILD, str(tmp_path))
     assert seen["status"] == 0
     assert seen["frozen_at_start"] == 0  # nothing frozen while starting
     # Start-up's objects (modules, classes, the window: tens of thousands) left the generations; a
